@@ -1,0 +1,160 @@
+"""Model files: ``.safetensors`` tensors plus a JSON config in the file's metadata.
+
+A file carries everything needed to rebuild and use its network (architecture, arguments,
+task, input conventions) and what is known about it (training, measured metrics, licence), so
+loading never needs outside knowledge.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .models.registry import build_model
+
+FORMAT_VERSION = 1
+META_KEY = "n3cli"
+REQUIRED = ("arch", "args", "task")
+
+
+@dataclass
+class ModelInfo:
+    """What a caller needs to know about a model, whatever runs it."""
+
+    name: str
+    arch: str
+    args: dict[str, Any]
+    task: str = "denoise"  # denoise | raw | sr | match
+    color: str = "gray"  # gray | rgb | bayer
+    noise: dict[str, Any] = field(default_factory=dict)  # {"kind": fixed|blind|map, "sigma": .., "sigma_range": ..}
+    scale: int = 1
+    min_size: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)  # training, metrics, licence, description, ...
+
+    @property
+    def image_channels(self) -> int:
+        return {"gray": 1, "rgb": 3, "bayer": 4}.get(self.color, 1)
+
+    @property
+    def takes_noise_map(self) -> bool:
+        return self.noise.get("kind") == "map"
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"format_version": FORMAT_VERSION, "name": self.name, "arch": self.arch, "args": self.args,
+             "task": self.task, "color": self.color, "noise": self.noise, "scale": self.scale,
+             "min_size": self.min_size}
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], where: str = "model") -> "ModelInfo":
+        missing = [k for k in REQUIRED if k not in d]
+        if missing:
+            raise CheckpointError(f"{where}: config lacks {', '.join(missing)}")
+        ver = d.get("format_version", FORMAT_VERSION)
+        if not isinstance(ver, int) or ver > FORMAT_VERSION:
+            raise CheckpointError(f"{where}: format version {ver} is newer than this n3 understands ({FORMAT_VERSION})")
+        known = {"format_version", "name", "arch", "args", "task", "color", "noise", "scale", "min_size"}
+        return cls(name=str(d.get("name", "")), arch=d["arch"], args=dict(d["args"]), task=d["task"],
+                   color=d.get("color", "gray"), noise=dict(d.get("noise") or {}), scale=int(d.get("scale", 1)),
+                   min_size=int(d.get("min_size", 1)), extra={k: v for k, v in d.items() if k not in known})
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference with its description."""
+
+    net: nn.Module
+    info: ModelInfo
+    path: Path | None = None
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_model(path: str | os.PathLike, net: nn.Module, info: ModelInfo) -> None:
+    """Write ``net``'s weights and ``info`` to a self-describing ``.safetensors`` file."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    meta = {META_KEY: json.dumps(info.to_json(), sort_keys=True)}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def read_info(path: str | os.PathLike) -> ModelInfo:
+    """Read only the config of a model file (cheap: no tensors are loaded)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises several types for a bad header
+        raise CheckpointError(f"{path}: not a safetensors model file ({_short(e)})") from None
+    if META_KEY not in meta:
+        raise CheckpointError(f"{path}: safetensors file without an n3 config (import foreign checkpoints with `n3 import`)")
+    try:
+        d = json.loads(meta[META_KEY])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: config is not valid JSON ({e})") from None
+    return ModelInfo.from_json(d, str(path))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network a model file describes and load its weights (eval mode)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    info = read_info(path)
+    net = build_model(info.arch, info.args)
+    try:
+        state = load_file(str(path))
+    except Exception as e:
+        raise CheckpointError(f"{path}: unreadable tensors ({_short(e)})") from None
+    load_state(net, state, str(path))
+    return LoadedModel(net.to(device).eval(), info, path)
+
+
+def load_state(net: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Strict state-dict load with a one-line error naming what does not match."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} tensor(s) of the wrong shape (e.g. {k}: file {tuple(state[k].shape)}, "
+                         f"config {tuple(own[k].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{where}: weights do not match the config: " + "; ".join(parts))
+    net.load_state_dict(state, strict=True)
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__

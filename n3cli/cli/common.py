@@ -1,0 +1,31 @@
+"""Pieces shared by the subcommands: error reporting and common options."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from ..errors import N3Error
+
+
+def fail(msg: str, code: int = 2) -> "NoReturn":  # noqa: F821
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(code)
+
+
+def reports_errors(fn):
+    """Turn N3Error into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except N3Error as e:
+            fail(str(e))
+
+    return wrapper
+
+
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                             help="Where to run. `cuda` without a usable GPU is an error.")

@@ -1,0 +1,54 @@
+"""Entry point of the `n3` command. Subcommands are imported lazily so `--help` stays fast."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+
+COMMANDS = {
+    "denoise": ("n3cli.cli.denoise", "denoise", "Denoise photos (gray, colour) with an N³Net."),
+    "eval": ("n3cli.cli.evaluate", "evaluate", "Measure PSNR/SSIM of a model on a folder of clean images."),
+    "import": ("n3cli.cli.import_cmd", "import_cmd", "Convert the authors' N³Net checkpoint to an n3 model file."),
+    "models": ("n3cli.cli.models_cmd", "models", "List the shipped models."),
+    "train": ("n3cli.cli.train", "train", "Train a model from a YAML config."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        mod, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(mod), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, COMMANDS[n][2]) for n in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="n3")
+def cli() -> None:
+    """n3: Neural Nearest Neighbors Networks for photos.
+
+    \b
+    Examples:
+      n3 denoise photo.png -o clean.png
+      n3 denoise shots/ -o cleaned/ --recursive
+      n3 models
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="n3", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,33 @@
+"""`n3 train --config FILE.yaml`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import device_option, reports_errors
+
+
+@click.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Training config (YAML); see configs/.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder [default: runs/<config name>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop after this many steps (the LR schedule still follows the config); resume later.")
+@device_option
+@reports_errors
+def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | None, device: str) -> None:
+    """Train a model from a YAML config (also under `torchrun --nproc_per_node N`).
+
+    Writes latest/best checkpoints, log.jsonl and, at the end, model.safetensors, which
+    `n3 denoise --model` loads.
+    """
+    from ..train.config import load_config
+    from ..train.loop import train as run
+
+    cfg = load_config(config_path)
+    out = Path(out_dir) if out_dir else Path("runs") / cfg["name"]
+    final = run(cfg, out, resume=resume, device=device, max_steps=max_steps)
+    click.echo(f"wrote {final}")

@@ -1,0 +1,260 @@
+"""sRGB image files: PNG, JPEG, TIFF (8/16-bit, float), BMP; gray, RGB, with or without alpha.
+
+Pixels come back as float32 in [0, 1], H x W x C (C = 1 or 3); alpha is kept aside in its
+original dtype so it can be written back untouched. Bit depth is taken from the file's dtype,
+never guessed from pixel values. ICC profiles and EXIF travel with the image where the output
+format can hold them (EXIF orientation stays a tag: pixels are never rotated).
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError
+
+READ_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+WRITE_EXTS = READ_EXTS
+
+
+@dataclass
+class Image:
+    """An sRGB image: float pixels plus what must be carried to the output."""
+
+    pixels: np.ndarray  # H x W x C float32 in [0, 1], C in {1, 3}
+    dtype: np.dtype  # sample type of the source: uint8, uint16 or float32
+    alpha: np.ndarray | None = None  # H x W, source dtype, never processed
+    icc: bytes | None = None
+    exif: bytes | None = None
+
+    @property
+    def channels(self) -> int:
+        return self.pixels.shape[2]
+
+    def with_pixels(self, pixels: np.ndarray) -> "Image":
+        return replace(self, pixels=pixels)
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in READ_EXTS
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Read an image file; raises ImageError (one line, naming the file) when it cannot."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if ext not in READ_EXTS:
+        raise ImageError(f"{path}: unsupported image type {ext or '(none)'} (use PNG, JPEG, TIFF or BMP)")
+    try:
+        if ext in (".tif", ".tiff"):
+            arr, icc, exif = _read_tiff(path)
+        elif ext == ".png":
+            arr, icc, exif = _read_png(path)
+        else:
+            arr, icc, exif = _read_pil(path)
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"{path}: cannot read image ({_first_line(e)})") from None
+    return _from_array(arr, icc, exif, path)
+
+
+def _from_array(arr: np.ndarray, icc: bytes | None, exif: bytes | None, path: Path) -> Image:
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.size == 0:
+        raise ImageError(f"{path}: unsupported image layout {arr.shape}")
+    if arr.dtype == np.uint8 or arr.dtype == np.uint16:
+        scale = float(np.iinfo(arr.dtype).max)
+    elif arr.dtype in (np.float32, np.float64, np.float16):
+        scale = 1.0
+        arr = arr.astype(np.float32)
+    else:
+        raise ImageError(f"{path}: unsupported sample type {arr.dtype}")
+    alpha = None
+    if arr.shape[2] in (2, 4):
+        alpha = arr[:, :, -1].copy()
+        arr = arr[:, :, :-1]
+    pixels = arr.astype(np.float32) / np.float32(scale)
+    return Image(np.ascontiguousarray(pixels), np.dtype(arr.dtype), alpha, icc, exif)
+
+
+def _read_png(path: Path):
+    import cv2
+    from PIL import Image as PILImage
+
+    data = np.fromfile(path, dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageError(f"{path}: not a readable PNG file")
+    if arr.ndim == 3:  # OpenCV is BGR(A)
+        arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
+    with PILImage.open(path) as im:
+        icc = im.info.get("icc_profile")
+        exif = im.info.get("exif")
+    return arr, icc, exif
+
+
+def _read_pil(path: Path):
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as im:
+        im.load()
+        icc = im.info.get("icc_profile")
+        exif = im.info.get("exif") or None
+        mode = im.mode
+        if mode in ("1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode == "PA":
+            im = im.convert("RGBA")
+        arr = np.asarray(im)
+        if mode.startswith("I;16"):
+            arr = arr.astype(np.uint16)
+    return arr, icc, exif
+
+
+def _read_tiff(path: Path):
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        arr = page.asarray()
+        icc_tag = page.tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+        photometric = page.photometric
+    if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar storage
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        arr = np.iinfo(arr.dtype).max - arr if arr.dtype.kind == "u" else 1.0 - arr
+    return arr, icc, None
+
+
+def to_array(img: Image, pixels: np.ndarray | None = None, dtype: np.dtype | None = None) -> np.ndarray:
+    """Quantise float pixels (default: the image's own) back to ``dtype`` with alpha re-attached."""
+    px = img.pixels if pixels is None else pixels
+    dtype = np.dtype(dtype or img.dtype)
+    if dtype.kind == "u":
+        m = np.iinfo(dtype).max
+        out = np.clip(np.rint(np.clip(px, 0.0, 1.0) * m), 0, m).astype(dtype)
+    else:
+        out = px.astype(dtype)
+    if img.alpha is not None:
+        a = img.alpha
+        if a.dtype != dtype:
+            a = _convert_alpha(a, dtype)
+        out = np.concatenate([out, a[:, :, None]], axis=2)
+    return out
+
+
+def _convert_alpha(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    src = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
+    f = a.astype(np.float64) / src
+    if dtype.kind == "u":
+        m = np.iinfo(dtype).max
+        return np.clip(np.rint(f * m), 0, m).astype(dtype)
+    return f.astype(dtype)
+
+
+def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None) -> None:
+    """Write atomically (temporary file + rename). Bit depth follows the source where the format
+    holds it: JPEG and BMP are 8-bit; float sources become 16-bit PNG or float32 TIFF."""
+    from ..checkpoint import atomic_write
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in WRITE_EXTS:
+        raise ImageError(f"{path}: unsupported output type {ext or '(none)'} (use .png, .jpg, .tif or .bmp)")
+    dtype = img.dtype
+    if ext in (".jpg", ".jpeg", ".bmp"):
+        dtype = np.dtype(np.uint8)
+    elif ext == ".png" and dtype.kind == "f":
+        dtype = np.dtype(np.uint16)
+    arr = to_array(img, pixels, dtype)
+    if ext in (".jpg", ".jpeg") and arr.shape[2] in (2, 4):
+        arr = arr[:, :, :-1]  # JPEG has no alpha
+    try:
+        data = _encode(arr, ext, img.icc, img.exif)
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"{path}: cannot encode image ({_first_line(e)})") from None
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) -> bytes:
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        buf = io.BytesIO()
+        c = arr.shape[2]
+        photometric = "minisblack" if c <= 2 else "rgb"
+        extras = ["unassalpha"] if c in (2, 4) else None
+        tifffile.imwrite(buf, arr if c > 1 else arr[:, :, 0], photometric=photometric, extrasamples=extras,
+                         compression="zlib", iccprofile=icc)
+        return buf.getvalue()
+    if ext == ".png":
+        import cv2
+
+        a = arr
+        if a.shape[2] in (3, 4):
+            a = a[:, :, [2, 1, 0, 3][: a.shape[2]]]
+        elif a.shape[2] == 2:  # OpenCV has no gray+alpha PNG: write it as RGBA
+            g = a[:, :, :1]
+            a = np.concatenate([g, g, g, a[:, :, 1:]], axis=2)
+        ok, enc = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+        if not ok:
+            raise ImageError("PNG encoder failed")
+        return _png_add_chunks(enc.tobytes(), icc, exif)
+    from PIL import Image as PILImage
+
+    a = arr[:, :, 0] if arr.shape[2] == 1 else arr
+    im = PILImage.fromarray(a)
+    buf = io.BytesIO()
+    kw = {}
+    if icc:
+        kw["icc_profile"] = icc
+    if ext in (".jpg", ".jpeg"):
+        if exif:
+            kw["exif"] = exif
+        im.save(buf, format="JPEG", quality=95, subsampling=0, **kw)
+    else:
+        im.save(buf, format="BMP")
+    return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png_add_chunks(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Insert iCCP / eXIf chunks right after IHDR (the PNG spec places both before IDAT)."""
+    if not icc and not exif:
+        return png
+    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        body = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+        extra += _png_chunk(b"eXIf", body)
+    return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of an H x W x 3 float image, kept H x W x 1."""
+    if pixels.shape[2] == 1:
+        return pixels
+    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (pixels @ w)[:, :, None].astype(np.float32)
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0][:200] if s else type(e).__name__

@@ -1,0 +1,102 @@
+"""Continuous nearest neighbours (N³ relaxation), set form.
+
+The relaxation replaces hard k-nearest-neighbour selection by k successive softmaxes over
+negative distances; each step removes (softly) the mass already taken by earlier steps.
+These functions know nothing about images: the 2D block in :mod:`n3cli.models.n3block`
+and the correspondence network build on them.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+_LOG2 = math.log(2.0)
+
+
+def log1mexp(x: Tensor) -> Tensor:
+    """Stable ``log(1 - exp(x))`` for ``x <= 0``; ``-inf`` maps to 0 and 0 maps to ``-inf``.
+
+    Gradients stay finite everywhere, also at ``x = 0`` (a weight of exactly 1), where the
+    value is ``-inf`` and whatever comes after it passes back a zero gradient.
+    """
+    # Two branches (Maechler 2012): log1p(-exp) is accurate for very negative x, log(-expm1)
+    # near 0. Each branch only ever sees inputs where it is finite, since torch.where still
+    # multiplies the unused branch's gradient by 0 and 0 * inf = nan.
+    x = x.clamp(max=0.0)
+    far = x < -_LOG2
+    safe = torch.full_like(x, -1.0)
+    x_far = torch.where(far, x, safe)
+    x_near = torch.where(far, safe, x)
+    x_grad = x_near.clamp(max=-torch.finfo(x.dtype).eps)
+    near = torch.log(-torch.expm1(x_grad))
+    # value exact (-inf at 0), gradient taken just below 0
+    near = near + (torch.log(-torch.expm1(x_near)) - near).detach()
+    return torch.where(far, torch.log1p(-torch.exp(x_far)), near)
+
+
+def knn_weights(logits: Tensor, k: int, dim: int = -1) -> Tensor:
+    """Weights of the k continuous nearest neighbours.
+
+    ``logits`` are negative distances already divided by the temperature; entries set to
+    ``-inf`` are never selected. Returns a tensor of shape ``(k, *logits.shape)`` whose
+    slices each sum to 1 over ``dim``. As the temperature goes to 0, slice j becomes the
+    one-hot indicator of the j-th nearest candidate.
+    """
+    out = []
+    a = logits
+    for _ in range(k):
+        log_w = torch.log_softmax(a, dim=dim)
+        out.append(log_w.exp())
+        a = a + log1mexp(log_w)
+    return torch.stack(out, 0)
+
+
+def neighbours_set(
+    query: Tensor,
+    database: Tensor,
+    values: Tensor,
+    k: int,
+    temperature: Tensor | float = 1.0,
+    candidates: Tensor | None = None,
+    exclude_self: bool = False,
+) -> Tensor:
+    """Continuous kNN of each query among database items (set form).
+
+    Args:
+        query: ``(B, N, E)`` query embeddings.
+        database: ``(B, M, E)`` database embeddings.
+        values: ``(B, M, F)`` what is averaged (may differ from the embeddings).
+        k: number of neighbours.
+        temperature: scalar or ``(B, N)`` positive temperatures.
+        candidates: optional ``(B, N, K)`` or ``(N, K)`` index into the database; when
+            absent, every database item is a candidate.
+        exclude_self: when query i and database item i are the same item (N == M), never
+            pick an item as its own neighbour.
+
+    Returns:
+        ``(B, N, k, F)``: the k neighbour values of each query.
+    """
+    B, N, _ = query.shape
+    if not torch.is_tensor(temperature):
+        temperature = torch.full((B, N), float(temperature), dtype=query.dtype, device=query.device)
+    if candidates is None:
+        d = (query.unsqueeze(2) - database.unsqueeze(1)).pow(2).sum(-1)  # (B, N, M)
+        if exclude_self:
+            eye = torch.eye(N, dtype=torch.bool, device=query.device)
+            d = d.masked_fill(eye, float("inf"))
+        w = knn_weights(-d / temperature.unsqueeze(-1), k)  # (k, B, N, M)
+        return torch.einsum("jbnm,bmf->bnjf", w, values)
+    if candidates.dim() == 2:
+        candidates = candidates.unsqueeze(0).expand(B, -1, -1)
+    K = candidates.shape[-1]
+    flat = candidates.reshape(B, N * K)
+    cand_e = torch.gather(database, 1, flat.unsqueeze(-1).expand(-1, -1, database.shape[-1]))
+    d = (query.unsqueeze(2) - cand_e.view(B, N, K, -1)).pow(2).sum(-1)  # (B, N, K)
+    if exclude_self:
+        own = torch.arange(N, device=query.device).view(1, N, 1)
+        d = d.masked_fill(candidates == own, float("inf"))
+    w = knn_weights(-d / temperature.unsqueeze(-1), k)  # (k, B, N, K)
+    cand_v = torch.gather(values, 1, flat.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+    return torch.einsum("jbnk,bnkf->bnjf", w, cand_v.view(B, N, K, -1))

@@ -1,0 +1,245 @@
+"""The N³ block on images (Plötz & Roth 2018), computed on 5x5 cells.
+
+Patches of size ``2*s`` with stride ``s`` tile the zero-padded feature map so that every
+``s x s`` *cell* lies in exactly four patches. Both halves of the block work on cells:
+
+* distances: a patch's embedding is its 2x2 cells, so patch inner products are sums of four
+  cell inner products. Those come from one small matrix product per block of ``R x R`` query
+  patches against the band of cells its windows can reach.
+* aggregation: an output cell is the average, over the patches covering it, of the matching
+  cell of each neighbour patch. Averaging the four patches' weights first turns that into one
+  matrix product per block of output cells against the same kind of band.
+
+Nothing of size (patches x window x patch features) is ever built; the largest intermediates are
+(patches x window) weights and one block row of bands. Candidates are the ``w x w`` patches
+around each query (window shifted, not cut, at the border), minus the query itself.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .knn import knn_weights
+
+
+def window_starts(n: int, window: int, device: torch.device | None = None) -> Tensor:
+    """First grid index of each position's window of ``window`` candidates (clamped inside)."""
+    i = torch.arange(n, device=device)
+    return (i - window // 2).clamp(0, n - window)
+
+
+def conv_stack(cin: int, cout: int, features: int = 64, depth: int = 3) -> nn.Sequential:
+    """conv3x3-BN-ReLU x (depth-1), then conv3x3 with bias: the embedding/temperature CNNs."""
+    layers: list[nn.Module] = []
+    c = cin
+    for _ in range(depth - 1):
+        layers += [nn.Conv2d(c, features, 3, padding=1, bias=False), nn.BatchNorm2d(features), nn.ReLU(inplace=True)]
+        c = features
+    layers.append(nn.Conv2d(c, cout, 3, padding=1, bias=True))
+    return nn.Sequential(*layers)
+
+
+class N3Block2d(nn.Module):
+    """Neural nearest neighbours block for feature maps.
+
+    Input ``(B, C, H, W)`` with ``H, W >= (window + 1) * stride``; output
+    ``(B, (k + 1) * C, H, W)`` = ``[x, N1 - x, ..., Nk - x]``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        k: int = 7,
+        patch: int = 10,
+        stride: int = 5,
+        window: int = 15,
+        embed_channels: int = 8,
+        embed_features: int = 64,
+        embed_depth: int = 3,
+        block: int | None = None,
+    ) -> None:
+        super().__init__()
+        if patch != 2 * stride:
+            raise ValueError(f"patch size must be twice the stride (got patch={patch}, stride={stride})")
+        if window < 3 or window % 2 == 0:
+            raise ValueError(f"window must be odd and >= 3 (got {window})")
+        self.channels, self.k, self.patch, self.stride, self.window = channels, k, patch, stride, window
+        # query patches per side of one matrix-product block: a speed knob only (small blocks waste
+        # fewer flops on CPU; on GPUs fewer, larger blocks mean fewer kernel launches)
+        self.block = block
+        self.embedcnn = conv_stack(channels, embed_channels, embed_features, embed_depth)
+        self.tempcnn = conv_stack(channels, 1, embed_features, embed_depth)
+        self.bn = nn.BatchNorm1d(1)  # on the negated distances
+
+    @property
+    def min_size(self) -> int:
+        return (self.window + 1) * self.stride
+
+    @property
+    def out_channels(self) -> int:
+        return (self.k + 1) * self.channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        s, p, w = self.stride, self.patch, self.window
+        if min(H, W) < self.min_size:
+            raise ValueError(f"N3Block2d needs at least {self.min_size} px per side, got {H}x{W}")
+        emb = self.embedcnn(x)
+        tlog = self.tempcnn(x)
+        ph, pw = (-(H - p)) % s, (-(W - p)) % s
+        pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        cells_x = F.pixel_unshuffle(F.pad(x, pads), s)  # (B, C*s*s, Hc, Wc)
+        cells_e = F.pixel_unshuffle(F.pad(emb, pads), s)
+        cells_t = F.pixel_unshuffle(F.pad(tlog, pads), s).sum(1)  # (B, Hc, Wc)
+        Hc, Wc = cells_x.shape[-2:]
+        nh, nw = Hc - 1, Wc - 1  # patch grid
+        if min(nh, nw) < w:
+            raise ValueError(f"N3Block2d: patch grid {nh}x{nw} is smaller than the window {w}")
+
+        temp = torch.exp(_box2(cells_t) / (p * p) + math.log(0.1))  # (B, nh, nw)
+        neg_dist = -self._distances(cells_e, nh, nw)  # (B, nh, nw, w*w)
+        own = _self_index(nh, nw, w, x.device).view(1, nh, nw, 1).expand(B, -1, -1, -1)
+        is_self = torch.zeros_like(neg_dist, dtype=torch.bool).scatter_(-1, own, True)
+        if self.training:
+            # batch statistics over the real candidates only (not the query itself)
+            normed = F.batch_norm(
+                neg_dist[~is_self].view(-1, 1), self.bn.running_mean, self.bn.running_var,
+                self.bn.weight, self.bn.bias, True, self.bn.momentum, self.bn.eps,
+            )
+            self.bn.num_batches_tracked += 1
+            logits = neg_dist.masked_scatter(~is_self, normed.view(-1))
+        else:
+            scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+            logits = (neg_dist - self.bn.running_mean) * scale + self.bn.bias
+        # -inf only after the division: inf * 0 in the temperature's gradient would give nan
+        logits = (logits / temp.unsqueeze(-1)).masked_fill(is_self, float("-inf"))
+        weights = knn_weights(logits, self.k)  # (k, B, nh, nw, w*w)
+        nbrs = self._aggregate(weights, cells_x, nh, nw)  # (B, k, C*s*s, Hc, Wc)
+        nbrs = F.pixel_shuffle(nbrs.reshape(B, self.k * C * s * s, Hc, Wc), s)
+        nbrs = nbrs[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W].reshape(B, self.k, C, H, W)
+        return torch.cat([x.unsqueeze(1), nbrs - x.unsqueeze(1)], 1).reshape(B, -1, H, W)
+
+    def _block_size(self, t: Tensor, nh: int, nw: int) -> int:
+        R = self.block or (16 if t.is_cuda else 6)
+        return min(R, nh, nw)
+
+    # -- distances ---------------------------------------------------------------------------
+    def _distances(self, cells: Tensor, nh: int, nw: int) -> Tensor:
+        """Squared distances of each patch to its window's candidates (self included), ``(B, nh, nw, w*w)``."""
+        B, D = cells.shape[:2]
+        w, R = self.window, self._block_size(cells, nh, nw)
+        dev = cells.device
+        sr, sc = window_starts(nh, w, dev), window_starts(nw, w, dev)
+        norms = _box2((cells * cells).sum(1))  # (B, nh, nw) squared patch norms
+        cand_norms = norms[:, sr.unsqueeze(1) + torch.arange(w, device=dev)]  # (B, nh, w, nw)
+        cand_norms = cand_norms[..., sc.unsqueeze(1) + torch.arange(w, device=dev)]  # (B,nh,w,nw,w)
+        cand_norms = cand_norms.permute(0, 1, 3, 2, 4).reshape(B, nh, nw, w * w)
+
+        nbr, nbc = -(-nh // R), -(-nw // R)
+        cp = F.pad(cells, (0, R + 1, 0, R + 1))
+        Lq, Lk = R + 1, R + w
+        q0 = torch.arange(nbc, device=dev) * R  # block column starts (query cells)
+        k0 = sc[q0]  # candidate band column starts
+        # column part of the gather index into G (depends on block column only)
+        qj = torch.arange(R, device=dev)
+        jj = (q0.view(-1, 1) + qj).clamp(max=nw - 1)  # (nbc, R) query patch columns
+        ccol = sc[jj].unsqueeze(-1) - k0.view(-1, 1, 1) + torch.arange(w, device=dev)  # (nbc,R,w)
+        ip = cells.new_empty(B, nbr * R, nbc * R, w * w)
+        for bi in range(nbr):
+            i0 = bi * R
+            r0 = int(sr[i0])
+            qb = _band(cp, i0, Lq, q0)  # (B, nbc, D, Lq*Lq)
+            kb = _band(cp, r0, Lk, k0)  # (B, nbc, D, Lk*Lk)
+            g = torch.matmul(qb.transpose(-1, -2), kb).view(B, nbc, Lq * Lq * Lk * Lk)
+            ii = (i0 + torch.arange(R, device=dev)).clamp(max=nh - 1)
+            crow = sr[ii].unsqueeze(-1) - r0 + torch.arange(w, device=dev)  # (R, w)
+            acc = None
+            for da in (0, 1):
+                for db in (0, 1):
+                    qidx = (torch.arange(R, device=dev) + da).view(R, 1) * Lq + (qj + db).view(1, R)
+                    kidx = (crow + da).view(1, R, 1, w, 1) * Lk + (ccol + db).view(nbc, 1, R, 1, w)
+                    idx = qidx.view(1, R, R, 1, 1) * (Lk * Lk) + kidx  # (nbc, R, R, w, w)
+                    t = torch.gather(g, 2, idx.reshape(1, nbc, -1).expand(B, -1, -1))
+                    acc = t if acc is None else acc + t
+            acc = acc.view(B, nbc, R, R, w * w).permute(0, 2, 1, 3, 4)
+            ip[:, i0 : i0 + R] = acc.reshape(B, R, nbc * R, w * w)
+        ip = ip[:, :nh, :nw]
+        return norms.unsqueeze(-1) + cand_norms - 2.0 * ip
+
+    # -- aggregation -------------------------------------------------------------------------
+    def _aggregate(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
+        """Neighbour cells ``(B, k, D, Hc, Wc)``: overlap-averaged weighted sums of candidates."""
+        k, B, _, _, ww = weights.shape
+        D, Hc, Wc = cells.shape[1:]
+        w, R = self.window, self._block_size(cells, nh, nw)
+        dev = cells.device
+        sr, sc = window_starts(nh, w, dev), window_starts(nw, w, dev)
+        nbr, nbc = -(-Hc // R), -(-Wc // R)
+        L = R + w + 1
+        cp = F.pad(cells, (0, R + 1, 0, R + 1))
+        # weights padded with one empty patch before and enough after, so cell a's covering
+        # patches a-1 and a are always addressable (the missing ones weigh nothing)
+        wp = F.pad(weights, (0, 0, 1, nbc * R - nw + 1, 1, nbr * R - nh + 1))
+        ones = torch.ones(1, 1, nh, nw, device=dev, dtype=cells.dtype)
+        count = F.pad(ones, (1, 1, 1, 1))
+        count = (count[..., 1:, 1:] + count[..., :-1, 1:] + count[..., 1:, :-1] + count[..., :-1, :-1])[0, 0]
+
+        b0 = torch.arange(nbc, device=dev) * R  # output-cell block column starts
+        c0 = sc[(b0 - 1).clamp(0, nw - 1)]  # candidate band column starts
+        out = cells.new_empty(B, k, D, nbr * R, nbc * R)
+        bl = torch.arange(R, device=dev)
+        kw = torch.arange(w, device=dev)
+        for bi in range(nbr):
+            a0 = bi * R
+            r0 = int(sr[max(a0 - 1, 0)])
+            dense = cells.new_zeros(B, nbc, k, R * R, L * L)
+            for da in (0, 1):
+                prow = (a0 + bl - da).clamp(0, nh - 1)  # covering patch rows (clamped if absent)
+                brow = sr[prow].unsqueeze(-1) + kw + da - r0  # (R, w) band rows
+                for db in (0, 1):
+                    pcol = (b0.view(-1, 1) + bl - db).clamp(0, nw - 1)  # (nbc, R)
+                    bcol = sc[pcol].unsqueeze(-1) + kw + db - c0.view(-1, 1, 1)  # (nbc, R, w)
+                    idx = (brow.view(1, R, 1, w, 1) * L + bcol.view(nbc, 1, R, 1, w))
+                    idx = idx.reshape(nbc, 1, R * R * ww).expand(B, nbc, k, -1).reshape(B, nbc, k, R * R * ww)
+                    src = wp[:, :, a0 - da + 1 : a0 - da + 1 + R, 1 - db : 1 - db + nbc * R]
+                    src = src.reshape(k, B, R, nbc, R, ww).permute(1, 3, 0, 2, 4, 5)
+                    src = src.reshape(B, nbc, k, R * R * ww)
+                    dense.view(B, nbc, k, -1).scatter_add_(-1, _cellpos(idx, R, L, ww), src)
+            band = _band(cp, r0, L, c0)  # (B, nbc, D, L*L)
+            y = torch.matmul(dense.view(B, nbc, k * R * R, L * L), band.transpose(-1, -2))
+            y = y.view(B, nbc, k, R, R, D).permute(0, 2, 5, 3, 1, 4)  # (B, k, D, R, nbc, R)
+            out[:, :, :, a0 : a0 + R] = y.reshape(B, k, D, R, nbc * R)
+        return out[..., :Hc, :Wc] / count[:Hc, :Wc]
+
+
+def _cellpos(idx: Tensor, R: int, L: int, ww: int) -> Tensor:
+    """Add each output cell's row offset (cell index * L*L) to band indices ordered (R, R, ww)."""
+    cell = torch.arange(R * R, device=idx.device).repeat_interleave(ww) * (L * L)
+    return idx + cell
+
+
+def _box2(t: Tensor) -> Tensor:
+    """Sum over 2x2 neighbouring cells: cell map (.., Hc, Wc) -> patch map (.., Hc-1, Wc-1)."""
+    return t[..., :-1, :-1] + t[..., 1:, :-1] + t[..., :-1, 1:] + t[..., 1:, 1:]
+
+
+def _band(cells: Tensor, r0: int, L: int, col_starts: Tensor) -> Tensor:
+    """Square ``L x L`` bands of a (padded) cell map: rows ``r0..r0+L``, one band per column start.
+
+    Returns ``(B, n_bands, D, L*L)``.
+    """
+    rows = cells[:, :, r0 : r0 + L]  # (B, D, L, Wp)
+    cols = col_starts.view(-1, 1) + torch.arange(L, device=cells.device)  # (n, L)
+    b = rows[..., cols]  # (B, D, L, n, L)
+    B, D = b.shape[:2]
+    return b.permute(0, 3, 1, 2, 4).reshape(B, -1, D, L * L)
+
+
+def _self_index(nh: int, nw: int, w: int, device: torch.device) -> Tensor:
+    """Window position (row-major in w x w) of each patch itself."""
+    ki = torch.arange(nh, device=device) - window_starts(nh, w, device)
+    kj = torch.arange(nw, device=device) - window_starts(nw, w, device)
+    return ki.view(-1, 1) * w + kj.view(1, -1)

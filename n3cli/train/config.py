@@ -1,0 +1,149 @@
+"""Training config: a YAML file validated against a fixed schema before anything runs."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+from ..models.registry import ARCHITECTURES
+
+_REQ = object()  # marks a required key
+
+# key -> default (nested dicts are sections); validated by _check below
+SCHEMA: dict[str, Any] = {
+    "name": _REQ,
+    "seed": 0,
+    "model": {
+        "arch": _REQ,
+        "args": {},
+        "task": "denoise",
+        "color": "gray",
+        "description": "",
+        "license": "",
+    },
+    "data": {
+        "train": _REQ,  # folder or list of folders
+        "val": None,  # folder (optional)
+        "val_max_images": 0,  # 0: all
+        "patch": 80,
+        "batch": 32,
+        "workers": 4,
+        "rot90": True,
+        "flip": True,
+    },
+    "noise": {
+        "kind": "fixed",  # fixed | blind | map
+        "sigma": 25.0,  # fixed: training sigma (0-255 units); also the validation sigma
+        "sigma_range": [0.0, 55.0],  # blind/map: uniform per sample
+        "val_sigma": None,  # default: sigma (fixed) or 25
+    },
+    "optim": {
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "epochs": 50,
+        "steps_per_epoch": 1600,
+        "decay": 3.0,  # lr * 10**(-decay * epoch / epochs), epoch = whole epochs done
+    },
+    "log_every": 50,
+    "val_every": 1600,
+    "checkpoint_every": 500,
+    "precision": "fp32",  # fp32 | tf32 | bf16 (bf16: autocast convolutions; the N³ distances stay fp32)
+}
+
+_CHOICES = {
+    ("model", "task"): {"denoise"},
+    ("model", "color"): {"gray", "rgb"},
+    ("noise", "kind"): {"fixed", "blind", "map"},
+    ("precision",): {"fp32", "tf32", "bf16"},
+}
+_POSITIVE = {("data", "patch"), ("data", "batch"), ("optim", "lr"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
+             ("log_every",), ("val_every",), ("checkpoint_every",)}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a training config; relative data paths are taken from the config's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    cfg = validate(raw, str(path))
+    base = path.parent
+    cfg["data"]["train"] = [str(_rel(base, p)) for p in cfg["data"]["train"]]
+    if cfg["data"]["val"]:
+        cfg["data"]["val"] = str(_rel(base, cfg["data"]["val"]))
+    return cfg
+
+
+def _rel(base: Path, p: str) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (base / q)
+
+
+def validate(raw: Any, where: str = "config") -> dict[str, Any]:
+    """Fill defaults and check every key; raises ConfigError naming the offending key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: top level must be a mapping")
+    cfg = _merge(SCHEMA, raw, (), where)
+    if isinstance(cfg["data"]["train"], str):
+        cfg["data"]["train"] = [cfg["data"]["train"]]
+    if not cfg["data"]["train"] or not all(isinstance(p, str) for p in cfg["data"]["train"]):
+        raise ConfigError(f"{where}: data.train must be a folder or a list of folders")
+    for key, allowed in _CHOICES.items():
+        v = _get(cfg, key)
+        if v not in allowed:
+            raise ConfigError(f"{where}: {'.'.join(key)} must be one of {sorted(allowed)}, got {v!r}")
+    for key in _POSITIVE:
+        v = _get(cfg, key)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"{where}: {'.'.join(key)} must be a positive number, got {v!r}")
+    for key in (("data", "patch"), ("data", "batch"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
+                ("data", "workers"), ("seed",), ("data", "val_max_images")):
+        v = _get(cfg, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{where}: {'.'.join(key)} must be a non-negative integer, got {v!r}")
+    lo_hi = cfg["noise"]["sigma_range"]
+    if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and 0 <= lo_hi[0] <= lo_hi[1]):
+        raise ConfigError(f"{where}: noise.sigma_range must be [low, high] with 0 <= low <= high, got {lo_hi!r}")
+    if not isinstance(cfg["noise"]["sigma"], (int, float)) or cfg["noise"]["sigma"] < 0:
+        raise ConfigError(f"{where}: noise.sigma must be >= 0, got {cfg['noise']['sigma']!r}")
+    if cfg["model"]["arch"] not in ARCHITECTURES:
+        raise ConfigError(f"{where}: model.arch {cfg['model']['arch']!r} is not one of {sorted(ARCHITECTURES)}")
+    if not isinstance(cfg["model"]["args"], dict):
+        raise ConfigError(f"{where}: model.args must be a mapping")
+    if cfg["noise"]["val_sigma"] is None:
+        cfg["noise"]["val_sigma"] = cfg["noise"]["sigma"] if cfg["noise"]["kind"] == "fixed" else 25.0
+    return cfg
+
+
+def _merge(schema: dict, raw: dict, prefix: tuple, where: str) -> dict:
+    unknown = sorted(set(raw) - set(schema))
+    if unknown:
+        key = ".".join(prefix + (unknown[0],))
+        raise ConfigError(f"{where}: unknown key {key!r}")
+    out = {}
+    for k, default in schema.items():
+        key = ".".join(prefix + (k,))
+        if isinstance(default, dict) and default:
+            sub = raw.get(k, {}) or {}
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{where}: {key} must be a mapping")
+            out[k] = _merge(default, sub, prefix + (k,), where)
+        elif k in raw:
+            out[k] = copy.deepcopy(raw[k])
+        elif default is _REQ:
+            raise ConfigError(f"{where}: missing required key {key!r}")
+        else:
+            out[k] = copy.deepcopy(default)
+    return out
+
+
+def _get(cfg: dict, key: tuple) -> Any:
+    for k in key:
+        cfg = cfg[k]
+    return cfg

@@ -1,0 +1,96 @@
+"""Training samples: random crops of in-memory images, each a pure function of (seed, index).
+
+Because sample i depends only on the seed and i, a resumed run sees exactly the batches the
+uninterrupted run would have seen, whatever the number of data workers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..errors import ConfigError, ImageError
+from ..io.images import is_image_path, read_image, to_gray
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such image folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p))
+    if not files:
+        raise ConfigError(f"{folder}: no PNG/JPEG/TIFF/BMP images in it")
+    return files
+
+
+def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np.ndarray]:
+    """All images of the folders as float32 H x W x C (gray via BT.601 when ``color`` is gray)."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    out = []
+    for folder in folders:
+        for p in list_images(folder):
+            px = read_image(p).pixels
+            if color == "gray":
+                px = to_gray(px)
+            elif px.shape[2] == 1:
+                px = np.repeat(px, 3, axis=2)
+            out.append(px)
+            if limit and len(out) >= limit:
+                return out
+    return out
+
+
+class NoisyPatches(Dataset):
+    """Sample i: (noisy CxPxP, clean CxPxP, sigma) from a crop chosen by ``rng(seed, i)``."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, noise: dict[str, Any], seed: int,
+                 rot90: bool = True, flip: bool = True, length: int = 2**62) -> None:
+        self.images, self.patch, self.noise, self.seed = images, patch, noise, seed
+        self.rot90, self.flip, self.length = rot90, flip, length
+        small = [im.shape for im in images if min(im.shape[:2]) < patch]
+        if small:
+            raise ImageError(f"training image of size {small[0][:2]} is smaller than the patch size {patch}")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, int(i)])
+        im = self.images[rng.integers(len(self.images))]
+        p = self.patch
+        y = rng.integers(im.shape[0] - p + 1)
+        x = rng.integers(im.shape[1] - p + 1)
+        crop = im[y : y + p, x : x + p]
+        if self.rot90:
+            crop = np.rot90(crop, int(rng.integers(4)))
+        if self.flip and rng.integers(2):
+            crop = crop[:, ::-1]
+        clean = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
+        kind = self.noise["kind"]
+        if kind == "fixed":
+            sigma = float(self.noise["sigma"])
+        else:
+            lo, hi = self.noise["sigma_range"]
+            sigma = float(rng.uniform(lo, hi))
+        noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(sigma / 255.0)
+        return torch.from_numpy(noisy), torch.from_numpy(clean), torch.tensor(sigma, dtype=torch.float32)
+
+
+class StepSampler(Sampler[int]):
+    """Sample indices for steps ``start..end`` of a run: this rank's share of each global batch."""
+
+    def __init__(self, start: int, end: int, batch: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.end, self.batch, self.rank, self.world = start, end, batch, rank, world
+
+    def __len__(self) -> int:
+        return (self.end - self.start) * (self.batch // self.world)
+
+    def __iter__(self):
+        local = self.batch // self.world
+        for step in range(self.start, self.end):
+            base = step * self.batch + self.rank * local
+            yield from range(base, base + local)

@@ -1,0 +1,118 @@
+"""The N³ relaxation and the 2D block against direct, slow references."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from n3cli.models.knn import knn_weights, log1mexp, neighbours_set
+from n3cli.models.n3block import N3Block2d, window_starts
+
+
+def test_log1mexp_matches_float64_formula():
+    x = -torch.logspace(-6, 2, 200, dtype=torch.float64)
+    ref = torch.log(1 - torch.exp(x))
+    assert torch.allclose(log1mexp(x), ref, rtol=1e-10)
+    assert log1mexp(torch.tensor([0.0])).item() == -math.inf
+    assert log1mexp(torch.tensor([-math.inf])).item() == 0.0
+
+
+def test_hard_knn_recovered_as_temperature_goes_to_zero():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
+    db = torch.randn(2, 30, 4, generator=g, dtype=torch.float64)
+    vals = torch.randn(2, 30, 3, generator=g, dtype=torch.float64)
+    out = neighbours_set(q, db, vals, k=4, temperature=1e-6)
+    d = torch.cdist(q, db)
+    order = d.argsort(-1)[..., :4]  # (2, 5, 4)
+    expect = torch.gather(vals.unsqueeze(1).expand(-1, 5, -1, -1), 2,
+                          order.unsqueeze(-1).expand(-1, -1, -1, 3))
+    assert torch.allclose(out, expect, atol=1e-9)
+
+
+def test_weights_sum_to_one_and_candidate_form_agrees():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 7, 50, generator=g)
+    w = knn_weights(logits, 5)
+    assert w.shape == (5, 3, 7, 50)
+    assert torch.allclose(w.sum(-1), torch.ones(5, 3, 7), atol=1e-5)
+    q = torch.randn(1, 6, 3, generator=g, dtype=torch.float64)
+    vals = torch.randn(1, 6, 2, generator=g, dtype=torch.float64)
+    full = neighbours_set(q, q, vals, k=2, temperature=0.5, exclude_self=True)
+    cand = torch.arange(6).repeat(6, 1)
+    via_idx = neighbours_set(q, q, vals, k=2, temperature=0.5, candidates=cand, exclude_self=True)
+    assert torch.allclose(full, via_idx, atol=1e-12)
+
+
+def test_finite_gradients_for_k7_with_peaked_logits():
+    logits = (torch.randn(4, 224) * 1e4).requires_grad_()
+    w = knn_weights(logits, 7)
+    (w * torch.randn_like(w)).sum().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def reference_block(block: N3Block2d, x: torch.Tensor) -> torch.Tensor:
+    """Direct N³ block: every patch, every window candidate, one at a time (eval mode)."""
+    B, C, H, W = x.shape
+    p, s, w, k = block.patch, block.stride, block.window, block.k
+    emb, tl = block.embedcnn(x), block.tempcnn(x)
+    ph, pw = (-(H - p)) % s, (-(W - p)) % s
+    pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    px, pe, pt = (F.unfold(F.pad(t, pads), p, stride=s) for t in (x, emb, tl))
+    Hp, Wp = H + ph, W + pw
+    nh, nw = (Hp - p) // s + 1, (Wp - p) // s + 1
+    sr, sc = window_starts(nh, w), window_starts(nw, w)
+    bn = block.bn
+    out = torch.zeros(B, k, C * p * p, nh * nw, dtype=x.dtype)
+    for b in range(B):
+        for i in range(nh):
+            for j in range(nw):
+                q = i * nw + j
+                cands = [r * nw + c for r in range(sr[i], sr[i] + w) for c in range(sc[j], sc[j] + w)
+                         if (r, c) != (i, j)]
+                d = ((pe[b, :, [q]] - pe[b, :, cands]) ** 2).sum(0)
+                a = (-d - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+                temp = torch.exp(pt[b, :, q].mean() + math.log(0.1))
+                a = a / temp
+                for n in range(k):
+                    wgt = torch.softmax(a, 0)
+                    out[b, n, :, q] = (px[b][:, cands] * wgt).sum(1)
+                    a = a + torch.log1p(-wgt)
+    ones = F.fold(torch.ones(1, C * p * p, nh * nw, dtype=x.dtype), (Hp, Wp), p, stride=s)
+    res = [x]
+    for n in range(k):
+        img = F.fold(out[:, n], (Hp, Wp), p, stride=s) / ones
+        res.append(img[..., pads[2]:pads[2] + H, pads[0]:pads[0] + W] - x)
+    return torch.cat(res, 1)
+
+
+@pytest.mark.parametrize("size,block", [((84, 97), 4), ((100, 80), 6), ((91, 91), 32)])
+def test_block_equals_direct_reference_float64(size, block):
+    torch.manual_seed(0)
+    m = N3Block2d(2, k=3, block=block).double().eval()
+    with torch.no_grad():
+        m.bn.running_mean.fill_(-3.0)
+        m.bn.running_var.fill_(4.0)
+        m.bn.weight.fill_(1.3)
+        m.bn.bias.fill_(0.2)
+        for bnm in m.modules():
+            if isinstance(bnm, torch.nn.BatchNorm2d):
+                bnm.running_mean.uniform_(-0.5, 0.5)
+                bnm.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 2, *size, dtype=torch.float64)
+    with torch.no_grad():
+        fast = m(x)
+        ref = reference_block(m, x)
+    assert fast.shape == (2, 8, *size)
+    assert (fast - ref).abs().max().item() < 1e-6
+
+
+def test_block_trains_with_batch_statistics_and_finite_gradients():
+    torch.manual_seed(0)
+    m = N3Block2d(3, k=7)
+    x = torch.randn(2, 3, 80, 85, requires_grad=True)
+    y = m(x)
+    y.square().mean().backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+    assert m.bn.running_mean.item() != 0.0
