@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from n3cli.models.knn import knn_weights, log1mexp, neighbours_set
-from n3cli.models.n3block import N3Block2d, window_starts
+from n3cli.models.n3block import N3Block2d
+
+from reference import bn_params, n3_direct
 
 
 def test_log1mexp_matches_float64_formula():
@@ -52,38 +54,8 @@ def test_finite_gradients_for_k7_with_peaked_logits():
 
 
 def reference_block(block: N3Block2d, x: torch.Tensor) -> torch.Tensor:
-    """Direct N³ block: every patch, every window candidate, one at a time (eval mode)."""
-    B, C, H, W = x.shape
-    p, s, w, k = block.patch, block.stride, block.window, block.k
-    emb, tl = block.embedcnn(x), block.tempcnn(x)
-    ph, pw = (-(H - p)) % s, (-(W - p)) % s
-    pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    px, pe, pt = (F.unfold(F.pad(t, pads), p, stride=s) for t in (x, emb, tl))
-    Hp, Wp = H + ph, W + pw
-    nh, nw = (Hp - p) // s + 1, (Wp - p) // s + 1
-    sr, sc = window_starts(nh, w), window_starts(nw, w)
-    bn = block.bn
-    out = torch.zeros(B, k, C * p * p, nh * nw, dtype=x.dtype)
-    for b in range(B):
-        for i in range(nh):
-            for j in range(nw):
-                q = i * nw + j
-                cands = [r * nw + c for r in range(sr[i], sr[i] + w) for c in range(sc[j], sc[j] + w)
-                         if (r, c) != (i, j)]
-                d = ((pe[b, :, [q]] - pe[b, :, cands]) ** 2).sum(0)
-                a = (-d - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-                temp = torch.exp(pt[b, :, q].mean() + math.log(0.1))
-                a = a / temp
-                for n in range(k):
-                    wgt = torch.softmax(a, 0)
-                    out[b, n, :, q] = (px[b][:, cands] * wgt).sum(1)
-                    a = a + torch.log1p(-wgt)
-    ones = F.fold(torch.ones(1, C * p * p, nh * nw, dtype=x.dtype), (Hp, Wp), p, stride=s)
-    res = [x]
-    for n in range(k):
-        img = F.fold(out[:, n], (Hp, Wp), p, stride=s) / ones
-        res.append(img[..., pads[2]:pads[2] + H, pads[0]:pads[0] + W] - x)
-    return torch.cat(res, 1)
+    return n3_direct(x, block.embedcnn(x), block.tempcnn(x), bn_params(block.bn), block.k,
+                     block.patch, block.stride, block.window)
 
 
 @pytest.mark.parametrize("size,block", [((84, 97), 4), ((100, 80), 6), ((91, 91), 32)])

@@ -29,3 +29,22 @@ def reports_errors(fn):
 
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                              help="Where to run. `cuda` without a usable GPU is an error.")
+
+
+def tile_options(fn):
+    """--tile / --overlap, shared by every image command."""
+    fn = click.option("--overlap", type=click.IntRange(min=8), default=None,
+                      help="Context pixels around each tile [default: the model's receptive margin, e.g. 96 for N³Net].")(fn)
+    fn = click.option("-t", "--tile", type=click.IntRange(min=64), default=None,
+                      help="Tile size in pixels [default: from free memory]. Smaller uses less memory.")(fn)
+    return fn
+
+
+def print_device(device) -> None:
+    """Say once, on stderr, where the work runs."""
+    import torch
+
+    if device.type == "cuda":
+        click.echo(f"device: cuda ({torch.cuda.get_device_name(device)})", err=True)
+    else:
+        click.echo(f"device: cpu ({torch.get_num_threads()} threads)", err=True)

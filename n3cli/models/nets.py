@@ -78,7 +78,13 @@ class N3Net(nn.Module):
                 n3 = N3Block2d(mid_channels, k, patch, stride, window, embed_channels, embed_features, embed_depth)
                 self.nls.append(n3)
                 cin = n3.out_channels
+        # size requirements, declared for the tiler: the N³ window needs min_size pixels, and tiles
+        # must start on the stride grid to see the same patches as the whole image
         self.min_size = self.nls[0].min_size if len(self.nls) else 1
+        self.size_multiple = stride if len(self.nls) else 1
+        # tile context that makes tiled == untiled up to float noise (measured: 96 px for the
+        # paper's gray N³Net leaves 7e-7; 64 px leaves 2e-4; see docs/design.md)
+        self.context = 48 * len(self.nls) if len(self.nls) else 2 * depth * stages
 
     def forward(self, x: Tensor) -> Tensor:
         H, W = x.shape[-2:]

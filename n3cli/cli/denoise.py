@@ -1,0 +1,124 @@
+"""`n3 denoise IN... -o OUT`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .common import device_option, fail, print_device, tile_options
+from ..errors import N3Error
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", default=None, help="Output file (one input) or folder (several inputs, folders, globs).")
+@click.option("-m", "--model", default=None, metavar="NAME|FILE",
+              help="Shipped model name (see `n3 models`) or a .safetensors file. Default: the shipped gray or colour model matching each image.")
+@click.option("-s", "--sigma", type=click.FloatRange(min=0, max=255), default=None,
+              help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
+@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
+@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp"]), default=None,
+              help="Output format in folder mode [default: the input's].")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
+@click.option("--print-noise", is_flag=True, help="Only print each image's estimated noise sigma (0-255 units).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@tile_options
+@device_option
+def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, print_noise, quiet, tile, overlap, device):
+    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP).
+
+    \b
+    Examples:
+      n3 denoise noisy.png -o clean.png
+      n3 denoise shots/*.jpg -o cleaned/ --sigma 15
+      n3 denoise shots/ -o cleaned/ --recursive --ext tif
+
+    Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
+    2 for bad usage.
+    """
+    from ..batch import expand_inputs, plan_jobs, same_file
+    from ..io.images import WRITE_EXTS, is_image_path
+
+    if print_noise:
+        return _print_noise(inputs, recursive)
+    if output is None:
+        fail("missing option -o/--output")
+    try:
+        jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS)
+    except N3Error as e:
+        fail(str(e))
+    from .. import api
+
+    try:
+        cache = api.ModelCache(model, device)
+        if model is not None:
+            api.resolve_model(model)  # fail fast on an unknown model name
+            cache.for_channels(_model_channels(model))
+    except N3Error as e:
+        fail(str(e))
+    print_device(cache.device)
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="img", desc="denoise", dynamic_ncols=True, file=sys.stderr)
+    done, skipped, failed = 0, 0, []
+    for job in jobs:
+        try:
+            if same_file(job.src, job.dst):
+                raise N3Error(f"{job.src}: output would overwrite the input; choose another -o")
+            if job.dst.exists() and not overwrite:
+                skipped += 1
+                _say(bar, f"skip {job.dst} (exists; --overwrite to replace)")
+            else:
+                on_tile = (lambda d, t: bar.set_postfix_str(f"tile {d}/{t}")) if bar is not None else None
+                used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=on_tile)
+                done += 1
+                note = f" (sigma {used['sigma']:.1f})" if used["sigma"] is not None else ""
+                _say(bar, f"wrote {job.dst} with {used['model']}{note}")
+        except N3Error as e:
+            failed.append(str(e))
+            _say(bar, f"error: {e}", err=True)
+        except Exception as e:  # an unexpected bug must not stop a batch; report it in one line
+            failed.append(f"{job.src}: {type(e).__name__}: {e}")
+            _say(bar, f"error: {job.src}: {type(e).__name__}: {e}", err=True)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    click.echo(f"denoised {done}, skipped {skipped}, failed {len(failed)}", err=True)
+    for msg in failed:
+        click.echo(f"  failed: {msg}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _model_channels(model: str) -> int:
+    from ..checkpoint import read_info
+    from .. import api
+
+    return read_info(api.resolve_model(model)).image_channels
+
+
+def _say(bar, msg: str, err: bool = False) -> None:
+    if bar is not None:
+        bar.write(msg, file=sys.stderr)
+    else:
+        click.echo(msg, err=True)
+
+
+def _print_noise(inputs, recursive) -> None:
+    from ..batch import expand_inputs
+    from ..estimate import estimate_sigma
+    from ..io.images import is_image_path, read_image
+
+    bad = 0
+    for f, _ in expand_inputs(inputs, recursive, is_image_path):
+        try:
+            click.echo(f"{f}\tsigma={estimate_sigma(read_image(f).pixels):.2f}")
+        except (N3Error, ValueError) as e:
+            bad += 1
+            click.echo(f"error: {e}", err=True)
+    sys.exit(1 if bad else 0)

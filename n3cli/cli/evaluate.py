@@ -1,0 +1,54 @@
+"""`n3 eval --model M --data DIR --sigma S [--sigma S2 ...]`."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import device_option, print_device, reports_errors
+
+
+@click.command("eval")
+@click.option("-m", "--model", default=None, metavar="NAME|FILE",
+              help="Model to evaluate [default: the one `n3 denoise` picks for these images].")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of clean images (e.g. Set12, BSD68, CBSD68).")
+@click.option("-s", "--sigma", "sigmas", multiple=True, required=True, type=click.FloatRange(min=0, max=255),
+              help="Noise level(s), 0-255 units; repeat for several.")
+@click.option("--seed", default=0, show_default=True, help="Noise seed (the same noise for every model).")
+@click.option("--estimate-noise", is_flag=True, help="Give noise-aware models the estimated sigma, not the true one.")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write the denoised images (16-bit PNG) here.")
+@click.option("-t", "--tile", type=click.IntRange(min=64), default=None, help="Tile size [default: from free memory].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@device_option
+@reports_errors
+def evaluate(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json, device):
+    """Measure a denoiser with the paper's protocol: Gaussian noise added to clean [0,1] images,
+    not clipped or quantised, fixed seed; float PSNR and SSIM per image and mean."""
+    from .. import api
+    from ..evaluate import evaluate_denoiser
+    from ..io.images import read_image
+    from ..train.data import list_images
+
+    if model is None:
+        first = read_image(list_images(data)[0])
+        loaded = api.load_denoiser(None, "rgb" if first.channels == 3 else "gray", device)
+    else:
+        loaded = api.load_denoiser(model, device=device)
+    if not as_json:
+        print_device(next(loaded.net.parameters()).device)
+    report = evaluate_denoiser(loaded, data, list(sigmas), seed, estimate_noise, tile, save_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for res in report["results"]:
+        click.echo(f"\n{report['model']} on {res['data']}, sigma {res['sigma']:g}"
+                   + (" (estimated sigma)" if res.get("sigma_estimated") else ""))
+        click.echo(f"{'image':<24} {'PSNR':>7} {'SSIM':>7}")
+        for r in res["per_image"]:
+            extra = f"   sigma~{r['sigma_used']:.2f}" if estimate_noise and "sigma_used" in r else ""
+            click.echo(f"{r['image']:<24} {r['psnr']:7.2f} {r['ssim']:7.4f}{extra}")
+        click.echo(f"{'mean':<24} {res['mean_psnr']:7.2f} {res['mean_ssim']:7.4f}   (noisy {res['noisy_psnr']:.2f})")
+        if "sigma_error" in res:
+            click.echo(f"sigma estimate error: mean {res['sigma_error']['mean']:+.2f}, mean abs {res['sigma_error']['mean_abs']:.2f}")

@@ -1,0 +1,37 @@
+"""Noise-level estimation for images with additive white Gaussian noise.
+
+Chen, Zhu & Heng, "An Efficient Statistical Method for Image Noise Level Estimation", ICCV 2015:
+the covariance of the image's small patches has eigenvalues that are the noise variance plus the
+signal's; natural images' patches live near a low-dimensional subspace, so the smallest
+eigenvalues are noise alone. Their mean is the noise variance once it no longer exceeds their
+median (the tail that behaves like pure noise).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def estimate_sigma(pixels: np.ndarray, patch: int = 7, max_patches: int = 200_000, seed: int = 0) -> float:
+    """Estimated Gaussian noise sigma of an H x W x C float image in [0, 1], in 0-255 units.
+
+    Colour images are measured on all channels together (one sigma for the image).
+    """
+    img = np.asarray(pixels, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    H, W, C = img.shape
+    if H < patch or W < patch:
+        raise ValueError(f"image of {H}x{W} is too small to estimate noise (needs {patch}x{patch})")
+    win = np.lib.stride_tricks.sliding_window_view(img, (patch, patch), axis=(0, 1))  # (H', W', C, p, p)
+    n = win.shape[0] * win.shape[1]
+    X = win.reshape(n, C * patch * patch)
+    if n > max_patches:
+        X = X[np.random.default_rng(seed).choice(n, max_patches, replace=False)]
+    X = X - X.mean(0)
+    lam = np.linalg.eigvalsh(X.T @ X / len(X))[::-1]  # descending
+    lam = np.clip(lam, 0.0, None)
+    for i in range(len(lam)):
+        tail = lam[i:]
+        if tail.mean() <= np.median(tail):
+            return float(np.sqrt(tail.mean()) * 255.0)
+    return float(np.sqrt(lam[-1]) * 255.0)

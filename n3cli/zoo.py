@@ -1,0 +1,78 @@
+"""The shipped models: ``weights/manifest.json`` names them, each file describes itself."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CheckpointError
+
+
+def weights_dir() -> Path:
+    """Where shipped weights live: $N3_WEIGHTS, the installed copy, or the source tree's weights/."""
+    env = os.environ.get("N3_WEIGHTS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for cand in (here / "weights", here.parent / "weights"):
+        if (cand / "manifest.json").is_file():
+            return cand
+    return here.parent / "weights"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    file: str
+    sha256: str
+    default_for: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> Path:
+        return weights_dir() / self.file
+
+
+def entries() -> list[ZooEntry]:
+    man = weights_dir() / "manifest.json"
+    if not man.is_file():
+        return []
+    data = json.loads(man.read_text())
+    return [ZooEntry(m["name"], m["file"], m["sha256"], tuple(m.get("default_for", []))) for m in data["models"]]
+
+
+def names() -> list[str]:
+    return [e.name for e in entries()]
+
+
+def find(name: str) -> ZooEntry:
+    for e in entries():
+        if e.name == name:
+            return e
+    known = ", ".join(names()) or "none installed"
+    raise CheckpointError(f"unknown model {name!r} (shipped: {known}; or give a .safetensors file)")
+
+
+def default_for(kind: str) -> ZooEntry:
+    """The shipped model used when none is named, by input kind (``gray``, ``rgb``)."""
+    for e in entries():
+        if kind in e.default_for:
+            return e
+    raise CheckpointError(f"no shipped default model for {kind} images; pass --model")
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(entry: ZooEntry) -> None:
+    """Fail clearly when a shipped file is missing or altered (e.g. a Git LFS pointer)."""
+    if not entry.path.is_file():
+        raise CheckpointError(f"{entry.path}: shipped model file is missing")
+    if sha256(entry.path) != entry.sha256:
+        raise CheckpointError(f"{entry.path}: checksum does not match weights/manifest.json (corrupt or replaced)")

@@ -1,0 +1,142 @@
+"""Model files (safetensors + JSON config) and the importer for the authors' checkpoints."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from n3cli.checkpoint import ModelInfo, load_model, read_info, save_model
+from n3cli.cli.main import cli
+from n3cli.errors import CheckpointError
+from n3cli.legacy import import_legacy
+from n3cli.models.registry import build_model
+
+from reference import n3_direct
+
+
+@pytest.mark.parametrize("arch,args", [
+    ("n3net", {"in_channels": 1, "out_channels": 1}),
+    ("n3net", {"in_channels": 4, "out_channels": 3, "features": 16, "depth": 4, "k": 3, "stages": 2}),
+    ("n3net", {"in_channels": 6, "out_channels": 4, "stages": 4, "mid_channels": 4, "embed_channels": 4}),
+    ("dncnn", {"in_channels": 3, "out_channels": 3, "depth": 5}),
+])
+def test_round_trip_rebuilds_the_same_network(tmp_path, arch, args):
+    torch.manual_seed(0)
+    net = build_model(arch, args).eval()
+    info = ModelInfo(name="m", arch=arch, args=args, task="denoise", color="rgb", noise={"kind": "map"},
+                     extra={"metrics": {"set": {"psnr": 30.0}}})
+    save_model(tmp_path / "m.safetensors", net, info)
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded.info.args == args and loaded.info.extra["metrics"]["set"]["psnr"] == 30.0
+    x = torch.rand(1, args["in_channels"], 83, 90)
+    with torch.no_grad():
+        assert torch.equal(net(x), loaded.net(x))
+
+
+def test_bad_model_files_give_one_clear_error(tmp_path):
+    txt = tmp_path / "notes.safetensors"
+    txt.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a safetensors"):
+        read_info(txt)
+    with pytest.raises(CheckpointError, match="no such model file"):
+        read_info(tmp_path / "missing.safetensors")
+    net = build_model("n3net", {"in_channels": 1, "out_channels": 1, "stages": 2, "features": 8})
+    wrong = ModelInfo(name="w", arch="n3net", args={"in_channels": 1, "out_channels": 1, "stages": 2, "features": 16})
+    save_model(tmp_path / "wrong.safetensors", net, wrong)
+    with pytest.raises(CheckpointError, match="do not match the config"):
+        load_model(tmp_path / "wrong.safetensors")
+    unknown = ModelInfo(name="u", arch="unet9000", args={})
+    save_model(tmp_path / "unknown.safetensors", net, unknown)
+    with pytest.raises(CheckpointError, match="unknown architecture"):
+        load_model(tmp_path / "unknown.safetensors")
+
+
+def _legacy_state(seed=0):
+    """A random state dict in exactly the authors' layout (PyTorch 0.4: no num_batches_tracked)."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g) * 0.1  # noqa: E731
+    pos = lambda *s: torch.rand(*s, generator=g) + 0.5  # noqa: E731
+    sd = {}
+
+    def bn(prefix, c):
+        sd.update({f"{prefix}.weight": pos(c), f"{prefix}.bias": r(c), f"{prefix}.running_mean": r(c),
+                   f"{prefix}.running_var": pos(c)})
+
+    cins, couts = [1, 64, 64], [8, 8, 1]
+    for i in range(3):
+        sd[f"blocks.{i}.conv1.weight"], sd[f"blocks.{i}.conv1.bias"] = r(64, cins[i], 3, 3), r(64)
+        bn(f"blocks.{i}.bn1", 64)
+        for j in range(4):
+            sd[f"blocks.{i}.layer1.{3 * j}.weight"] = r(64, 64, 3, 3)
+            bn(f"blocks.{i}.layer1.{3 * j + 1}", 64)
+        sd[f"blocks.{i}.conv2.weight"], sd[f"blocks.{i}.conv2.bias"] = r(couts[i], 64, 3, 3), r(couts[i])
+    for j in range(2):
+        for cnn, cout in (("embedcnn", 8), ("tempcnn", 1)):
+            p = f"nls.{j}.{cnn}"
+            sd[f"{p}.0.weight"] = r(64, 8, 3, 3)
+            bn(f"{p}.1", 64)
+            sd[f"{p}.3.weight"] = r(64, 64, 3, 3)
+            bn(f"{p}.4", 64)
+            sd[f"{p}.6.weight"], sd[f"{p}.6.bias"] = r(cout, 64, 3, 3), r(cout)
+        bn(f"nls.{j}.n3aggregation.aggregation.nnn.bn", 1)
+    return sd
+
+
+def _direct_forward(sd, x):
+    """The authors' network computed straight from their tensors (float64)."""
+    t = {k: v.double() for k, v in sd.items()}
+
+    def bnf(y, p):
+        return F.batch_norm(y, t[f"{p}.running_mean"], t[f"{p}.running_var"], t[f"{p}.weight"], t[f"{p}.bias"],
+                            False, 0.0, 1e-5)
+
+    def block(y, i):
+        inp = y
+        y = F.relu(F.conv2d(y, t[f"blocks.{i}.conv1.weight"], t[f"blocks.{i}.conv1.bias"], padding=1))
+        for j in range(4):
+            y = F.relu(bnf(F.conv2d(y, t[f"blocks.{i}.layer1.{3 * j}.weight"], padding=1), f"blocks.{i}.layer1.{3 * j + 1}"))
+        y = F.conv2d(y, t[f"blocks.{i}.conv2.weight"], t[f"blocks.{i}.conv2.bias"], padding=1)
+        n = min(inp.shape[1], y.shape[1])
+        return torch.cat([y[:, :n] + inp[:, :n], y[:, n:]], 1)
+
+    def cnn(y, p):
+        y = F.relu(bnf(F.conv2d(y, t[f"{p}.0.weight"], padding=1), f"{p}.1"))
+        y = F.relu(bnf(F.conv2d(y, t[f"{p}.3.weight"], padding=1), f"{p}.4"))
+        return F.conv2d(y, t[f"{p}.6.weight"], t[f"{p}.6.bias"], padding=1)
+
+    y = block(x, 0)
+    for j in range(2):
+        p = f"nls.{j}.n3aggregation.aggregation.nnn.bn"
+        bnp = (t[f"{p}.running_mean"], t[f"{p}.running_var"], t[f"{p}.weight"], t[f"{p}.bias"], 1e-5)
+        y = block(n3_direct(y, cnn(y, f"nls.{j}.embedcnn"), cnn(y, f"nls.{j}.tempcnn"), bnp, 7), j + 1)
+    return y
+
+
+def test_import_of_authors_layout_equals_direct_computation(tmp_path):
+    sd = _legacy_state()
+    src = tmp_path / "model_best.t7"
+    torch.save({"net": sd, "epoch": 50}, src, _use_new_zipfile_serialization=False)
+    res = CliRunner().invoke(cli, ["import", str(src), "-o", str(tmp_path / "imp.safetensors"), "--sigma", "25"])
+    assert res.exit_code == 0, res.output
+    m = load_model(tmp_path / "imp.safetensors")
+    assert m.info.noise == {"kind": "fixed", "sigma": 25.0} and m.info.color == "gray"
+    x = torch.rand(1, 1, 80, 86, dtype=torch.float64)
+    with torch.no_grad():
+        ours = m.net.double()(x)
+        ref = _direct_forward(sd, x)
+    assert (ours - ref).abs().max().item() < 1e-6
+
+
+def test_import_refuses_pickles_that_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    src = tmp_path / "evil.t7"
+    torch.save({"net": Evil()}, src)
+    res = CliRunner().invoke(cli, ["import", str(src), "-o", str(tmp_path / "x.safetensors"), "--sigma", "25"])
+    assert res.exit_code != 0
+    assert "pwned" not in res.output
+    assert "not a loadable tensor-only checkpoint" in res.output
+    assert not (tmp_path / "x.safetensors").exists()
