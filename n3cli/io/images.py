@@ -94,7 +94,10 @@ def _read_png(path: Path):
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageError(f"{path}: not a readable PNG file")
-    if arr.ndim == 3:  # OpenCV is BGR(A)
+    color_type = data[25] if len(data) > 25 else None
+    if arr.ndim == 3 and color_type == 4 and arr.shape[2] == 4:  # OpenCV expands gray+alpha to BGRA
+        arr = arr[:, :, [0, 3]]
+    elif arr.ndim == 3:  # OpenCV is BGR(A)
         arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]] if arr.shape[2] in (3, 4) else arr
     with PILImage.open(path) as im:
         icc = im.info.get("icc_profile")
@@ -203,11 +206,10 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
         import cv2
 
         a = arr
+        if a.shape[2] == 2:  # OpenCV writes no gray+alpha PNG
+            return _png_add_chunks(_png_encode_plain(a), icc, exif)
         if a.shape[2] in (3, 4):
             a = a[:, :, [2, 1, 0, 3][: a.shape[2]]]
-        elif a.shape[2] == 2:  # OpenCV has no gray+alpha PNG: write it as RGBA
-            g = a[:, :, :1]
-            a = np.concatenate([g, g, g, a[:, :, 1:]], axis=2)
         ok, enc = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, 6])
         if not ok:
             raise ImageError("PNG encoder failed")
@@ -227,6 +229,18 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
     else:
         im.save(buf, format="BMP")
     return buf.getvalue()
+
+
+def _png_encode_plain(a: np.ndarray) -> bytes:
+    """Minimal PNG encoder (no scanline filter) for layouts OpenCV cannot write (gray + alpha)."""
+    h, w, c = a.shape
+    depth = 16 if a.dtype == np.uint16 else 8
+    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = a.astype(">u2" if depth == 16 else np.uint8).reshape(h, -1).view(np.uint8)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw, 6))
+            + _png_chunk(b"IEND", b""))
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -159,6 +159,13 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     if bar is not None:
         bar.close()
     final = out / "model.safetensors"
+    if world > 1:
+        # every rank must end with the same weights; record what each holds
+        sums = [torch.zeros((), dtype=torch.float64) for _ in range(world)]
+        mine = torch.stack([p.detach().double().sum() for p in net.parameters()]).sum().cpu()
+        dist.all_gather_object(sums, float(mine))
+        if rank == 0:
+            _log(log, {"step": step, "rank_checksums": sums}, on_log)
     if rank == 0:
         if step >= total:
             save_model(final, net, _with_training(info, cfg, step, dev, last_val))

@@ -1,0 +1,146 @@
+"""`n3 denoise` end to end on generated images: formats, batches, and every bad-input path."""
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+from PIL import Image as PILImage
+
+from n3cli.checkpoint import ModelInfo, save_model
+from n3cli.cli.main import cli
+from n3cli.io.images import read_image
+from n3cli.metrics import psnr
+from n3cli.models.registry import build_model
+
+
+def scene(h=96, w=96, c=3):
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = [0.5 + 0.3 * np.sin(6 * xx + 3 * yy), 0.4 + 0.3 * np.cos(5 * yy), 0.3 + 0.4 * xx * yy]
+    return np.stack(base[:c], -1).astype(np.float32)
+
+
+def noisy_file(path, c=3, dtype=np.uint8, alpha=False, sigma=25, seed=0):
+    clean = scene(c=c)
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1)
+    m = np.iinfo(dtype).max
+    arr = np.rint(noisy * m).astype(dtype)
+    a = None
+    if alpha:
+        a = rng.integers(0, m + 1, size=clean.shape[:2]).astype(dtype)
+        arr = np.concatenate([arr, a[:, :, None]], 2)
+    if arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if path.suffix == ".tif":
+        tifffile.imwrite(path, arr, photometric="rgb" if c == 3 else "minisblack",
+                         extrasamples=["unassalpha"] if alpha else None)
+    elif dtype == np.uint16 or alpha and c == 1:
+        from n3cli.io.images import _from_array, write_image
+
+        write_image(path, _from_array(arr, None, None, path))
+    else:
+        PILImage.fromarray(arr).save(path, **({"quality": 98, "subsampling": 0} if path.suffix == ".jpg" else {}))
+    return clean, a
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["denoise", "-q", *map(str, args)])
+
+
+def one_error_line(res, needle):
+    lines = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, res.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("ext,c,dtype,alpha", [
+    (".png", 1, np.uint8, False), (".png", 3, np.uint8, False), (".png", 3, np.uint16, False),
+    (".png", 3, np.uint8, True), (".png", 1, np.uint16, True), (".jpg", 3, np.uint8, False),
+    (".tif", 1, np.uint16, False), (".tif", 3, np.uint16, True), (".tif", 3, np.uint8, False),
+])
+def test_round_trip_keeps_format_depth_alpha_and_removes_noise(tmp_path, ext, c, dtype, alpha):
+    src = tmp_path / f"in{ext}"
+    clean, a = noisy_file(src, c, dtype, alpha)
+    dst = tmp_path / f"out{ext}"
+    res = run(src, "-o", dst)
+    assert res.exit_code == 0, res.output
+    out, inp = read_image(dst), read_image(src)
+    assert out.dtype == inp.dtype and out.pixels.shape == inp.pixels.shape
+    if alpha:
+        np.testing.assert_array_equal(out.alpha, a)  # byte for byte
+    assert psnr(out.pixels, clean) > psnr(inp.pixels, clean) + 4
+
+
+def test_bad_inputs_give_one_line_and_no_output(tmp_path):
+    out = tmp_path / "out.png"
+    (tmp_path / "text.png").write_text("this is not a png")
+    good = tmp_path / "good.png"
+    noisy_file(good)
+    (tmp_path / "corrupt.png").write_bytes(good.read_bytes()[:200])
+    for bad, needle in [(tmp_path / "missing.png", "missing.png"), (tmp_path / "text.png", "text.png"),
+                        (tmp_path / "corrupt.png", "corrupt.png")]:
+        res = run(bad, "-o", out)
+        assert res.exit_code != 0
+        one_error_line(res, needle)
+        assert not out.exists() and not list(tmp_path.glob(".out.png.*"))
+    res = run(good, "-o", out, "--model", "no-such-model")
+    assert res.exit_code != 0 and not out.exists()
+    one_error_line(res, "no-such-model")
+    net = build_model("n3net", {"in_channels": 1, "out_channels": 1, "features": 8})
+    save_model(tmp_path / "wrong.safetensors", net,
+               ModelInfo("w", "n3net", {"in_channels": 1, "out_channels": 1, "features": 16}))
+    res = run(good, "-o", out, "--model", tmp_path / "wrong.safetensors")
+    assert res.exit_code != 0 and not out.exists()
+    one_error_line(res, "wrong.safetensors")
+
+
+def test_batch_folder_skips_existing_reports_failures_and_never_overwrites_input(tmp_path):
+    src = tmp_path / "shots"
+    (src / "sub").mkdir(parents=True)
+    noisy_file(src / "a.jpg")
+    noisy_file(src / "b.png", c=1)
+    noisy_file(src / "sub" / "c.tif")
+    (src / "broken.png").write_text("nope")
+    out = tmp_path / "clean"
+    res = run(src, "-o", out)
+    assert res.exit_code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]
+    assert "denoised 2, skipped 0, failed 1" in res.stderr and "broken.png" in res.stderr
+    res = run(src / "a.jpg", src / "b.png", "-o", out)
+    assert res.exit_code == 0 and "skipped 2" in res.stderr
+    res = run(src, "-o", tmp_path / "tree", "--recursive", "--ext", "png")
+    assert (tmp_path / "tree" / "sub" / "c.png").exists() and (tmp_path / "tree" / "a.png").exists()
+    assert not list((tmp_path / "tree").rglob("*.jpg.png"))
+    before = (src / "a.jpg").read_bytes()
+    res = run(src / "a.jpg", "-o", src / "a.jpg", "--overwrite")
+    assert res.exit_code != 0 and (src / "a.jpg").read_bytes() == before
+    res = run(str(src / "*.png"), "-o", tmp_path / "glob", "--overwrite")
+    assert (tmp_path / "glob" / "b.png").exists()
+
+
+def test_sigma_steers_the_colour_model_and_strength_zero_is_identity(tmp_path):
+    src = tmp_path / "in.png"
+    noisy_file(src, sigma=15)
+    outs = {}
+    for s in (5, 25, 50):
+        res = run(src, "-o", tmp_path / f"s{s}.png", "--sigma", s)
+        assert res.exit_code == 0, res.output
+        outs[s] = read_image(tmp_path / f"s{s}.png").pixels
+    rough = {s: float(np.abs(np.diff(o, axis=1)).mean()) for s, o in outs.items()}
+    assert rough[5] > rough[25] > rough[50]
+    res = run(src, "-o", tmp_path / "id.png", "--strength", "0")
+    np.testing.assert_array_equal(read_image(tmp_path / "id.png").pixels, read_image(src).pixels)
+
+
+def test_device_cuda_without_gpu_is_an_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    src = tmp_path / "in.png"
+    noisy_file(src)
+    res = run(src, "-o", tmp_path / "o.png", "--device", "cuda")
+    assert res.exit_code != 0 and not (tmp_path / "o.png").exists()
+    one_error_line(res, "cuda")

@@ -1,0 +1,89 @@
+"""Image files: bit depth, channels, alpha and metadata survive a read/write round trip."""
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageCms
+
+from n3cli.errors import ImageError
+from n3cli.io.images import read_image, write_image
+
+
+def _array(h, w, c, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    m = np.iinfo(dtype).max
+    a = rng.integers(0, m + 1, size=(h, w, c), dtype=np.int64).astype(dtype)
+    return a[:, :, 0] if c == 1 else a
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("c", [1, 2, 3, 4])
+def test_lossless_round_trip_keeps_depth_channels_and_alpha(tmp_path, ext, dtype, c):
+    import tifffile
+
+    a = _array(17, 23, c, dtype)
+    src = tmp_path / f"a{ext}"
+    if ext == ".tif":
+        tifffile.imwrite(src, a, photometric="rgb" if c >= 3 else "minisblack",
+                         extrasamples=["unassalpha"] if c in (2, 4) else None)
+    else:
+        write_image(src, _image_from(a))
+    img = read_image(src)
+    assert img.dtype == dtype and img.channels == (1 if c <= 2 else 3)
+    assert (img.alpha is not None) == (c in (2, 4))
+    dst = tmp_path / f"b{ext}"
+    write_image(dst, img)
+    back = read_image(dst)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back.pixels, img.pixels)
+    if c in (2, 4):
+        np.testing.assert_array_equal(back.alpha, a[:, :, -1])
+
+
+def _image_from(a):
+    from n3cli.io.images import _from_array
+
+    return _from_array(a, None, None, None)
+
+
+def test_jpeg_keeps_icc_and_exif_orientation_without_rotating(tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # rotate 90 on display
+    src = tmp_path / "in.jpg"
+    PILImage.fromarray(_array(40, 60, 3, np.uint8)).save(src, quality=95, icc_profile=icc, exif=exif.tobytes())
+    img = read_image(src)
+    assert img.pixels.shape == (40, 60, 3)
+    for ext in (".jpg", ".png", ".tif"):
+        dst = tmp_path / f"out{ext}"
+        write_image(dst, img)
+        with PILImage.open(dst) as im:
+            assert im.size == (60, 40)
+            assert im.info.get("icc_profile") == icc
+            if ext != ".tif":
+                assert im.getexif().get(0x0112) == 6
+
+
+def test_unreadable_files_raise_one_line_errors(tmp_path):
+    txt = tmp_path / "note.png"
+    txt.write_text("not an image")
+    trunc = tmp_path / "trunc.png"
+    PILImage.fromarray(_array(64, 64, 3, np.uint8)).save(trunc)
+    trunc.write_bytes(trunc.read_bytes()[:100])
+    for p in (txt, trunc, tmp_path / "missing.png", tmp_path / "x.gif"):
+        with pytest.raises(ImageError) as e:
+            read_image(p)
+        assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_float_tiff_and_16bit_to_8bit_formats(tmp_path):
+    import tifffile
+
+    f = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", f, photometric="rgb")
+    img = read_image(tmp_path / "f.tif")
+    assert img.dtype == np.float32
+    write_image(tmp_path / "g.tif", img)
+    np.testing.assert_array_equal(read_image(tmp_path / "g.tif").pixels, f)
+    write_image(tmp_path / "g.jpg", img)
+    assert read_image(tmp_path / "g.jpg").dtype == np.uint8

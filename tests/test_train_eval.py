@@ -1,0 +1,148 @@
+"""`n3 train` (config validation, learning, exact resume, DDP) and `n3 eval`'s protocol."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from PIL import Image as PILImage
+
+from n3cli.checkpoint import ModelInfo, load_model, save_model
+from n3cli.cli.main import cli
+from n3cli.errors import ConfigError
+from n3cli.models.registry import build_model
+from n3cli.train.config import load_config, validate
+from n3cli.train.loop import train, validate_psnr
+
+TINY = {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3, "k": 2, "embed_features": 8}
+
+
+def make_images(folder, n=4, size=96, seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(n):
+        f = rng.uniform(2, 8, 3)
+        img = 0.5 + 0.25 * np.sin(f[0] * xx + f[1] * yy) + 0.2 * np.cos(f[2] * xx * yy * 4)
+        PILImage.fromarray(np.clip(img * 255, 0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+def tiny_config(tmp_path, **over):
+    cfg = {"name": "tiny", "seed": 3,
+           "model": {"arch": "n3net", "args": TINY},
+           "data": {"train": str(make_images(tmp_path / "train")), "val": str(make_images(tmp_path / "val", 2, seed=1)),
+                    "patch": 80, "batch": 4, "workers": 0},
+           "noise": {"kind": "fixed", "sigma": 25},
+           "optim": {"epochs": 2, "steps_per_epoch": 3},
+           "log_every": 1, "val_every": 1000, "checkpoint_every": 1000}
+    for k, v in over.items():
+        cfg[k].update(v) if isinstance(v, dict) else cfg.__setitem__(k, v)
+    return validate(cfg)
+
+
+@pytest.mark.parametrize("patch,msg", [
+    ({"model": {"arch": "n3net", "argz": {}}}, "unknown key 'model.argz'"),
+    ({"noise": {"kind": "pink"}}, "noise.kind must be one of"),
+    ({"data": {"train": "x", "batch": -2}}, "data.batch must be a positive number"),
+    ({"optim": {"lr": "fast"}}, "optim.lr must be a positive number"),
+    ({"model": {"arch": "resnet"}}, "model.arch 'resnet' is not one of"),
+])
+def test_config_errors_name_the_key(patch, msg):
+    raw = {"name": "x", "model": {"arch": "n3net"}, "data": {"train": "x"}}
+    for k, v in patch.items():
+        raw[k] = {**raw.get(k, {}), **v}
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace("'", "'")):
+        validate(raw)
+    with pytest.raises(ConfigError, match="missing required key 'name'"):
+        validate({"model": {"arch": "n3net"}, "data": {"train": "x"}})
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nmodel: {arch: n3net}\ndata: {train: x}\nspeed: 11\n")
+    res = CliRunner().invoke(cli, ["train", "--config", str(p)])
+    assert res.exit_code == 2 and "unknown key 'speed'" in res.stderr and "Traceback" not in res.output
+
+
+def test_shipped_configs_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) >= 5
+    for f in files:
+        cfg = load_config(f)
+        build_model(cfg["model"]["arch"], cfg["model"]["args"])
+
+
+def test_a_few_steps_lower_the_loss(tmp_path):
+    cfg = tiny_config(tmp_path, optim={"epochs": 1, "steps_per_epoch": 40, "lr": 3e-3})
+    torch.manual_seed(cfg["seed"])
+    from n3cli.evaluate import load_clean
+    from n3cli.train.loop import model_info
+
+    net0 = build_model("n3net", TINY)
+    val = [px for _, px in load_clean(cfg["data"]["val"], "gray")]
+    before = validate_psnr(net0, model_info(cfg, net0), val, 25.0, torch.device("cpu"))
+    final = train(cfg, tmp_path / "run", progress=False)
+    after = validate_psnr(load_model(final).net, model_info(cfg, net0), val, 25.0, torch.device("cpu"))
+    losses = [json.loads(l)["loss"] for l in open(tmp_path / "run" / "log.jsonl") if '"loss"' in l]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert after > before + 1.0
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    cfg = tiny_config(tmp_path, checkpoint_every=1)
+    full = load_model(train(cfg, tmp_path / "a", progress=False))
+    train(cfg, tmp_path / "b", max_steps=4, progress=False)
+    resumed = load_model(train(cfg, tmp_path / "b", resume=True, progress=False))
+    sa, sb = full.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert resumed.info.extra["training"]["steps"] == 6
+
+
+def test_ddp_with_two_gloo_processes_keeps_ranks_identical(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg["optim"]["epochs"] = 1
+    p = tmp_path / "ddp.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "n3cli", "train", "--config", str(p), "--out", str(tmp_path / "ddp"), "--device", "cpu"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    recs = [json.loads(l) for l in open(tmp_path / "ddp" / "log.jsonl")]
+    check = [x for x in recs if "rank_checksums" in x][-1]
+    assert len(check["rank_checksums"]) == 2 and len(set(check["rank_checksums"])) == 1
+    assert (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+def test_eval_matches_psnr_computed_here(tmp_path):
+    data = make_images(tmp_path / "set", 3, size=90, seed=5)
+    torch.manual_seed(0)
+    net = build_model("n3net", TINY).eval()
+    save_model(tmp_path / "m.safetensors", net, ModelInfo("tiny", "n3net", TINY, noise={"kind": "fixed", "sigma": 25}))
+    res = CliRunner().invoke(cli, ["eval", "--model", str(tmp_path / "m.safetensors"), "--data", str(data),
+                                   "--sigma", "25", "--sigma", "50", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["model"] == "tiny" and rep["task"] == "denoise" and len(rep["results"]) == 2
+    for r in rep["results"]:
+        mine = []
+        for i, f in enumerate(sorted(data.iterdir())):
+            clean = np.asarray(PILImage.open(f), dtype=np.float32)[:, :, None] / 255
+            rng = np.random.default_rng([0, i, 0x5EED])  # the documented noise stream of image i
+            noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(r["sigma"] / 255)
+            with torch.no_grad():
+                out = net(torch.from_numpy(noisy.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
+            mine.append(10 * math.log10(1 / np.mean((out.astype(np.float64) - clean) ** 2)))
+        got = [x["psnr"] for x in r["per_image"]]
+        assert np.allclose(got, mine, atol=1e-3)
+        assert abs(r["mean_psnr"] - np.mean(mine)) < 1e-3
+        assert set(r) >= {"data", "sigma", "mean_psnr", "mean_ssim", "per_image"}
