@@ -1,0 +1,90 @@
+"""Speed and memory of the N³Net denoiser against a plain DnCNN-17, on the CPU.
+
+Prints, in one run on the same image and thread count:
+  * seconds for the paper's gray N³Net and for DnCNN-17 on a 1024x1024 gray image, and their ratio;
+  * peak RSS of denoising a 2 MP and a 16 MP gray image with the same tile size (each in a fresh
+    process), and their ratio: memory must not grow with the image beyond the tile.
+
+    python benchmarks/bench_denoise.py [--threads 2] [--size 1024] [--tile 512] [--repeat 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def _time(net, x, repeat):
+    with torch.inference_mode():
+        net(x[..., :128, :128])  # warm-up (allocator, oneDNN kernels)
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            net(x)
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
+def rss_child(pixels: int, tile: int, overlap: int) -> None:
+    import numpy as np
+
+    from n3cli import api
+
+    side = int(pixels**0.5)
+    model = api.load_denoiser(None, "gray", "cpu")
+    rng = np.random.default_rng(0)
+    img = (0.5 + 0.1 * rng.standard_normal((side, side, 1))).astype(np.float32)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    api.denoise(model, img, tile=tile, overlap=overlap)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"pixels": side * side, "seconds": time.perf_counter() - t,
+                      "peak_rss_mb": peak / 1024, "before_mb": base / 1024}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--overlap", type=int, default=16, help="tile context for the memory runs (speed only)")
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.rss_child:
+        return rss_child(a.rss_child, a.tile, a.overlap)
+
+    from n3cli.models.registry import build_model
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, a.size, a.size)
+    n3 = build_model("n3net", {"in_channels": 1, "out_channels": 1}).eval()
+    dn = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "depth": 17}).eval()
+    t_dn = _time(dn, x, a.repeat)
+    t_n3 = _time(n3, x, a.repeat)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.size}x{a.size} gray, best of {a.repeat}")
+    print(f"DnCNN-17       {t_dn:8.2f} s")
+    print(f"N3Net (paper)  {t_n3:8.2f} s")
+    print(f"ratio N3Net / DnCNN-17: {t_n3 / t_dn:.2f}  (target <= 1.6)")
+    if a.skip_rss:
+        return
+    res = {}
+    for mp in (2, 16):
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(mp * 1_000_000), "--tile", str(a.tile),
+                              "--overlap", str(a.overlap), "--threads", str(a.threads)],
+                             capture_output=True, text=True, check=True)
+        res[mp] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{mp:2d} MP, tile {a.tile}: peak RSS {res[mp]['peak_rss_mb']:7.0f} MB "
+              f"(after loading {res[mp]['before_mb']:.0f} MB), {res[mp]['seconds']:.1f} s")
+    print(f"peak RSS 16 MP / 2 MP: {res[16]['peak_rss_mb'] / res[2]['peak_rss_mb']:.2f}  (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()
