@@ -66,6 +66,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
 
         bar = tqdm(total=len(jobs), unit="img", desc="denoise", dynamic_ncols=True, file=sys.stderr)
     done, skipped, failed = 0, 0, []
+    warned = False
     for job in jobs:
         try:
             if same_file(job.src, job.dst):
@@ -77,6 +78,9 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
                 on_tile = (lambda d, t: bar.set_postfix_str(f"tile {d}/{t}")) if bar is not None else None
                 used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=on_tile)
                 done += 1
+                if sigma is not None and used["sigma"] is None and not warned:
+                    warned = True
+                    _say(bar, f"note: {used['model']} is trained for one noise level; --sigma is ignored")
                 note = f" (sigma {used['sigma']:.1f})" if used["sigma"] is not None else ""
                 _say(bar, f"wrote {job.dst} with {used['model']}{note}")
         except N3Error as e:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -38,7 +39,12 @@ def evaluate(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json,
         loaded = api.load_denoiser(model, device=device)
     if not as_json:
         print_device(next(loaded.net.parameters()).device)
-    report = evaluate_denoiser(loaded, data, list(sigmas), seed, estimate_noise, tile, save_dir)
+    from tqdm import tqdm
+
+    n = len(list_images(data)) * len(sigmas)
+    with tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+        report = evaluate_denoiser(loaded, data, list(sigmas), seed, estimate_noise, tile, save_dir,
+                                   on_image=lambda name, p, s: bar.update(1))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -104,23 +104,45 @@ class N3Block2d(nn.Module):
         own = _self_index(nh, nw, w, x.device).view(1, nh, nw, 1).expand(B, -1, -1, -1)
         is_self = torch.zeros_like(neg_dist, dtype=torch.bool).scatter_(-1, own, True)
         if self.training:
-            # batch statistics over the real candidates only (not the query itself)
-            normed = F.batch_norm(
-                neg_dist[~is_self].view(-1, 1), self.bn.running_mean, self.bn.running_var,
-                self.bn.weight, self.bn.bias, True, self.bn.momentum, self.bn.eps,
-            )
-            self.bn.num_batches_tracked += 1
-            logits = neg_dist.masked_scatter(~is_self, normed.view(-1))
+            # batch statistics over the real candidates only (not the query itself). Written out
+            # rather than F.batch_norm: with a single channel, BN kernels reduce millions of values
+            # in one thread block on GPUs.
+            vals = neg_dist[~is_self]
+            mean, var = vals.mean(), vals.var(unbiased=False)
+            with torch.no_grad():
+                m, n = self.bn.momentum, vals.numel()
+                self.bn.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.bn.running_var.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
+                self.bn.num_batches_tracked += 1
+            logits = (neg_dist - mean) * (self.bn.weight / torch.sqrt(var + self.bn.eps)) + self.bn.bias
         else:
             scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
             logits = (neg_dist - self.bn.running_mean) * scale + self.bn.bias
-        # -inf only after the division: inf * 0 in the temperature's gradient would give nan
-        logits = (logits / temp.unsqueeze(-1)).masked_fill(is_self, float("-inf"))
-        weights = knn_weights(logits, self.k)  # (k, B, nh, nw, w*w)
-        nbrs = self._aggregate(weights, cells_x, nh, nw)  # (B, k, C*s*s, Hc, Wc)
-        nbrs = F.pixel_shuffle(nbrs.reshape(B, self.k * C * s * s, Hc, Wc), s)
-        nbrs = nbrs[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W].reshape(B, self.k, C, H, W)
-        return torch.cat([x.unsqueeze(1), nbrs - x.unsqueeze(1)], 1).reshape(B, -1, H, W)
+        weights = self._weights(logits, temp, is_self)  # (k, B, nh, nw, w*w)
+        nbrs = self._aggregate(weights, cells_x, nh, nw)  # (B, k*C*s*s, Hc, Wc), overlap-averaged
+        nbrs = F.pixel_shuffle(nbrs, s)[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W]
+        # [x, N1 - x, ..., Nk - x], written in place: these are the largest tensors of the block
+        if torch.is_grad_enabled() and (x.requires_grad or nbrs.requires_grad):
+            return torch.cat([x, (nbrs.view(B, self.k, C, H, W) - x.unsqueeze(1)).view(B, -1, H, W)], 1)
+        out = torch.empty(B, self.k + 1, C, H, W, dtype=x.dtype, device=x.device)
+        out[:, 0] = x
+        torch.sub(nbrs.view(B, self.k, C, H, W), x.unsqueeze(1), out=out[:, 1:])
+        return out.view(B, -1, H, W)
+
+    def _weights(self, logits: Tensor, temp: Tensor, is_self: Tensor) -> Tensor:
+        """Temperature, self-exclusion and the k-step relaxation, a few patch rows at a time.
+
+        Each query is independent here; chunks keep the dozen temporaries per step in cache
+        instead of allocating (and page-faulting) patches x window tensors for each.
+        """
+        rows = max(1, (1 << 18) // max(1, logits.shape[0] * logits.shape[2] * logits.shape[3]))
+        out = []
+        for r0 in range(0, logits.shape[1], rows):
+            sl = slice(r0, r0 + rows)
+            # -inf only after the division: inf * 0 in the temperature's gradient would give nan
+            lg = (logits[:, sl] / temp[:, sl].unsqueeze(-1)).masked_fill(is_self[:, sl], float("-inf"))
+            out.append(knn_weights(lg, self.k))
+        return out[0] if len(out) == 1 else torch.cat(out, 2)
 
     def _block_size(self, t: Tensor, nh: int, nw: int) -> int:
         R = self.block or (16 if t.is_cuda else 6)
@@ -171,7 +193,7 @@ class N3Block2d(nn.Module):
 
     # -- aggregation -------------------------------------------------------------------------
     def _aggregate(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
-        """Neighbour cells ``(B, k, D, Hc, Wc)``: overlap-averaged weighted sums of candidates."""
+        """Neighbour cells ``(B, k*D, Hc, Wc)``: overlap-averaged weighted sums of candidates."""
         k, B, _, _, ww = weights.shape
         D, Hc, Wc = cells.shape[1:]
         w, R = self.window, self._block_size(cells, nh, nw)
@@ -190,12 +212,18 @@ class N3Block2d(nn.Module):
         b0 = torch.arange(nbc, device=dev) * R  # output-cell block column starts
         c0 = sc[(b0 - 1).clamp(0, nw - 1)]  # candidate band column starts
         out = cells.new_empty(B, k, D, nbr * R, nbc * R)
+        inv = F.pad(1.0 / count, (0, nbc * R - Wc, 0, nbr * R - Hc), value=1.0)
         bl = torch.arange(R, device=dev)
         kw = torch.arange(w, device=dev)
+        reuse = None
         for bi in range(nbr):
             a0 = bi * R
             r0 = int(sr[max(a0 - 1, 0)])
-            dense = cells.new_zeros(B, nbc, k, R * R, L * L)
+            if torch.is_grad_enabled() and (weights.requires_grad or cells.requires_grad):
+                dense = cells.new_zeros(B, nbc, k, R * R, L * L)
+            else:  # inference: one buffer for all block rows (no fresh pages per row)
+                reuse = cells.new_zeros(B, nbc, k, R * R, L * L) if reuse is None else reuse.zero_()
+                dense = reuse
             for da in (0, 1):
                 prow = (a0 + bl - da).clamp(0, nh - 1)  # covering patch rows (clamped if absent)
                 brow = sr[prow].unsqueeze(-1) + kw + da - r0  # (R, w) band rows
@@ -211,8 +239,8 @@ class N3Block2d(nn.Module):
             band = _band(cp, r0, L, c0)  # (B, nbc, D, L*L)
             y = torch.matmul(dense.view(B, nbc, k * R * R, L * L), band.transpose(-1, -2))
             y = y.view(B, nbc, k, R, R, D).permute(0, 2, 5, 3, 1, 4)  # (B, k, D, R, nbc, R)
-            out[:, :, :, a0 : a0 + R] = y.reshape(B, k, D, R, nbc * R)
-        return out[..., :Hc, :Wc] / count[:Hc, :Wc]
+            out[:, :, :, a0 : a0 + R] = y.reshape(B, k, D, R, nbc * R) * inv[a0 : a0 + R]
+        return out[..., :Hc, :Wc].reshape(B, k * D, Hc, Wc)
 
 
 def _cellpos(idx: Tensor, R: int, L: int, ww: int) -> Tensor:
