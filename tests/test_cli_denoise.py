@@ -144,3 +144,18 @@ def test_device_cuda_without_gpu_is_an_error(tmp_path):
     res = run(src, "-o", tmp_path / "o.png", "--device", "cuda")
     assert res.exit_code != 0 and not (tmp_path / "o.png").exists()
     one_error_line(res, "cuda")
+
+
+def test_api_accepts_a_spatially_varying_noise_map():
+    from n3cli import api
+
+    model = api.load_denoiser(color="rgb")
+    noisy = np.clip(scene() + np.random.default_rng(0).normal(0, 25 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
+    smap = np.full((96, 96), 5.0, np.float32)
+    smap[:, 48:] = 50.0
+    out = api.denoise(model, noisy, smap)
+    left = np.abs(np.diff(out[:, 8:40], axis=1)).mean()
+    right = np.abs(np.diff(out[:, 56:88], axis=1)).mean()
+    assert right < 0.7 * left  # the half told "50" is smoothed more than the half told "5"
+    with pytest.raises(Exception, match="does not match"):
+        api.denoise(model, noisy, smap[:10])
