@@ -159,3 +159,11 @@ def test_api_accepts_a_spatially_varying_noise_map():
     assert right < 0.7 * left  # the half told "50" is smoothed more than the half told "5"
     with pytest.raises(Exception, match="does not match"):
         api.denoise(model, noisy, smap[:10])
+
+
+def test_images_smaller_than_the_n3_window_are_padded_not_refused(tmp_path):
+    src = tmp_path / "small.png"
+    PILImage.fromarray((scene(37, 50, 1)[:, :, 0] * 255).astype(np.uint8)).save(src)
+    res = run(src, "-o", tmp_path / "o.png")
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "o.png").pixels.shape == (37, 50, 1)
