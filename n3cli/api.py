@@ -98,7 +98,6 @@ def denoise(
     ``strength`` blends the result with the input (1: fully denoised).
     """
     info, net = model.info, model.net
-    dev = next(net.parameters()).device
     H, W, C = pixels.shape
     want = info.image_channels
     if C != want:

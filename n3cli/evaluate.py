@@ -9,7 +9,7 @@ import numpy as np
 
 from .checkpoint import LoadedModel
 from .estimate import estimate_sigma
-from .io.images import Image, is_image_path, read_image, to_gray, write_image
+from .io.images import Image, as_color, read_image, write_image
 from .metrics import psnr, ssim
 from .noise import add_gaussian, eval_rng
 
@@ -18,15 +18,7 @@ def load_clean(folder: str | os.PathLike, color: str) -> list[tuple[str, np.ndar
     """The folder's images (sorted by name) as float32, converted to the model's colour."""
     from .train.data import list_images
 
-    out = []
-    for p in list_images(folder):
-        px = read_image(p).pixels
-        if color == "gray":
-            px = to_gray(px)
-        elif px.shape[2] == 1:
-            px = np.repeat(px, 3, axis=2)
-        out.append((p.name, px))
-    return out
+    return [(p.name, as_color(read_image(p).pixels, color)) for p in list_images(folder)]
 
 
 def evaluate_denoiser(model: LoadedModel, data: str | os.PathLike, sigmas: list[float], seed: int = 0,

@@ -1,5 +1,4 @@
 """Model files (safetensors + JSON config) and the importer for the authors' checkpoints."""
-import json
 
 import pytest
 import torch
@@ -9,7 +8,6 @@ from click.testing import CliRunner
 from n3cli.checkpoint import ModelInfo, load_model, read_info, save_model
 from n3cli.cli.main import cli
 from n3cli.errors import CheckpointError
-from n3cli.legacy import import_legacy
 from n3cli.models.registry import build_model
 
 from reference import n3_direct

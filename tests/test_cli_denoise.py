@@ -1,5 +1,4 @@
 """`n3 denoise` end to end on generated images: formats, batches, and every bad-input path."""
-import shutil
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from n3cli.models.knn import knn_weights, log1mexp, neighbours_set
 from n3cli.models.n3block import N3Block2d

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -39,7 +38,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
-    from ..batch import expand_inputs, plan_jobs, same_file
+    from ..batch import plan_jobs, same_file
     from ..io.images import WRITE_EXTS, is_image_path
 
     if print_noise:

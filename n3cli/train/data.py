@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import ConfigError, ImageError
-from ..io.images import is_image_path, read_image, to_gray
+from ..io.images import as_color, is_image_path, read_image
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -33,12 +33,7 @@ def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np
     out = []
     for folder in folders:
         for p in list_images(folder):
-            px = read_image(p).pixels
-            if color == "gray":
-                px = to_gray(px)
-            elif px.shape[2] == 1:
-                px = np.repeat(px, 3, axis=2)
-            out.append(px)
+            out.append(as_color(read_image(p).pixels, color))
             if limit and len(out) >= limit:
                 return out
     return out

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..checkpoint import ModelInfo, atomic_write, load_model, load_state, save_model
+from ..checkpoint import ModelInfo, atomic_write, load_state, save_model
 from ..errors import N3Error
 from ..metrics import psnr
 from ..models.registry import build_model
@@ -219,7 +219,3 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
     dist.init_process_group("gloo")
     return rank, world, torch.device("cpu")
 
-
-def load_final(path: str | Path, device: str = "cpu"):
-    """Load a model file written by :func:`train` (a normal model file)."""
-    return load_model(path, device)
