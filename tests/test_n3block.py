@@ -87,3 +87,13 @@ def test_block_trains_with_batch_statistics_and_finite_gradients():
     assert torch.isfinite(x.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
     assert m.bn.running_mean.item() != 0.0
+
+
+def test_inference_path_of_the_relaxation_equals_the_differentiable_one():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(5, 9, 224, generator=g) * torch.tensor([0.1, 1.0, 10.0, 100.0, 1e4]).view(5, 1, 1)
+    logits[:, :, 0] = float("-inf")
+    with torch.no_grad():
+        fast = knn_weights(logits, 7)
+    slow = knn_weights(logits.clone().requires_grad_(), 7).detach()
+    assert torch.allclose(fast, slow, atol=1e-6)

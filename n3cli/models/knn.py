@@ -46,11 +46,26 @@ def knn_weights(logits: Tensor, k: int, dim: int = -1) -> Tensor:
     """
     out = []
     a = logits
+    fast = not (torch.is_grad_enabled() and logits.requires_grad)
     for _ in range(k):
         log_w = torch.log_softmax(a, dim=dim)
-        out.append(log_w.exp())
-        a = a + log1mexp(log_w)
+        w = log_w.exp()
+        out.append(w)
+        if fast:
+            a = a + _log1mexp_inference(log_w, w)
+        else:
+            a = a + log1mexp(log_w)
     return torch.stack(out, 0)
+
+
+def _log1mexp_inference(log_w: Tensor, w: Tensor) -> Tensor:
+    """``log(1 - w)`` without autograd: log1p(-w) everywhere, redone with log(-expm1) for the
+    few weights above 1/2 where log1p loses digits. A handful of passes instead of log1mexp's ~20."""
+    out = torch.log1p(-w)
+    big = log_w > -_LOG2
+    if bool(big.any()):
+        out[big] = torch.log(-torch.expm1(log_w[big]))
+    return out
 
 
 def neighbours_set(

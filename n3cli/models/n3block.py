@@ -161,7 +161,7 @@ class N3Block2d(nn.Module):
         cand_norms = cand_norms.permute(0, 1, 3, 2, 4).reshape(B, nh, nw, w * w)
 
         nbr, nbc = -(-nh // R), -(-nw // R)
-        cp = F.pad(cells, (0, R + 1, 0, R + 1))
+        cp = _channels_last(F.pad(cells, (0, R + 1, 0, R + 1)))
         Lq, Lk = R + 1, R + w
         q0 = torch.arange(nbc, device=dev) * R  # block column starts (query cells)
         k0 = sc[q0]  # candidate band column starts
@@ -173,9 +173,9 @@ class N3Block2d(nn.Module):
         for bi in range(nbr):
             i0 = bi * R
             r0 = int(sr[i0])
-            qb = _band(cp, i0, Lq, q0)  # (B, nbc, D, Lq*Lq)
-            kb = _band(cp, r0, Lk, k0)  # (B, nbc, D, Lk*Lk)
-            g = torch.matmul(qb.transpose(-1, -2), kb).view(B, nbc, Lq * Lq * Lk * Lk)
+            qb = _band(cp, i0, Lq, q0)  # (B, nbc, Lq*Lq, D)
+            kb = _band(cp, r0, Lk, k0)  # (B, nbc, Lk*Lk, D)
+            g = torch.matmul(qb, kb.transpose(-1, -2)).view(B, nbc, Lq * Lq * Lk * Lk)
             ii = (i0 + torch.arange(R, device=dev)).clamp(max=nh - 1)
             crow = sr[ii].unsqueeze(-1) - r0 + torch.arange(w, device=dev)  # (R, w)
             acc = None
@@ -201,7 +201,7 @@ class N3Block2d(nn.Module):
         sr, sc = window_starts(nh, w, dev), window_starts(nw, w, dev)
         nbr, nbc = -(-Hc // R), -(-Wc // R)
         L = R + w + 1
-        cp = F.pad(cells, (0, R + 1, 0, R + 1))
+        cp = _channels_last(F.pad(cells, (0, R + 1, 0, R + 1)))
         # weights padded with one empty patch before and enough after, so cell a's covering
         # patches a-1 and a are always addressable (the missing ones weigh nothing)
         wp = F.pad(weights, (0, 0, 1, nbc * R - nw + 1, 1, nbr * R - nh + 1))
@@ -215,6 +215,8 @@ class N3Block2d(nn.Module):
         inv = F.pad(1.0 / count, (0, nbc * R - Wc, 0, nbr * R - Hc), value=1.0)
         bl = torch.arange(R, device=dev)
         kw = torch.arange(w, device=dev)
+        # offset of each output cell's row in the dense (cells x band) weight matrix
+        cellpos = torch.arange(R * R, device=dev).repeat_interleave(ww) * (L * L)
         reuse = None
         for bi in range(nbr):
             a0 = bi * R
@@ -230,23 +232,18 @@ class N3Block2d(nn.Module):
                 for db in (0, 1):
                     pcol = (b0.view(-1, 1) + bl - db).clamp(0, nw - 1)  # (nbc, R)
                     bcol = sc[pcol].unsqueeze(-1) + kw + db - c0.view(-1, 1, 1)  # (nbc, R, w)
-                    idx = (brow.view(1, R, 1, w, 1) * L + bcol.view(nbc, 1, R, 1, w))
-                    idx = idx.reshape(nbc, 1, R * R * ww).expand(B, nbc, k, -1).reshape(B, nbc, k, R * R * ww)
+                    idx = (brow.view(1, R, 1, w, 1) * L + bcol.view(nbc, 1, R, 1, w)).reshape(nbc, 1, R * R * ww)
+                    # built once per (da, db) and broadcast over batch and neighbours, never copied
+                    idx = (idx + cellpos).unsqueeze(0).expand(B, nbc, k, R * R * ww)
                     src = wp[:, :, a0 - da + 1 : a0 - da + 1 + R, 1 - db : 1 - db + nbc * R]
                     src = src.reshape(k, B, R, nbc, R, ww).permute(1, 3, 0, 2, 4, 5)
                     src = src.reshape(B, nbc, k, R * R * ww)
-                    dense.view(B, nbc, k, -1).scatter_add_(-1, _cellpos(idx, R, L, ww), src)
-            band = _band(cp, r0, L, c0)  # (B, nbc, D, L*L)
-            y = torch.matmul(dense.view(B, nbc, k * R * R, L * L), band.transpose(-1, -2))
+                    dense.view(B, nbc, k, -1).scatter_add_(-1, idx, src)
+            band = _band(cp, r0, L, c0)  # (B, nbc, L*L, D)
+            y = torch.matmul(dense.view(B, nbc, k * R * R, L * L), band)
             y = y.view(B, nbc, k, R, R, D).permute(0, 2, 5, 3, 1, 4)  # (B, k, D, R, nbc, R)
             out[:, :, :, a0 : a0 + R] = y.reshape(B, k, D, R, nbc * R) * inv[a0 : a0 + R]
         return out[..., :Hc, :Wc].reshape(B, k * D, Hc, Wc)
-
-
-def _cellpos(idx: Tensor, R: int, L: int, ww: int) -> Tensor:
-    """Add each output cell's row offset (cell index * L*L) to band indices ordered (R, R, ww)."""
-    cell = torch.arange(R * R, device=idx.device).repeat_interleave(ww) * (L * L)
-    return idx + cell
 
 
 def _box2(t: Tensor) -> Tensor:
@@ -254,16 +251,19 @@ def _box2(t: Tensor) -> Tensor:
     return t[..., :-1, :-1] + t[..., 1:, :-1] + t[..., :-1, 1:] + t[..., 1:, 1:]
 
 
-def _band(cells: Tensor, r0: int, L: int, col_starts: Tensor) -> Tensor:
-    """Square ``L x L`` bands of a (padded) cell map: rows ``r0..r0+L``, one band per column start.
+def _channels_last(cells: Tensor) -> Tensor:
+    """(B, D, H, W) -> (B, H, W, D): each cell's D values contiguous, so band gathers copy whole cells."""
+    return cells.permute(0, 2, 3, 1).contiguous()
 
-    Returns ``(B, n_bands, D, L*L)``.
-    """
-    rows = cells[:, :, r0 : r0 + L]  # (B, D, L, Wp)
+
+def _band(cells: Tensor, r0: int, L: int, col_starts: Tensor) -> Tensor:
+    """Square ``L x L`` bands of a (padded, channels-last) cell map: rows ``r0..r0+L``, one band per
+    column start. Returns ``(B, n_bands, L*L, D)``."""
+    rows = cells[:, r0 : r0 + L]  # (B, L, Wp, D)
     cols = col_starts.view(-1, 1) + torch.arange(L, device=cells.device)  # (n, L)
-    b = rows[..., cols]  # (B, D, L, n, L)
-    B, D = b.shape[:2]
-    return b.permute(0, 3, 1, 2, 4).reshape(B, -1, D, L * L)
+    b = rows[:, :, cols]  # (B, L, n, L, D)
+    B, D = b.shape[0], b.shape[-1]
+    return b.permute(0, 2, 1, 3, 4).reshape(B, -1, L * L, D)
 
 
 def _self_index(nh: int, nw: int, w: int, device: torch.device) -> Tensor:
