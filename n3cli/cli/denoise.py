@@ -53,8 +53,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
 
     try:
         cache = api.ModelCache(model, device)
-        if model is not None:
-            api.resolve_model(model)  # fail fast on an unknown model name
+        if model is not None:  # fail fast on an unknown or broken model, before any image
             cache.for_channels(_model_channels(model))
     except N3Error as e:
         fail(str(e))
