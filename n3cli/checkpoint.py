@@ -8,63 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .fileio import atomic_write  # noqa: F401  (re-exported)
+from .modelinfo import FORMAT_VERSION, META_KEY, ModelInfo  # noqa: F401  (re-exported)
 from .models.registry import build_model
-
-FORMAT_VERSION = 1
-META_KEY = "n3cli"
-REQUIRED = ("arch", "args", "task")
-
-
-@dataclass
-class ModelInfo:
-    """What a caller needs to know about a model, whatever runs it."""
-
-    name: str
-    arch: str
-    args: dict[str, Any]
-    task: str = "denoise"  # denoise | raw | sr | match
-    color: str = "gray"  # gray | rgb | bayer
-    noise: dict[str, Any] = field(default_factory=dict)  # {"kind": fixed|blind|map, "sigma": .., "sigma_range": ..}
-    scale: int = 1
-    min_size: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)  # training, metrics, licence, description, ...
-
-    @property
-    def image_channels(self) -> int:
-        return {"gray": 1, "rgb": 3, "bayer": 4}.get(self.color, 1)
-
-    @property
-    def takes_noise_map(self) -> bool:
-        return self.noise.get("kind") == "map"
-
-    def to_json(self) -> dict[str, Any]:
-        d = {"format_version": FORMAT_VERSION, "name": self.name, "arch": self.arch, "args": self.args,
-             "task": self.task, "color": self.color, "noise": self.noise, "scale": self.scale,
-             "min_size": self.min_size}
-        d.update(self.extra)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any], where: str = "model") -> "ModelInfo":
-        missing = [k for k in REQUIRED if k not in d]
-        if missing:
-            raise CheckpointError(f"{where}: config lacks {', '.join(missing)}")
-        ver = d.get("format_version", FORMAT_VERSION)
-        if not isinstance(ver, int) or ver > FORMAT_VERSION:
-            raise CheckpointError(f"{where}: format version {ver} is newer than this n3 understands ({FORMAT_VERSION})")
-        known = {"format_version", "name", "arch", "args", "task", "color", "noise", "scale", "min_size"}
-        return cls(name=str(d.get("name", "")), arch=d["arch"], args=dict(d["args"]), task=d["task"],
-                   color=d.get("color", "gray"), noise=dict(d.get("noise") or {}), scale=int(d.get("scale", 1)),
-                   min_size=int(d.get("min_size", 1)), extra={k: v for k, v in d.items() if k not in known})
 
 
 @dataclass
@@ -74,21 +27,6 @@ class LoadedModel:
     net: nn.Module
     info: ModelInfo
     path: Path | None = None
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_model(path: str | os.PathLike, net: nn.Module, info: ModelInfo) -> None:

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .checkpoint import LoadedModel
 from .estimate import estimate_sigma
 from .io.images import Image, as_color, read_image, write_image
 from .metrics import psnr, ssim
@@ -21,10 +20,10 @@ def load_clean(folder: str | os.PathLike, color: str) -> list[tuple[str, np.ndar
     return [(p.name, as_color(read_image(p).pixels, color)) for p in list_images(folder)]
 
 
-def evaluate_denoiser(model: LoadedModel, data: str | os.PathLike, sigmas: list[float], seed: int = 0,
+def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], seed: int = 0,
                       estimate_noise: bool = False, tile: int | None = None, save_dir: str | None = None,
                       on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
-    """Per-image and mean PSNR/SSIM of ``model`` at each sigma; the JSON shape ``n3 eval --json`` prints.
+    """Per-image and mean PSNR/SSIM of ``model`` (from :func:`n3cli.api.load_denoiser`) at each sigma; the JSON shape ``n3 eval --json`` prints.
 
     Noise is ``N(0, sigma/255)`` added to the [0, 1] clean image, neither clipped nor quantised,
     from a fixed stream per (seed, image index); the output is scored as float.

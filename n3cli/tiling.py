@@ -6,7 +6,8 @@ cross-faded with its neighbours over a ``blend``-pixel band centred on the core 
 seams are invisible. Where ``overlap - blend/2`` covers the network's receptive field, the
 result equals the untiled output up to float noise.
 
-Pure functions, no model state and no I/O: every task (denoise, raw, upscale) uses them.
+Pure functions on NumPy arrays, no model state, no I/O and no torch: every task (denoise, raw,
+upscale) and every backend (torch, onnxruntime) uses them.
 """
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import Tensor
 
 MAX_BLEND = 16
 
@@ -56,6 +55,27 @@ def plan_axis(length: int, tile: int, overlap: int, align: int = 1, min_size: in
     return spans
 
 
+def plan_axis_fixed(length: int, window: int, overlap: int, align: int = 1) -> list[Span]:
+    """Tiles along one axis for a network that only takes ``window``-pixel inputs.
+
+    Every window is exactly ``window`` long (shifted inward at the image border rather than cut,
+    so it still touches the border exactly as the whole image does); an axis shorter than the
+    window gives one span ``[0, length)`` that the caller pads. ``window`` and ``length`` must be
+    multiples of ``align``.
+    """
+    if length <= window:
+        return [Span(0, length, 0, length)]
+    pad = math.ceil(overlap / align) * align
+    core = window - 2 * pad - align  # longest interior core whose context fits in the window
+    if core < align:
+        raise ValueError(f"a {window}-pixel tile cannot hold {overlap} pixels of context on both sides")
+    spans = []
+    for sp in plan_axis(length, core, 0, align):
+        start = min(max(0, sp.core0 - pad), length - window)
+        spans.append(Span(start, start + window, sp.core0, sp.core1))
+    return spans
+
+
 def blend_weights(span: Span, length: int, blend: int, scale: int = 1) -> np.ndarray:
     """Output weights of one tile along one axis (at output resolution), over its window.
 
@@ -78,8 +98,8 @@ def _ramp(d: np.ndarray, blend: int) -> np.ndarray:
 
 
 def run_tiled(
-    fn: Callable[[Tensor], Tensor],
-    x: Tensor,
+    fn: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
     tile: int,
     overlap: int,
     align: int = 1,
@@ -87,37 +107,42 @@ def run_tiled(
     scale: int = 1,
     blend: int | None = None,
     on_tile: Callable[[int, int], None] | None = None,
-) -> Tensor:
-    """Apply ``fn`` to ``x`` (``(1, C, H, W)``) tile by tile; the result is stitched on the CPU, so
-    only one tile's activations ever live on an accelerator.
+    fixed: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Apply ``fn`` to ``x`` (``(1, C, H, W)`` float32) tile by tile and stitch the results.
 
-    ``fn`` maps ``(1, C, h, w)`` to ``(1, C', h*scale, w*scale)``. ``on_tile(done, total)`` reports progress.
+    ``fn`` maps ``(1, C, h, w)`` to ``(1, C', h*scale, w*scale)``; only one tile's activations
+    are ever alive. ``fixed=(th, tw)``: ``fn`` only takes inputs of exactly that size (``tile``
+    is then ignored); tiles are planned to that size and ``fn`` must handle smaller images
+    itself. ``on_tile(done, total)`` reports progress.
     """
     _, _, H, W = x.shape
     if blend is None:
         blend = min(MAX_BLEND, overlap)
     blend = min(blend, 2 * overlap)  # the ramp must stay inside the context
-    rows = plan_axis(H, tile, overlap, align, min_size)
-    cols = plan_axis(W, tile, overlap, align, min_size)
+    if fixed is not None:
+        rows = plan_axis_fixed(H, fixed[0], overlap, align)
+        cols = plan_axis_fixed(W, fixed[1], overlap, align)
+    else:
+        rows = plan_axis(H, tile, overlap, align, min_size)
+        cols = plan_axis(W, tile, overlap, align, min_size)
     if len(rows) == 1 and len(cols) == 1:
         y = fn(x)
         if on_tile:
             on_tile(1, 1)
-        return y.cpu()
+        return np.asarray(y, dtype=np.float32)
     out = None
     total, done = len(rows) * len(cols), 0
     for r in rows:
-        wr = torch.from_numpy(blend_weights(r, H, blend, scale))
+        wr = blend_weights(r, H, blend, scale)
         for c in cols:
-            wc = torch.from_numpy(blend_weights(c, W, blend, scale))
-            y = fn(x[:, :, r.start : r.stop, c.start : c.stop]).float().cpu()
+            wc = blend_weights(c, W, blend, scale)
+            y = np.asarray(fn(np.ascontiguousarray(x[:, :, r.start : r.stop, c.start : c.stop])), dtype=np.float32)
             if out is None:
-                out = torch.zeros(1, y.shape[1], H * scale, W * scale, dtype=torch.float32)
-            w = wr.view(-1, 1) * wc.view(1, -1)
-            # only the rows/cols with non-zero weight are touched
+                out = np.zeros((1, y.shape[1], H * scale, W * scale), dtype=np.float32)
             rs = slice(r.start * scale, r.stop * scale)
             cs = slice(c.start * scale, c.stop * scale)
-            out[:, :, rs, cs] += y * w
+            out[:, :, rs, cs] += y * (wr[:, None] * wc[None, :])
             done += 1
             if on_tile:
                 on_tile(done, total)

@@ -28,10 +28,26 @@ class ZooEntry:
     file: str
     sha256: str
     default_for: tuple[str, ...] = ()
+    onnx: str | None = None  # the same model exported by `n3 export`, for the onnx backend
+    onnx_sha256: str | None = None
 
     @property
     def path(self) -> Path:
         return weights_dir() / self.file
+
+    @property
+    def onnx_path(self) -> Path | None:
+        return weights_dir() / self.onnx if self.onnx else None
+
+    def file_for(self, backend: str) -> Path:
+        """The file a backend (``torch`` or ``onnx``) runs, checked against the manifest."""
+        if backend != "onnx":
+            verify(self)
+            return self.path
+        if not self.onnx:
+            raise CheckpointError(f"model {self.name} ships no ONNX file; make one with `n3 export {self.name}`")
+        _check_file(self.onnx_path, self.onnx_sha256)
+        return self.onnx_path
 
 
 def entries() -> list[ZooEntry]:
@@ -39,7 +55,8 @@ def entries() -> list[ZooEntry]:
     if not man.is_file():
         return []
     data = json.loads(man.read_text())
-    return [ZooEntry(m["name"], m["file"], m["sha256"], tuple(m.get("default_for", []))) for m in data["models"]]
+    return [ZooEntry(m["name"], m["file"], m["sha256"], tuple(m.get("default_for", [])), m.get("onnx"),
+                     m.get("onnx_sha256")) for m in data["models"]]
 
 
 def names() -> list[str]:
@@ -72,7 +89,11 @@ def sha256(path: str | Path) -> str:
 
 def verify(entry: ZooEntry) -> None:
     """Fail clearly when a shipped file is missing or altered (e.g. a Git LFS pointer)."""
-    if not entry.path.is_file():
-        raise CheckpointError(f"{entry.path}: shipped model file is missing")
-    if sha256(entry.path) != entry.sha256:
-        raise CheckpointError(f"{entry.path}: checksum does not match weights/manifest.json (corrupt or replaced)")
+    _check_file(entry.path, entry.sha256)
+
+
+def _check_file(path: Path, digest: str | None) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: shipped model file is missing")
+    if digest and sha256(path) != digest:
+        raise CheckpointError(f"{path}: checksum does not match weights/manifest.json (corrupt or replaced)")

@@ -6,7 +6,8 @@ import torch
 from n3cli.api import run_model
 from n3cli.checkpoint import load_model
 from n3cli.models.nets import N3Net
-from n3cli.tiling import blend_weights, plan_axis, run_tiled
+from n3cli.inference import run_image
+from n3cli.tiling import blend_weights, plan_axis, plan_axis_fixed, run_tiled
 from n3cli.zoo import default_for
 
 
@@ -51,10 +52,42 @@ def test_tiled_equals_untiled_on_3x3_tiles():
 
 
 def test_scale_factor_tiling_with_an_upsampler():
-    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")  # noqa: E731
-    x = torch.rand(1, 2, 70, 90)
+    up = lambda t: t.repeat(2, axis=2).repeat(2, axis=3)  # noqa: E731  (nearest-neighbour x2)
+    x = np.random.default_rng(0).random((1, 2, 70, 90), dtype=np.float32)
     y = run_tiled(up, x, tile=32, overlap=8, scale=2)
-    assert torch.allclose(y, up(x))
+    assert np.allclose(y, up(x))
+
+
+@pytest.mark.parametrize("length,window,overlap,align", [(300, 100, 16, 5), (1000, 256, 64, 1), (95, 200, 16, 5),
+                                                         (515, 160, 40, 5)])
+def test_fixed_size_plan_windows_are_exact_and_hold_context(length, window, overlap, align):
+    spans = plan_axis_fixed(length, window, overlap, align)
+    assert spans[0].core0 == 0 and spans[-1].core1 == length
+    for a, b in zip(spans, spans[1:]):
+        assert a.core1 == b.core0
+    for s in spans:
+        assert s.stop - s.start == min(window, length)
+        assert 0 <= s.start and s.stop <= length and s.start % align == 0
+        assert s.start <= max(0, s.core0 - overlap) and s.stop >= min(length, s.core1 + overlap)
+
+
+def test_fixed_size_tiling_equals_untiled():
+    net = _small_n3net()
+    x = torch.rand(1, 1, 420, 383)
+    whole = run_model(net, x, tile=4096, overlap=8)
+
+    class Fixed:  # a runner that, like a static-shape ONNX graph, takes one size only
+        fixed_size, min_size, size_multiple, context = (300, 260), net.min_size, net.size_multiple, net.context
+        info = path = None
+
+        def run(self, t):
+            assert t.shape[-2:] == self.fixed_size
+            with torch.no_grad():
+                return net(torch.from_numpy(t)).numpy()
+
+    tiled = run_image(Fixed(), x.numpy(), overlap=net.context)
+    assert tiled.shape == whole.shape
+    assert np.abs(tiled - whole.numpy()).max() <= 1e-4
 
 
 def test_no_visible_seam_on_a_smooth_gradient_with_smallest_overlap():

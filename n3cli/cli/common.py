@@ -40,11 +40,7 @@ def tile_options(fn):
     return fn
 
 
-def print_device(device) -> None:
-    """Say once, on stderr, where the work runs."""
-    import torch
-
-    if device.type == "cuda":
-        click.echo(f"device: cuda ({torch.cuda.get_device_name(device)})", err=True)
-    else:
-        click.echo(f"device: cpu ({torch.get_num_threads()} threads)", err=True)
+backend_option = click.option(
+    "--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+    help="What runs the model: torch, or onnxruntime (`onnx`: .onnx files, or the exported copy of a shipped "
+         "model; needs no torch). `auto` goes by the model file's extension.")

@@ -5,15 +5,15 @@ import sys
 
 import click
 
-from .common import device_option, fail, print_device, tile_options
 from ..errors import N3Error
+from .common import backend_option, device_option, fail, tile_options
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default=None, help="Output file (one input) or folder (several inputs, folders, globs).")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
-              help="Shipped model name (see `n3 models`) or a .safetensors file. Default: the shipped gray or colour model matching each image.")
+              help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray or colour model matching each image.")
 @click.option("-s", "--sigma", type=click.FloatRange(min=0, max=255), default=None,
               help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
@@ -26,7 +26,9 @@ from ..errors import N3Error
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @tile_options
 @device_option
-def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, print_noise, quiet, tile, overlap, device):
+@backend_option
+def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, print_noise, quiet, tile, overlap, device,
+            backend):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP).
 
     \b
@@ -34,6 +36,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
       n3 denoise noisy.png -o clean.png
       n3 denoise shots/*.jpg -o cleaned/ --sigma 15
       n3 denoise shots/ -o cleaned/ --recursive --ext tif
+      n3 denoise noisy.png -o clean.png --backend onnx
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -52,12 +55,11 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
     from .. import api
 
     try:
-        cache = api.ModelCache(model, device)
+        cache = api.ModelCache(model, device, backend)
         if model is not None:  # fail fast on an unknown or broken model, before any image
-            cache.for_channels(_model_channels(model))
+            cache.for_channels(1)
     except N3Error as e:
         fail(str(e))
-    print_device(cache.device)
     bar = None
     if not quiet:
         from tqdm import tqdm
@@ -65,6 +67,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
         bar = tqdm(total=len(jobs), unit="img", desc="denoise", dynamic_ncols=True, file=sys.stderr)
     done, skipped, failed = 0, 0, []
     warned = False
+    said_backend = False
     for job in jobs:
         try:
             if same_file(job.src, job.dst):
@@ -76,6 +79,9 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
                 on_tile = (lambda d, t: bar.set_postfix_str(f"tile {d}/{t}")) if bar is not None else None
                 used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=on_tile)
                 done += 1
+                if not said_backend:
+                    said_backend = True
+                    _say(bar, f"running on {used['backend']}")
                 if sigma is not None and used["sigma"] is None and not warned:
                     warned = True
                     _say(bar, f"note: {used['model']} is trained for one noise level; --sigma is ignored")
@@ -95,13 +101,6 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
     for msg in failed:
         click.echo(f"  failed: {msg}", err=True)
     sys.exit(1 if failed else 0)
-
-
-def _model_channels(model: str) -> int:
-    from ..checkpoint import read_info
-    from .. import api
-
-    return read_info(api.resolve_model(model)).image_channels
 
 
 def _say(bar, msg: str, err: bool = False) -> None:

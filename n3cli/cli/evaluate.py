@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import device_option, print_device, reports_errors
+from .common import backend_option, device_option, reports_errors
 
 
 @click.command("eval")
@@ -23,8 +23,9 @@ from .common import device_option, print_device, reports_errors
 @click.option("-t", "--tile", type=click.IntRange(min=64), default=None, help="Tile size [default: from free memory].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @device_option
+@backend_option
 @reports_errors
-def evaluate(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json, device):
+def evaluate(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json, device, backend):
     """Measure a denoiser with the paper's protocol: Gaussian noise added to clean [0,1] images,
     not clipped or quantised, fixed seed; float PSNR and SSIM per image and mean."""
     from .. import api
@@ -34,11 +35,11 @@ def evaluate(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json,
 
     if model is None:
         first = read_image(list_images(data)[0])
-        loaded = api.load_denoiser(None, "rgb" if first.channels == 3 else "gray", device)
+        loaded = api.load_denoiser(None, "rgb" if first.channels == 3 else "gray", device, backend)
     else:
-        loaded = api.load_denoiser(model, device=device)
+        loaded = api.load_denoiser(model, device=device, backend=backend)
     if not as_json:
-        print_device(next(loaded.net.parameters()).device)
+        click.echo(f"running on {loaded.describe()}", err=True)
     from tqdm import tqdm
 
     n = len(list_images(data)) * len(sigmas)

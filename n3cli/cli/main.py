@@ -10,6 +10,7 @@ from .. import __version__
 
 COMMANDS = {
     "denoise": ("n3cli.cli.denoise", "denoise", "Denoise photos (gray, colour) with an N³Net."),
+    "export": ("n3cli.cli.export_cmd", "export_cmd", "Export a model to ONNX for onnxruntime."),
     "eval": ("n3cli.cli.evaluate", "evaluate", "Measure PSNR/SSIM of a model on a folder of clean images."),
     "import": ("n3cli.cli.import_cmd", "import_cmd", "Convert the authors' N³Net checkpoint to an n3 model file."),
     "models": ("n3cli.cli.models_cmd", "models", "List the shipped models."),

@@ -168,7 +168,7 @@ def _convert_alpha(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None) -> None:
     """Write atomically (temporary file + rename). Bit depth follows the source where the format
     holds it: JPEG and BMP are 8-bit; float sources become 16-bit PNG or float32 TIFF."""
-    from ..checkpoint import atomic_write
+    from ..fileio import atomic_write
 
     path = Path(path)
     ext = path.suffix.lower()

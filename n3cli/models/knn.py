@@ -63,6 +63,8 @@ def _log1mexp_inference(log_w: Tensor, w: Tensor) -> Tensor:
     few weights above 1/2 where log1p loses digits. A handful of passes instead of log1mexp's ~20."""
     out = torch.log1p(-w)
     big = log_w > -_LOG2
+    if torch.compiler.is_exporting():  # no data-dependent branch in a graph
+        return torch.where(big, torch.log(-torch.expm1(log_w.clamp(min=-_LOG2))), out)
     if bool(big.any()):
         out[big] = torch.log(-torch.expm1(log_w[big]))
     return out

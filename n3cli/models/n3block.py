@@ -16,6 +16,7 @@ around each query (window shifted, not cut, at the border), minus the query itse
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -23,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .knn import knn_weights
+
+BATCHED_BLOCK = 8  # query patches per block side in the batched (graph) form
 
 
 def window_starts(n: int, window: int, device: torch.device | None = None) -> Tensor:
@@ -70,6 +73,9 @@ class N3Block2d(nn.Module):
         # query patches per side of one matrix-product block: a speed knob only (small blocks waste
         # fewer flops on CPU; on GPUs fewer, larger blocks mean fewer kernel launches)
         self.block = block
+        # all blocks in one batch of matrix products instead of a loop over block rows: no
+        # data-dependent Python, so it traces to a graph with dynamic height and width (ONNX)
+        self.batched = False
         self.embedcnn = conv_stack(channels, embed_channels, embed_features, embed_depth)
         self.tempcnn = conv_stack(channels, 1, embed_features, embed_depth)
         self.bn = nn.BatchNorm1d(1)  # on the negated distances
@@ -100,7 +106,8 @@ class N3Block2d(nn.Module):
             raise ValueError(f"N3Block2d: patch grid {nh}x{nw} is smaller than the window {w}")
 
         temp = torch.exp(_box2(cells_t) / (p * p) + math.log(0.1))  # (B, nh, nw)
-        neg_dist = -self._distances(cells_e, nh, nw)  # (B, nh, nw, w*w)
+        batched = self.batched or torch.compiler.is_exporting()
+        neg_dist = -(self._distances_batched if batched else self._distances)(cells_e, nh, nw)  # (B, nh, nw, w*w)
         own = _self_index(nh, nw, w, x.device).view(1, nh, nw, 1).expand(B, -1, -1, -1)
         is_self = torch.zeros_like(neg_dist, dtype=torch.bool).scatter_(-1, own, True)
         if self.training:
@@ -118,24 +125,27 @@ class N3Block2d(nn.Module):
         else:
             scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
             logits = (neg_dist - self.bn.running_mean) * scale + self.bn.bias
-        weights = self._weights(logits, temp, is_self)  # (k, B, nh, nw, w*w)
-        nbrs = self._aggregate(weights, cells_x, nh, nw)  # (B, k*C*s*s, Hc, Wc), overlap-averaged
+        weights = self._weights(logits, temp, is_self, chunked=not batched)  # (k, B, nh, nw, w*w)
+        # (B, k*C*s*s, Hc, Wc), overlap-averaged
+        nbrs = (self._aggregate_batched if batched else self._aggregate)(weights, cells_x, nh, nw)
         nbrs = F.pixel_shuffle(nbrs, s)[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W]
         # [x, N1 - x, ..., Nk - x], written in place: these are the largest tensors of the block
-        if torch.is_grad_enabled() and (x.requires_grad or nbrs.requires_grad):
+        if batched or torch.is_grad_enabled() and (x.requires_grad or nbrs.requires_grad):
             return torch.cat([x, (nbrs.view(B, self.k, C, H, W) - x.unsqueeze(1)).view(B, -1, H, W)], 1)
         out = torch.empty(B, self.k + 1, C, H, W, dtype=x.dtype, device=x.device)
         out[:, 0] = x
         torch.sub(nbrs.view(B, self.k, C, H, W), x.unsqueeze(1), out=out[:, 1:])
         return out.view(B, -1, H, W)
 
-    def _weights(self, logits: Tensor, temp: Tensor, is_self: Tensor) -> Tensor:
+    def _weights(self, logits: Tensor, temp: Tensor, is_self: Tensor, chunked: bool = True) -> Tensor:
         """Temperature, self-exclusion and the k-step relaxation, a few patch rows at a time.
 
         Each query is independent here; chunks keep the dozen temporaries per step in cache
         instead of allocating (and page-faulting) patches x window tensors for each.
         """
         rows = max(1, (1 << 18) // max(1, logits.shape[0] * logits.shape[2] * logits.shape[3]))
+        if not chunked:  # one step: a chunk count that depends on the size cannot be traced
+            rows = logits.shape[1]
         out = []
         for r0 in range(0, logits.shape[1], rows):
             sl = slice(r0, r0 + rows)
@@ -172,7 +182,7 @@ class N3Block2d(nn.Module):
         ip = cells.new_empty(B, nbr * R, nbc * R, w * w)
         for bi in range(nbr):
             i0 = bi * R
-            r0 = int(sr[i0])
+            r0 = _window_start(i0, nh, w)
             qb = _band(cp, i0, Lq, q0)  # (B, nbc, Lq*Lq, D)
             kb = _band(cp, r0, Lk, k0)  # (B, nbc, Lk*Lk, D)
             g = torch.matmul(qb, kb.transpose(-1, -2)).view(B, nbc, Lq * Lq * Lk * Lk)
@@ -189,6 +199,40 @@ class N3Block2d(nn.Module):
             acc = acc.view(B, nbc, R, R, w * w).permute(0, 2, 1, 3, 4)
             ip[:, i0 : i0 + R] = acc.reshape(B, R, nbc * R, w * w)
         ip = ip[:, :nh, :nw]
+        return norms.unsqueeze(-1) + cand_norms - 2.0 * ip
+
+    def _distances_batched(self, cells: Tensor, nh: int, nw: int) -> Tensor:
+        """:meth:`_distances` with every block in one batch (same result, more memory)."""
+        B = cells.shape[0]
+        w, R = self.window, BATCHED_BLOCK
+        dev = cells.device
+        ar = functools.partial(torch.arange, device=dev)
+        sr, sc = window_starts(nh, w, dev), window_starts(nw, w, dev)
+        norms = _box2((cells * cells).sum(1))
+        cand_norms = norms[:, sr.unsqueeze(1) + ar(w)][..., sc.unsqueeze(1) + ar(w)]  # (B,nh,w,nw,w)
+        cand_norms = cand_norms.permute(0, 1, 3, 2, 4).reshape(B, nh, nw, w * w)
+
+        nbr, nbc = (nh + R - 1) // R, (nw + R - 1) // R
+        cp = _channels_last(F.pad(cells, (0, R + 1, 0, R + 1)))
+        Lq, Lk = R + 1, R + w
+        q0r, q0c = ar(nbr) * R, ar(nbc) * R  # block starts (query patches)
+        k0r, k0c = sr[q0r], sc[q0c]  # their candidate bands' starts
+        g = torch.matmul(_bands(cp, q0r, q0c, Lq), _bands(cp, k0r, k0c, Lk).transpose(-1, -2))
+        g = g.reshape(B, nbr, nbc, Lq * Lq * Lk * Lk)
+        qi = ar(R)
+        crow = sr[(q0r.view(-1, 1) + qi).clamp(max=nh - 1)].unsqueeze(-1) - k0r.view(-1, 1, 1) + ar(w)
+        ccol = sc[(q0c.view(-1, 1) + qi).clamp(max=nw - 1)].unsqueeze(-1) - k0c.view(-1, 1, 1) + ar(w)
+        acc = None
+        for da in (0, 1):
+            for db in (0, 1):
+                # flat index into a block's Gram matrix: row part + column part
+                rows = (qi + da).view(1, R, 1) * (Lq * Lk * Lk) + (crow + da) * Lk  # (nbr, R, w)
+                cols = (qi + db).view(1, R, 1) * (Lk * Lk) + (ccol + db)  # (nbc, R, w)
+                idx = rows.view(nbr, 1, R, 1, w, 1) + cols.view(1, nbc, 1, R, 1, w)
+                t = torch.gather(g, 3, idx.reshape(1, nbr, nbc, -1).expand(B, -1, -1, -1))
+                acc = t if acc is None else acc + t
+        ip = acc.view(B, nbr, nbc, R, R, w * w).permute(0, 1, 3, 2, 4, 5)
+        ip = ip.reshape(B, nbr * R, nbc * R, w * w)[:, :nh, :nw]
         return norms.unsqueeze(-1) + cand_norms - 2.0 * ip
 
     # -- aggregation -------------------------------------------------------------------------
@@ -220,7 +264,7 @@ class N3Block2d(nn.Module):
         reuse = None
         for bi in range(nbr):
             a0 = bi * R
-            r0 = int(sr[max(a0 - 1, 0)])
+            r0 = _window_start(max(a0 - 1, 0), nh, w)
             if torch.is_grad_enabled() and (weights.requires_grad or cells.requires_grad):
                 dense = cells.new_zeros(B, nbc, k, R * R, L * L)
             else:  # inference: one buffer for all block rows (no fresh pages per row)
@@ -245,6 +289,47 @@ class N3Block2d(nn.Module):
             out[:, :, :, a0 : a0 + R] = y.reshape(B, k, D, R, nbc * R) * inv[a0 : a0 + R]
         return out[..., :Hc, :Wc].reshape(B, k * D, Hc, Wc)
 
+    def _aggregate_batched(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
+        """:meth:`_aggregate` with every block in one batch (same result, more memory)."""
+        k, B, _, _, ww = weights.shape
+        D, Hc, Wc = cells.shape[1:]
+        w, R = self.window, BATCHED_BLOCK
+        dev = cells.device
+        ar = functools.partial(torch.arange, device=dev)
+        sr, sc = window_starts(nh, w, dev), window_starts(nw, w, dev)
+        nbr, nbc = (Hc + R - 1) // R, (Wc + R - 1) // R
+        L = R + w + 1
+        a0, b0 = ar(nbr) * R, ar(nbc) * R  # output-cell block starts
+        r0, c0 = sr[(a0 - 1).clamp(0, nh - 1)], sc[(b0 - 1).clamp(0, nw - 1)]  # band starts
+        band = _bands(_channels_last(F.pad(cells, (0, R + 1, 0, R + 1))), r0, c0, L)  # (B,nbr,nbc,L*L,D)
+        bl, kw = ar(R), ar(w)
+        dense = cells.new_zeros(B, nbr, nbc, k, R * R * L * L)
+        for da in (0, 1):
+            brow = sr[(a0.view(-1, 1) + bl - da).clamp(0, nh - 1)].unsqueeze(-1) + kw + da - r0.view(-1, 1, 1)
+            for db in (0, 1):
+                bcol = sc[(b0.view(-1, 1) + bl - db).clamp(0, nw - 1)].unsqueeze(-1) + kw + db - c0.view(-1, 1, 1)
+                rows = bl.view(1, R, 1) * (R * L * L) + brow * L  # (nbr, R, w)
+                cols = bl.view(1, R, 1) * (L * L) + bcol  # (nbc, R, w)
+                idx = (rows.view(nbr, 1, R, 1, w, 1) + cols.view(1, nbc, 1, R, 1, w)).reshape(1, nbr, nbc, 1, -1)
+                # weights of the patch covering each output cell, zero where there is none. A pad,
+                # not a slice of one padded tensor: exported slices with symbolic ends went wrong
+                src = F.pad(weights, (0, 0, db, nbc * R - nw - db, da, nbr * R - nh - da))
+                src = src.reshape(k, B, nbr, R, nbc, R, ww).permute(1, 2, 4, 0, 3, 5, 6)
+                src = src.reshape(B, nbr, nbc, k, R * R * ww)
+                dense = dense.scatter_add(-1, idx.expand(B, -1, -1, k, -1), src)
+        y = torch.matmul(dense.view(B, nbr, nbc, k * R * R, L * L), band)  # (B, nbr, nbc, k*R*R, D)
+        y = y.view(B, nbr, nbc, k, R, R, D).permute(0, 3, 6, 1, 4, 2, 5).reshape(B, k, D, nbr * R, nbc * R)
+        ones = F.pad(torch.ones(1, 1, nh, nw, device=dev, dtype=cells.dtype), (1, 1, 1, 1))
+        count = _box2(ones)[0, 0]  # covering patches per cell (1, 2 or 4)
+        y = y[..., :Hc, :Wc] / count
+        return y.reshape(B, k * D, Hc, Wc)
+
+
+def _window_start(i: int, n: int, window: int) -> int:
+    """:func:`window_starts` for one position, as a Python int (shape arithmetic only, so the
+    block loops trace to a static graph)."""
+    return max(0, min(i - window // 2, n - window))
+
 
 def _box2(t: Tensor) -> Tensor:
     """Sum over 2x2 neighbouring cells: cell map (.., Hc, Wc) -> patch map (.., Hc-1, Wc-1)."""
@@ -254,6 +339,17 @@ def _box2(t: Tensor) -> Tensor:
 def _channels_last(cells: Tensor) -> Tensor:
     """(B, D, H, W) -> (B, H, W, D): each cell's D values contiguous, so band gathers copy whole cells."""
     return cells.permute(0, 2, 3, 1).contiguous()
+
+
+def _bands(cells: Tensor, row_starts: Tensor, col_starts: Tensor, L: int) -> Tensor:
+    """Every ``L x L`` band of a (padded, channels-last) cell map whose top-left corners are the
+    grid ``row_starts x col_starts``. Returns ``(B, n_rows, n_cols, L*L, D)``."""
+    B, _, Wp, D = cells.shape
+    nr, nc = row_starts.shape[0], col_starts.shape[0]
+    rows = (row_starts.view(-1, 1) + torch.arange(L, device=cells.device)).reshape(-1)
+    cols = (col_starts.view(-1, 1) + torch.arange(L, device=cells.device)).reshape(-1)
+    b = cells.index_select(1, rows).index_select(2, cols).view(B, nr, L, nc, L, D)
+    return b.permute(0, 1, 3, 2, 4, 5).reshape(B, nr, nc, L * L, D)
 
 
 def _band(cells: Tensor, r0: int, L: int, col_starts: Tensor) -> Tensor:

@@ -1,0 +1,38 @@
+"""Backends that run a model: torch (checkpoints) and onnxruntime (exported ``.onnx`` files).
+
+Both give a :class:`n3cli.inference.Runner`; this module imports neither framework until asked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import N3Error
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def backend_for(path: str | os.PathLike, backend: str = "auto") -> str:
+    """``torch`` or ``onnx`` for a model file: ``auto`` goes by its extension."""
+    if backend not in BACKENDS:
+        raise N3Error(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    is_onnx = Path(path).suffix.lower() == ".onnx"
+    if backend == "auto":
+        return "onnx" if is_onnx else "torch"
+    if backend == "torch" and is_onnx:
+        raise N3Error(f"{path}: an ONNX file runs on the onnx backend, not torch (drop --backend torch)")
+    if backend == "onnx" and not is_onnx:
+        raise N3Error(f"{path}: --backend onnx needs an .onnx model (make one with `n3 export`)")
+    return backend
+
+
+def open_runner(path: str | os.PathLike, backend: str = "auto", device: str = "auto"):
+    """A runner for the model file ``path`` on ``device`` (``auto``, ``cpu``, ``cuda``)."""
+    if backend_for(path, backend) == "onnx":
+        from .onnx_backend import OnnxRunner
+
+        return OnnxRunner(path, device)
+    from ..checkpoint import load_model
+    from .torch_backend import TorchRunner, select_device
+
+    return TorchRunner(load_model(path, select_device(device)))

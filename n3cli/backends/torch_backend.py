@@ -1,0 +1,60 @@
+"""The torch backend: runs an ``nn.Module`` (usually loaded from a checkpoint)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import LoadedModel
+from ..errors import N3Error
+from ..inference import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
+
+BYTES_PER_PIXEL = 3000  # measured peak working memory of the N³Net forward pass, float32, per tile pixel
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when usable, else CPU. ``cuda`` without a usable GPU is an error."""
+    device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise N3Error("--device cuda: no usable CUDA GPU (torch.cuda.is_available() is False)")
+    return torch.device(device)
+
+
+class TorchRunner:
+    """A :class:`~n3cli.inference.Runner` for a torch network in eval mode."""
+
+    fixed_size = None
+
+    def __init__(self, loaded: LoadedModel | nn.Module) -> None:
+        if isinstance(loaded, nn.Module):
+            loaded = LoadedModel(loaded.eval(), None, None)  # type: ignore[arg-type]
+        self.net, self.info, self.path = loaded.net, loaded.info, loaded.path
+        self.device = next(self.net.parameters()).device
+        self.min_size = int(getattr(self.net, "min_size", 1))
+        self.size_multiple = int(getattr(self.net, "size_multiple", 1))
+        self.context = int(getattr(self.net, "context", DEFAULT_OVERLAP))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        try:
+            with torch.inference_mode():
+                return self.net(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise TileMemoryError("out of memory") from None
+
+    def auto_tile(self, overlap: int) -> int:
+        if self.device.type != "cuda":
+            return cpu_tile(overlap, BYTES_PER_PIXEL)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        side = int(math.sqrt(0.5 * free / BYTES_PER_PIXEL)) - 2 * overlap
+        return int(max(MIN_TILE, min(4096, side)) // 16 * 16)
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return f"torch cuda ({torch.cuda.get_device_name(self.device)})"
+        return f"torch cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,126 @@
+"""Running an image-to-image network on a whole image, whatever executes it.
+
+A *runner* (torch or onnxruntime, see :mod:`n3cli.backends`) maps one ``(1, C, h, w)`` float32
+array to its output; :func:`run_image` adds what every task needs around it: padding to the
+network's size multiple and minimum size, tiling, and retrying with smaller tiles when an
+accelerator runs out of memory. NumPy only: the ONNX path never imports torch.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import N3Error
+from .modelinfo import ModelInfo
+from .tiling import run_tiled
+
+DEFAULT_OVERLAP = 64
+MIN_TILE = 128
+
+
+class TileMemoryError(N3Error):
+    """A tile did not fit in the accelerator's memory (the caller may retry with smaller tiles)."""
+
+
+class Runner(Protocol):
+    """What :func:`run_image` needs of a backend."""
+
+    info: ModelInfo | None
+    path: Path | None
+    min_size: int  # smallest input side the network takes
+    size_multiple: int  # input sides must be multiples of this
+    context: int  # tile overlap that makes tiled == untiled up to float noise
+    fixed_size: tuple[int, int] | None  # the only input size a static-shape graph takes
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """``(1, C, h, w)`` float32 -> ``(1, C', h*scale, w*scale)`` float32."""
+        ...
+
+    def auto_tile(self, overlap: int) -> int:
+        """Largest tile core that fits a safe share of the free memory where it runs."""
+        ...
+
+    def describe(self) -> str:
+        """Where it runs, for one log line (e.g. ``torch cpu (8 threads)``)."""
+        ...
+
+
+def run_image(runner: Runner, x: np.ndarray, tile: int | None = None, overlap: int | None = None,
+              on_tile: Callable[[int, int], None] | None = None, scale: int = 1) -> np.ndarray:
+    """Run ``runner`` on a ``(1, C, H, W)`` image of any size; returns ``(1, C', H*scale, W*scale)``.
+
+    The image is mirror-padded to the network's size multiple (so tiled and whole-image runs see
+    the same patch grid) and, when smaller than the network's minimum (or than a fixed graph
+    size), mirror-padded around its centre up to it; the padding is cropped from the result.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    H, W = x.shape[-2:]
+    mult = max(1, runner.size_multiple)
+    overlap = runner.context if overlap is None else overlap
+    xp = _pad_end(x, (-H) % mult, (-W) % mult)
+    need = runner.fixed_size or (runner.min_size, runner.min_size)
+    ch, cw = max(0, need[0] - xp.shape[-2]), max(0, need[1] - xp.shape[-1])
+    if ch or cw:
+        xp = pad_centered(xp, ch, cw)
+    if runner.fixed_size:
+        ctx = -(-overlap // mult) * mult
+        for side, length in zip(runner.fixed_size, xp.shape[-2:]):
+            if length > side and side - 2 * ctx - mult < mult:
+                raise N3Error(f"the model's fixed {side}-pixel input cannot hold {overlap} pixels of tile context "
+                              "on both sides; use a smaller --overlap or export with a larger --tile")
+    tile = tile or (0 if runner.fixed_size else runner.auto_tile(overlap))
+    while True:
+        try:
+            y = run_tiled(runner.run, xp, tile, overlap, align=mult, min_size=runner.min_size, scale=scale,
+                          on_tile=on_tile, fixed=runner.fixed_size)
+            break
+        except TileMemoryError:
+            if runner.fixed_size or tile <= MIN_TILE:
+                raise N3Error(f"out of memory with tile {tile or runner.fixed_size}; try a smaller --tile") from None
+            tile = max(MIN_TILE, tile // 2)
+    top, left = ch // 2 * scale, cw // 2 * scale
+    return y[..., top : top + H * scale, left : left + W * scale]
+
+
+def _pad_end(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    if not (ph or pw):
+        return x
+    mode = "reflect" if min(x.shape[-2:]) > max(ph, pw) else "edge"
+    return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+
+
+def pad_centered(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """Mirror-pad ``ph`` rows and ``pw`` columns split around the centre (top/left get the
+    smaller half); in steps, since one reflection can add at most side-1 pixels. Same result as
+    the network's own padding of small inputs, so both backends agree."""
+    pads = [ph // 2, ph - ph // 2, pw // 2, pw - pw // 2]
+    while any(pads):
+        H, W = x.shape[-2:]
+        if min(H, W) < 2:
+            return np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])), mode="edge")
+        step = [min(pads[0], H - 1), min(pads[1], H - 1), min(pads[2], W - 1), min(pads[3], W - 1)]
+        x = np.pad(x, ((0, 0), (0, 0), (step[0], step[1]), (step[2], step[3])), mode="reflect")
+        pads = [a - b for a, b in zip(pads, step)]
+    return x
+
+
+def available_ram() -> float:
+    """Bytes of RAM available to new allocations (MemAvailable), 8 GiB when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+def cpu_tile(overlap: int, bytes_per_px: int) -> int:
+    """Tile core for CPU inference: a quarter of available RAM, at most 3 GiB, 128..2048 px."""
+    budget = min(0.25 * available_ram(), 3 * 2**30)
+    side = int((budget / bytes_per_px) ** 0.5) - 2 * overlap
+    return int(max(MIN_TILE, min(2048, side)) // 16 * 16)
