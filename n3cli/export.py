@@ -96,6 +96,8 @@ def export_onnx(model: str | os.PathLike | LoadedModel, dst: str | os.PathLike, 
 
 def _trace(net: nn.Module, cin: int, mult: int, min_size: int, opset: int, fp16: bool):
     """The dynamic-shape ONNX graph of ``net`` (an ``onnx.ModelProto``)."""
+    import onnx
+
     blocks = [m for m in net.modules() if isinstance(m, N3Block2d)]
     for b in blocks:
         b.batched = True
@@ -113,6 +115,8 @@ def _trace(net: nn.Module, cin: int, mult: int, min_size: int, opset: int, fp16:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, dynamic_shapes=dyn,
                                         input_names=["image"], output_names=["output"], verbose=False)
+            # serialise now: the proto reads the parameters' data lazily, and --fp16 casts them back below
+            proto = onnx.ModelProto.FromString(program.model_proto.SerializeToString())
     except Exception as e:
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise N3Error(f"ONNX export failed: {type(e).__name__}: {msg}") from None
@@ -121,7 +125,7 @@ def _trace(net: nn.Module, cin: int, mult: int, min_size: int, opset: int, fp16:
             net.float()
         for b in blocks:
             b.batched = False
-    return program.model_proto
+    return proto
 
 
 @contextlib.contextmanager

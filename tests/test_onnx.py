@@ -172,3 +172,14 @@ def test_export_refuses_to_overwrite_and_bad_tile(tiny, tmp_path):
     assert not (tmp_path / "t.onnx").exists()
     meta = {p.key: p.value for p in onnx.load(str(existing)).metadata_props}
     assert json.loads(meta[GRAPH_KEY])["dtype"] == "float32"
+
+
+def test_fp16_export_runs_on_the_cpu_close_to_float32(tiny, tmp_path):
+    ckpt, _ = tiny
+    out = tmp_path / "half.onnx"
+    rep = export_onnx(ckpt, out, fp16=True)
+    assert rep["graph"]["dtype"] == "float16"
+    assert rep["max_abs_err"] <= 1e-2  # float16 arithmetic; float32 input and output
+    runner = OnnxRunner(out, "cpu")
+    y = run_image(runner, np.full((1, 1, 90, 95), 0.5, dtype=np.float32))
+    assert y.dtype == np.float32 and np.isfinite(y).all()

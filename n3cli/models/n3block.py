@@ -290,7 +290,12 @@ class N3Block2d(nn.Module):
         return out[..., :Hc, :Wc].reshape(B, k * D, Hc, Wc)
 
     def _aggregate_batched(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
-        """:meth:`_aggregate` with every block in one batch (same result, more memory)."""
+        """:meth:`_aggregate` with every block in one batch (same result, more memory).
+
+        The dense (cells x band) weight matrices are filled by pushing each (patch, window
+        position) weight, as one row of its k*B values, to the four cells the patch covers:
+        four ``index_add`` over rows, whose index never repeats per neighbour or image.
+        """
         k, B, _, _, ww = weights.shape
         D, Hc, Wc = cells.shape[1:]
         w, R = self.window, BATCHED_BLOCK
@@ -302,22 +307,22 @@ class N3Block2d(nn.Module):
         a0, b0 = ar(nbr) * R, ar(nbc) * R  # output-cell block starts
         r0, c0 = sr[(a0 - 1).clamp(0, nh - 1)], sc[(b0 - 1).clamp(0, nw - 1)]  # band starts
         band = _bands(_channels_last(F.pad(cells, (0, R + 1, 0, R + 1))), r0, c0, L)  # (B,nbr,nbc,L*L,D)
-        bl, kw = ar(R), ar(w)
-        dense = cells.new_zeros(B, nbr, nbc, k, R * R * L * L)
+        # accumulated in float32 even for a float16 model: onnxruntime's CPU ScatterND cannot add float16
+        src = weights.permute(2, 3, 4, 0, 1).reshape(nh * nw * ww, k * B).float()
+        dense = torch.zeros(nbr * nbc * R * R * L * L, k * B, device=dev, dtype=torch.float32)
+        kw = ar(w)
         for da in (0, 1):
-            brow = sr[(a0.view(-1, 1) + bl - da).clamp(0, nh - 1)].unsqueeze(-1) + kw + da - r0.view(-1, 1, 1)
+            cr = ar(nh) + da  # the output cell row this patch row covers
+            u = sr.unsqueeze(-1) + kw + da - r0[cr // R].unsqueeze(-1)  # (nh, w) row in the band
+            rows = (cr // R * (nbc * R * R * L * L) + cr % R * (R * L * L)).unsqueeze(-1) + u * L
             for db in (0, 1):
-                bcol = sc[(b0.view(-1, 1) + bl - db).clamp(0, nw - 1)].unsqueeze(-1) + kw + db - c0.view(-1, 1, 1)
-                rows = bl.view(1, R, 1) * (R * L * L) + brow * L  # (nbr, R, w)
-                cols = bl.view(1, R, 1) * (L * L) + bcol  # (nbc, R, w)
-                idx = (rows.view(nbr, 1, R, 1, w, 1) + cols.view(1, nbc, 1, R, 1, w)).reshape(1, nbr, nbc, 1, -1)
-                # weights of the patch covering each output cell, zero where there is none. A pad,
-                # not a slice of one padded tensor: exported slices with symbolic ends went wrong
-                src = F.pad(weights, (0, 0, db, nbc * R - nw - db, da, nbr * R - nh - da))
-                src = src.reshape(k, B, nbr, R, nbc, R, ww).permute(1, 2, 4, 0, 3, 5, 6)
-                src = src.reshape(B, nbr, nbc, k, R * R * ww)
-                dense = dense.scatter_add(-1, idx.expand(B, -1, -1, k, -1), src)
-        y = torch.matmul(dense.view(B, nbr, nbc, k * R * R, L * L), band)  # (B, nbr, nbc, k*R*R, D)
+                cc = ar(nw) + db
+                v = sc.unsqueeze(-1) + kw + db - c0[cc // R].unsqueeze(-1)  # (nw, w)
+                cols = (cc // R * (R * R * L * L) + cc % R * (L * L)).unsqueeze(-1) + v
+                idx = rows.view(nh, 1, w, 1) + cols.view(1, nw, 1, w)  # (nh, nw, w, w) like src's rows
+                dense = dense.index_add(0, idx.reshape(-1), src)
+        dense = dense.to(cells.dtype).view(nbr, nbc, R * R, L * L, k, B).permute(5, 0, 1, 4, 2, 3)
+        y = torch.matmul(dense.reshape(B, nbr, nbc, k * R * R, L * L), band)  # (B, nbr, nbc, k*R*R, D)
         y = y.view(B, nbr, nbc, k, R, R, D).permute(0, 3, 6, 1, 4, 2, 5).reshape(B, k, D, nbr * R, nbc * R)
         ones = F.pad(torch.ones(1, 1, nh, nw, device=dev, dtype=cells.dtype), (1, 1, 1, 1))
         count = _box2(ones)[0, 0]  # covering patches per cell (1, 2 or 4)
