@@ -4,13 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from reference import n3_direct
 
 from n3cli.checkpoint import ModelInfo, load_model, read_info, save_model
 from n3cli.cli.main import cli
 from n3cli.errors import CheckpointError
 from n3cli.models.registry import build_model
-
-from reference import n3_direct
 
 
 @pytest.mark.parametrize("arch,args", [

@@ -3,11 +3,10 @@ import math
 
 import pytest
 import torch
+from reference import bn_params, n3_direct
 
 from n3cli.models.knn import knn_weights, log1mexp, neighbours_set
 from n3cli.models.n3block import N3Block2d
-
-from reference import bn_params, n3_direct
 
 
 def test_log1mexp_matches_float64_formula():

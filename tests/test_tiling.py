@@ -5,8 +5,8 @@ import torch
 
 from n3cli.api import run_model
 from n3cli.checkpoint import load_model
-from n3cli.models.nets import N3Net
 from n3cli.inference import run_image
+from n3cli.models.nets import N3Net
 from n3cli.tiling import blend_weights, plan_axis, plan_axis_fixed, run_tiled
 from n3cli.zoo import default_for
 
