@@ -22,7 +22,8 @@ def models(as_json: bool) -> None:
         rows.append({"name": e.name, "task": info.task, "color": info.color, "channels": info.image_channels,
                      "noise": info.noise, "size_mb": round(e.path.stat().st_size / 1e6, 2),
                      "default_for": list(e.default_for), "metrics": info.extra.get("metrics", {}),
-                     "training": info.extra.get("training", {}), "file": str(e.path)})
+                     "training": info.extra.get("training", {}), "file": str(e.path),
+                     "onnx": str(e.onnx_path) if e.onnx_path else None})
     if as_json:
         click.echo(json.dumps({"weights_dir": str(zoo.weights_dir()), "models": rows}, indent=2))
         return
