@@ -31,7 +31,8 @@ def select_device(device: str = "auto"):
 
 
 def resolve_model(model: str | os.PathLike | None, color: str = "gray", backend: str = "auto") -> Path:
-    """A model file from a shipped name, a path, or (None) the shipped default for ``color``.
+    """A model file from a shipped name, a path, or (None) the shipped default for ``color``
+    (``gray``, ``rgb``, or ``sr_x2``/``sr_x3``/``sr_x4`` for super-resolution).
 
     Shipped models resolve to their ``.onnx`` file for ``backend="onnx"``, else to the checkpoint.
     """
@@ -55,6 +56,43 @@ def load_denoiser(model: str | os.PathLike | None = None, color: str = "gray", d
     if runner.info.task != "denoise":
         raise N3Error(f"{path}: a {runner.info.task} model, not a denoiser")
     return runner
+
+
+def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device: str = "auto",
+                  backend: str = "auto") -> Runner:
+    """Load a super-resolution model for ``scale`` by name or path (None: the shipped one)."""
+    from .sr import model_scales
+
+    path = resolve_model(model, f"sr_x{scale}", backend)
+    runner = open_runner(path, backend_for(path, backend), device)
+    if runner.info.task != "sr":
+        raise N3Error(f"{path}: a {runner.info.task} model, not a super-resolution model")
+    if scale not in model_scales(runner.info):
+        raise N3Error(f"{path}: trained for x{'/x'.join(map(str, model_scales(runner.info)))}, not x{scale}")
+    return runner
+
+
+def upscale(model: Any, pixels: np.ndarray, scale: int, tile: int | None = None, overlap: int | None = None,
+            on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Enlarge an H x W x C float image in [0, 1] by ``scale``; returns (H*scale) x (W*scale) x C.
+
+    Colour images: the model refines the bicubic-upsampled luma (Y of BT.601 YCbCr); chroma is
+    upsampled bicubically. Gray images go to the model directly. Tiles are planned on the input.
+    """
+    from .resize import imresize
+    from .sr import LowResRunner, rgb_to_ycbcr, ycbcr_to_rgb
+
+    runner = LowResRunner(_as_runner(model), scale)
+    H, W, C = pixels.shape
+    if C not in (1, 3):
+        raise N3Error(f"upscale takes gray or RGB images, got {C} channels")
+    ycc = rgb_to_ycbcr(pixels) if C == 3 else pixels.astype(np.float64)
+    x = np.ascontiguousarray(ycc[None, :, :, 0], dtype=np.float32)[None]
+    y = run_image(runner, x, tile, overlap, on_tile, scale=scale)[0, 0]
+    if C == 1:
+        return np.ascontiguousarray(y[:, :, None], dtype=np.float32)
+    chroma = imresize(ycc[:, :, 1:], scale)
+    return np.ascontiguousarray(ycbcr_to_rgb(np.concatenate([y[:, :, None], chroma], 2)), dtype=np.float32)
 
 
 def _as_runner(model: Any) -> Runner:
@@ -117,6 +155,28 @@ def run_model(net, x, tile: int | None = None, overlap: int | None = None,
 
     y = run_image(_as_runner(net), x.detach().cpu().numpy(), tile, overlap, on_tile)
     return torch.from_numpy(np.ascontiguousarray(y))
+
+
+def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
+                 tile: int | None = None, overlap: int | None = None, device: str = "auto",
+                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto") -> dict:
+    """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
+    upscaled bicubically without the model). Returns ``{"model", "backend"}``."""
+    from dataclasses import replace
+
+    from .io.images import read_image, write_image
+    from .resize import imresize
+
+    runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
+    img = read_image(src)
+    out = upscale(runner, img.pixels, scale, tile, overlap, on_tile)
+    alpha = img.alpha
+    if alpha is not None:
+        peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
+        a = np.clip(imresize(alpha.astype(np.float64) / peak, scale), 0, 1) * peak
+        alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
+    write_image(dst, replace(img, pixels=out, alpha=alpha))
+    return {"model": runner.info.name, "backend": runner.describe()}
 
 
 class ModelCache:

@@ -76,6 +76,9 @@ def default_for(kind: str) -> ZooEntry:
     for e in entries():
         if kind in e.default_for:
             return e
+    if kind.startswith("sr_x"):
+        raise CheckpointError(f"no shipped super-resolution model for x{kind[4:]} yet; pass --model "
+                              "(train one with `n3 train --config configs/sr.yaml`)")
     raise CheckpointError(f"no shipped default model for {kind} images; pass --model")
 
 

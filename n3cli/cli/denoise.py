@@ -41,7 +41,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
-    from ..batch import plan_jobs, same_file
+    from ..batch import plan_jobs
     from ..io.images import WRITE_EXTS, is_image_path
 
     if print_noise:
@@ -60,54 +60,22 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
             cache.for_channels(1)
     except N3Error as e:
         fail(str(e))
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
+    from .batchrun import run_batch
 
-        bar = tqdm(total=len(jobs), unit="img", desc="denoise", dynamic_ncols=True, file=sys.stderr)
-    done, skipped, failed = 0, 0, []
-    warned = False
-    said_backend = False
-    for job in jobs:
-        try:
-            if same_file(job.src, job.dst):
-                raise N3Error(f"{job.src}: output would overwrite the input; choose another -o")
-            if job.dst.exists() and not overwrite:
-                skipped += 1
-                _say(bar, f"skip {job.dst} (exists; --overwrite to replace)")
-            else:
-                on_tile = (lambda d, t: bar.set_postfix_str(f"tile {d}/{t}")) if bar is not None else None
-                used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=on_tile)
-                done += 1
-                if not said_backend:
-                    said_backend = True
-                    _say(bar, f"running on {used['backend']}")
-                if sigma is not None and used["sigma"] is None and not warned:
-                    warned = True
-                    _say(bar, f"note: {used['model']} is trained for one noise level; --sigma is ignored")
-                note = f" (sigma {used['sigma']:.1f})" if used["sigma"] is not None else ""
-                _say(bar, f"wrote {job.dst} with {used['model']}{note}")
-        except N3Error as e:
-            failed.append(str(e))
-            _say(bar, f"error: {e}", err=True)
-        except Exception as e:  # an unexpected bug must not stop a batch; report it in one line
-            failed.append(f"{job.src}: {type(e).__name__}: {e}")
-            _say(bar, f"error: {job.src}: {type(e).__name__}: {e}", err=True)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    click.echo(f"denoised {done}, skipped {skipped}, failed {len(failed)}", err=True)
-    for msg in failed:
-        click.echo(f"  failed: {msg}", err=True)
-    sys.exit(1 if failed else 0)
+    state = {"backend": False, "warned": False}
 
+    def process(job, rep) -> str:
+        used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile())
+        if not state["backend"]:
+            state["backend"] = True
+            rep.say(f"running on {used['backend']}")
+        if sigma is not None and used["sigma"] is None and not state["warned"]:
+            state["warned"] = True
+            rep.say(f"note: {used['model']} is trained for one noise level; --sigma is ignored")
+        note = f" (sigma {used['sigma']:.1f})" if used["sigma"] is not None else ""
+        return f"wrote {job.dst} with {used['model']}{note}"
 
-def _say(bar, msg: str, err: bool = False) -> None:
-    if bar is not None:
-        bar.write(msg, file=sys.stderr)
-    else:
-        click.echo(msg, err=True)
+    run_batch(jobs, process, "denoise", overwrite, quiet)
 
 
 def _print_noise(inputs, recursive) -> None:

@@ -14,6 +14,7 @@ COMMANDS = {
     "eval": ("n3cli.cli.evaluate", "evaluate", "Measure PSNR/SSIM of a model on a folder of clean images."),
     "import": ("n3cli.cli.import_cmd", "import_cmd", "Convert the authors' N³Net checkpoint to an n3 model file."),
     "models": ("n3cli.cli.models_cmd", "models", "List the shipped models."),
+    "upscale": ("n3cli.cli.upscale", "upscale", "Enlarge photos x2/x3/x4 (super-resolution)."),
     "train": ("n3cli.cli.train", "train", "Train a model from a YAML config."),
 }
 

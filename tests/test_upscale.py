@@ -1,0 +1,100 @@
+"""`n3 upscale` and the SR pipeline around a (small, random) SR model."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from click.testing import CliRunner
+
+from n3cli import api
+from n3cli.checkpoint import ModelInfo, save_model
+from n3cli.cli.main import cli
+from n3cli.io.images import read_image
+from n3cli.resize import imresize
+from n3cli.sr import rgb_to_ycbcr, ycbcr_to_rgb
+
+ARGS = dict(in_channels=1, out_channels=1, features=8, depth=3, stages=2, mid_channels=4, k=2,
+            embed_features=8, embed_channels=4)
+
+
+@pytest.fixture(scope="module")
+def sr_model(tmp_path_factory):
+    from n3cli.models.nets import N3Net
+
+    torch.manual_seed(1)
+    net = N3Net(**ARGS)
+    path = tmp_path_factory.mktemp("sr") / "sr.safetensors"
+    info = ModelInfo(name="tiny-sr", arch="n3net", args=ARGS, task="sr", color="gray", scale=2,
+                     extra={"scales": [2, 3]})
+    save_model(path, net, info)
+    return path
+
+
+def image(h, w, c, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([0.5 + 0.3 * np.sin(7 * xx + 2 * yy), 0.4 + 0.3 * np.cos(6 * yy), 0.3 + 0.4 * xx * yy], -1)
+    return np.clip(base[..., :c] + rng.normal(0, 0.02, (h, w, c)), 0, 1).astype(np.float32)
+
+
+def test_ycbcr_round_trip():
+    px = image(20, 30, 3)
+    assert np.allclose(ycbcr_to_rgb(rgb_to_ycbcr(px)), px, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale,size,c", [(2, (37, 53), 3), (3, (41, 29), 1)])
+def test_output_is_exactly_scale_times_the_input(sr_model, scale, size, c):
+    m = api.load_upscaler(sr_model, scale, "cpu")
+    out = api.upscale(m, image(*size, c), scale)
+    assert out.shape == (size[0] * scale, size[1] * scale, c)
+    assert np.isfinite(out).all()
+
+
+def test_tiled_equals_untiled(sr_model):
+    m = api.load_upscaler(sr_model, 2, "cpu")
+    px = image(150, 170, 3)
+    whole = api.upscale(m, px, 2, tile=4096)
+    tiles = []
+    tiled = api.upscale(m, px, 2, tile=60, on_tile=lambda d, t: tiles.append(t))
+    assert tiles[-1] >= 4
+    assert np.abs(tiled - whole).max() <= 1e-4
+
+
+def test_cli_keeps_16_bit_and_upscales_alpha_without_the_model(sr_model, tmp_path):
+    src = tmp_path / "in.tif"
+    rgb = np.rint(image(45, 50, 3) * 65535).astype(np.uint16)
+    alpha = np.rint(np.linspace(0, 65535, 45 * 50).reshape(45, 50)).astype(np.uint16)
+    tifffile.imwrite(src, np.concatenate([rgb, alpha[..., None]], 2), photometric="rgb", extrasamples=["unassalpha"])
+    dst = tmp_path / "out.tif"
+    res = CliRunner().invoke(cli, ["upscale", "-q", str(src), "-o", str(dst), "--scale", "2", "--model", str(sr_model)])
+    assert res.exit_code == 0, res.output
+    arr = tifffile.imread(dst)
+    assert arr.dtype == np.uint16 and arr.shape == (90, 100, 4)
+    expect = np.rint(np.clip(imresize(alpha / 65535.0, 2), 0, 1) * 65535)
+    assert np.abs(arr[..., 3].astype(np.int64) - expect).max() <= 1
+    assert read_image(dst).channels == 3
+
+
+def test_bad_inputs_and_wrong_models_fail_in_one_line(sr_model, tmp_path):
+    from n3cli.zoo import default_for
+
+    good = tmp_path / "ok.png"
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(np.rint(image(30, 30, 3) * 255).astype(np.uint8)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    cases = [
+        (["upscale", "-q", str(bad), "-o", str(tmp_path / "b.png"), "-s", "2", "-m", str(sr_model)], "not a readable PNG"),
+        (["upscale", "-q", str(good), "-o", str(tmp_path / "c.png"), "-s", "4", "-m", str(sr_model)], "not x4"),
+        (["upscale", "-q", str(good), "-o", str(tmp_path / "d.png"), "-s", "2", "-m", str(default_for("gray").path)],
+         "not a super-resolution model"),
+    ]
+    for args, needle in cases:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code != 0
+        errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+        assert errors and needle in errors[0], res.stderr
+        assert "Traceback" not in res.output
+        assert not Path(args[4]).exists()
