@@ -98,3 +98,42 @@ def test_bad_inputs_and_wrong_models_fail_in_one_line(sr_model, tmp_path):
         assert errors and needle in errors[0], res.stderr
         assert "Traceback" not in res.output
         assert not Path(args[4]).exists()
+
+
+def test_eval_sr_reports_model_and_bicubic_per_scale(sr_model, tmp_path):
+    import json
+
+    from PIL import Image as PILImage
+
+    data = tmp_path / "set"
+    data.mkdir()
+    PILImage.fromarray(np.rint(image(61, 70, 3) * 255).astype(np.uint8)).save(data / "a.png")
+    PILImage.fromarray(np.rint(image(50, 47, 1, seed=2)[..., 0] * 255).astype(np.uint8)).save(data / "b.png")
+    res = CliRunner().invoke(cli, ["eval", "--task", "sr", "--scale", "2", "--scale", "3", "--data", str(data),
+                                   "--model", str(sr_model), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["task"] == "sr" and [r["scale"] for r in rep["results"]] == [2, 3]
+    for r in rep["results"]:
+        assert len(r["per_image"]) == 2
+        assert {"mean_psnr", "bicubic_psnr", "mean_ssim"} <= set(r)
+        assert 10 < r["bicubic_psnr"] < 60 and np.isfinite(r["mean_psnr"])
+    res = CliRunner().invoke(cli, ["eval", "--task", "sr", "--data", str(data), "--model", str(sr_model)])
+    assert res.exit_code == 2 and "needs --scale" in res.stderr
+
+
+def test_eval_sr_of_a_pass_through_model_gives_the_published_bicubic_number(datasets, tmp_path):
+    from n3cli.evaluate import evaluate_upscaler
+    from n3cli.models.registry import build_model
+
+    args = {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3}
+    net = build_model("dncnn", args)
+    with torch.no_grad():  # residual network whose last layer is zero: its output is its bicubic input
+        net.blocks[0].conv2.weight.zero_()
+        net.blocks[0].conv2.bias.zero_()
+    path = tmp_path / "identity.safetensors"
+    save_model(path, net, ModelInfo(name="identity", arch="dncnn", args=args, task="sr", scale=2))
+    rep = evaluate_upscaler(str(path), datasets / "Set5", [2], device="cpu")
+    r = rep["results"][0]
+    assert abs(r["mean_psnr"] - r["bicubic_psnr"]) < 0.02
+    assert abs(r["mean_psnr"] - 33.66) <= 0.03

@@ -33,6 +33,8 @@ SCHEMA: dict[str, Any] = {
         "workers": 4,
         "rot90": True,
         "flip": True,
+        "scales": [2, 3, 4],  # task sr: upscaling factors trained (one drawn per sample)
+        "val_scale": None,  # task sr: validation factor [default: the first of scales]
     },
     "noise": {
         "kind": "fixed",  # fixed | blind | map
@@ -54,7 +56,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 _CHOICES = {
-    ("model", "task"): {"denoise"},
+    ("model", "task"): {"denoise", "sr"},
     ("model", "color"): {"gray", "rgb"},
     ("noise", "kind"): {"fixed", "blind", "map"},
     ("precision",): {"fp32", "tf32", "bf16"},
@@ -116,6 +118,19 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
         raise ConfigError(f"{where}: model.arch {cfg['model']['arch']!r} is not one of {sorted(ARCHITECTURES)}")
     if not isinstance(cfg["model"]["args"], dict):
         raise ConfigError(f"{where}: model.args must be a mapping")
+    if cfg["model"]["task"] == "sr":
+        scales = cfg["data"]["scales"]
+        if not (isinstance(scales, list) and scales and all(s in (2, 3, 4) for s in scales)):
+            raise ConfigError(f"{where}: data.scales must be a non-empty list of 2, 3, 4, got {scales!r}")
+        if cfg["data"]["val_scale"] is None:
+            cfg["data"]["val_scale"] = scales[0]
+        if cfg["data"]["val_scale"] not in scales:
+            raise ConfigError(f"{where}: data.val_scale must be one of data.scales {scales}")
+        bad = [s for s in scales if cfg["data"]["patch"] % s]
+        if bad:
+            raise ConfigError(f"{where}: data.patch ({cfg['data']['patch']}) must be a multiple of every scale (x{bad[0]})")
+        if cfg["model"]["color"] != "gray":
+            raise ConfigError(f"{where}: SR models work on the luma channel: model.color must be gray")
     if cfg["noise"]["val_sigma"] is None:
         cfg["noise"]["val_sigma"] = cfg["noise"]["sigma"] if cfg["noise"]["kind"] == "fixed" else 25.0
     return cfg

@@ -27,13 +27,20 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np.ndarray]:
-    """All images of the folders as float32 H x W x C (gray via BT.601 when ``color`` is gray)."""
+    """All images of the folders as float32 H x W x C (gray via BT.601 when ``color`` is gray;
+    ``y``: the SR protocol's luma, YCbCr Y of colour images, gray images as they are)."""
     if isinstance(folders, (str, Path)):
         folders = [folders]
     out = []
     for folder in folders:
         for p in list_images(folder):
-            out.append(as_color(read_image(p).pixels, color))
+            px = read_image(p).pixels
+            if color == "y":
+                from ..sr import rgb_to_ycbcr
+
+                out.append(px if px.shape[2] == 1 else rgb_to_ycbcr(px)[:, :, :1].astype(np.float32))
+            else:
+                out.append(as_color(px, color))
             if limit and len(out) >= limit:
                 return out
     return out
@@ -73,6 +80,44 @@ class NoisyPatches(Dataset):
             sigma = float(rng.uniform(lo, hi))
         noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(sigma / 255.0)
         return torch.from_numpy(noisy), torch.from_numpy(clean), torch.tensor(sigma, dtype=torch.float32)
+
+
+class SRPatches(Dataset):
+    """Sample i: (bicubic-upsampled LR 1xPxP, HR 1xPxP, scale) from a crop chosen by ``rng(seed, i)``.
+
+    The LR image is the protocol's: MATLAB bicubic downscaling of the 8-bit-rounded crop,
+    rounded to 8 bits; the network input is its MATLAB bicubic upscaling (not rounded).
+    """
+
+    def __init__(self, images: list[np.ndarray], patch: int, scales: list[int], seed: int,
+                 rot90: bool = True, flip: bool = True, length: int = 2**62) -> None:
+        self.images, self.patch, self.scales, self.seed = images, patch, list(scales), seed
+        self.rot90, self.flip, self.length = rot90, flip, length
+        small = [im.shape for im in images if min(im.shape[:2]) < patch]
+        if small:
+            raise ImageError(f"training image of size {small[0][:2]} is smaller than the patch size {patch}")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        from ..resize import imresize, make_lr
+
+        rng = np.random.default_rng([self.seed, int(i)])
+        im = self.images[rng.integers(len(self.images))]
+        p = self.patch
+        y = rng.integers(im.shape[0] - p + 1)
+        x = rng.integers(im.shape[1] - p + 1)
+        crop = im[y : y + p, x : x + p, 0]
+        if self.rot90:
+            crop = np.rot90(crop, int(rng.integers(4)))
+        if self.flip and rng.integers(2):
+            crop = crop[:, ::-1]
+        s = self.scales[int(rng.integers(len(self.scales)))]
+        hr = np.rint(crop * 255.0)
+        inp = imresize(make_lr(hr, s), s) / 255.0
+        return (torch.from_numpy(inp[None].astype(np.float32)), torch.from_numpy((hr / 255.0)[None].astype(np.float32)),
+                torch.tensor(float(s)))
 
 
 class StepSampler(Sampler[int]):

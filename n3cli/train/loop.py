@@ -20,7 +20,7 @@ from ..errors import N3Error
 from ..metrics import psnr
 from ..models.registry import build_model
 from ..noise import add_gaussian, eval_rng, network_input
-from .data import NoisyPatches, StepSampler, load_images
+from .data import NoisyPatches, SRPatches, StepSampler, load_images
 
 
 def lr_at(step: int, optim: dict[str, Any]) -> float:
@@ -31,11 +31,15 @@ def lr_at(step: int, optim: dict[str, Any]) -> float:
 
 def model_info(cfg: dict[str, Any], net: torch.nn.Module) -> ModelInfo:
     m, n = cfg["model"], cfg["noise"]
+    extra = {k: m[k] for k in ("description", "license") if m.get(k)}
+    if m["task"] == "sr":
+        scales = [int(v) for v in cfg["data"]["scales"]]
+        return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task="sr", color="gray",
+                         noise={}, scale=scales[0], min_size=1, extra={**extra, "scales": scales, "input": "bicubic-y"})
     if n["kind"] == "fixed":
         noise = {"kind": "fixed", "sigma": float(n["sigma"])}
     else:
         noise = {"kind": n["kind"], "sigma_range": [float(v) for v in n["sigma_range"]]}
-    extra = {k: m[k] for k in ("description", "license") if m.get(k)}
     return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task=m["task"], color=m["color"],
                      noise=noise, min_size=1, extra=extra)
 
@@ -52,6 +56,23 @@ def validate_psnr(net: torch.nn.Module, info: ModelInfo, images: list[np.ndarray
             x = torch.from_numpy(noisy.transpose(2, 0, 1)).unsqueeze(0).to(device)
             y = net(network_input(x, sigma, info.takes_noise_map))
             vals.append(psnr(y[0].float().cpu().numpy().transpose(1, 2, 0), clean))
+    net.train(was)
+    return float(np.mean(vals))
+
+
+def validate_sr_psnr(net: torch.nn.Module, images: list[np.ndarray], scale: int, device: torch.device) -> float:
+    """Mean Y-PSNR (the SR protocol: 8-bit LR, ``scale`` px shaved) on whole images (no tiling)."""
+    from ..resize import imresize, make_lr, modcrop, psnr_y
+
+    was = net.training
+    net.eval()
+    vals = []
+    with torch.no_grad():
+        for im in images:
+            hr = modcrop(np.rint(im[:, :, 0] * 255.0), scale)
+            inp = imresize(make_lr(hr, scale), scale) / 255.0
+            y = net(torch.from_numpy(inp[None, None].astype(np.float32)).to(device))[0, 0].float().cpu().numpy()
+            vals.append(psnr_y(np.clip(y * 255.0, 0, 255), hr, scale))
     net.train(was)
     return float(np.mean(vals))
 
@@ -104,15 +125,22 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    images = load_images(cfg["data"]["train"], cfg["model"]["color"])
-    ds = NoisyPatches(images, cfg["data"]["patch"], cfg["noise"], cfg["seed"], cfg["data"]["rot90"], cfg["data"]["flip"])
+    sr = cfg["model"]["task"] == "sr"
+    color = "y" if sr else cfg["model"]["color"]
+    images = load_images(cfg["data"]["train"], color)
+    if sr:
+        ds = SRPatches(images, cfg["data"]["patch"], cfg["data"]["scales"], cfg["seed"], cfg["data"]["rot90"],
+                       cfg["data"]["flip"])
+    else:
+        ds = NoisyPatches(images, cfg["data"]["patch"], cfg["noise"], cfg["seed"], cfg["data"]["rot90"],
+                          cfg["data"]["flip"])
     workers = cfg["data"]["workers"]
     loader = DataLoader(ds, batch_size=batch // world, sampler=StepSampler(step, end, batch, rank, world),
                         num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=False,
                         prefetch_factor=4 if workers else None)
     val_images = []
     if cfg["data"]["val"] and rank == 0:
-        val_images = load_images(cfg["data"]["val"], cfg["model"]["color"], cfg["data"]["val_max_images"])
+        val_images = load_images(cfg["data"]["val"], color, cfg["data"]["val_max_images"])
     val_sigma = float(cfg["noise"]["val_sigma"])
     bar = None
     if progress and rank == 0:
@@ -142,8 +170,12 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
                 running = []
                 _log(log, rec, on_log)
             if val_images and (step % cfg["val_every"] == 0 or step == end):
-                last_val = validate_psnr(net, info, val_images, val_sigma, dev)
-                _log(log, {"step": step, "val_psnr": last_val, "val_sigma": val_sigma}, on_log)
+                if sr:
+                    last_val = validate_sr_psnr(net, val_images, cfg["data"]["val_scale"], dev)
+                    _log(log, {"step": step, "val_psnr": last_val, "val_scale": cfg["data"]["val_scale"]}, on_log)
+                else:
+                    last_val = validate_psnr(net, info, val_images, val_sigma, dev)
+                    _log(log, {"step": step, "val_psnr": last_val, "val_sigma": val_sigma}, on_log)
                 if last_val > best:
                     best = last_val
                     save_model(out / "best.safetensors", net, _with_training(info, cfg, step, dev, last_val))
@@ -190,8 +222,9 @@ def _with_training(info: ModelInfo, cfg: dict[str, Any], step: int, dev: torch.d
                          "patch": cfg["data"]["patch"], "data": [Path(p).name for p in cfg["data"]["train"]],
                          "hardware": hw, "seed": cfg["seed"]}
     if val is not None:
-        extra.setdefault("metrics", {})["val_psnr"] = {"data": Path(cfg["data"]["val"]).name,
-                                                       "sigma": cfg["noise"]["val_sigma"], "psnr": round(val, 3)}
+        cond = {"scale": cfg["data"]["val_scale"]} if info.task == "sr" else {"sigma": cfg["noise"]["val_sigma"]}
+        extra.setdefault("metrics", {})["val_psnr"] = {"data": Path(cfg["data"]["val"]).name, **cond,
+                                                       "psnr": round(val, 3)}
     return ModelInfo(info.name, info.arch, info.args, info.task, info.color, info.noise, info.scale,
                      info.min_size, extra)
 
