@@ -56,6 +56,8 @@ def export_onnx(model: str | os.PathLike | LoadedModel, dst: str | os.PathLike, 
         raise N3Error(f"--opset {opset}: n3 exports need opset {MIN_OPSET} or newer")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, "cpu")
     net, info = loaded.net.cpu().eval(), loaded.info
+    if info.task not in ("denoise", "sr", "raw"):
+        raise N3Error(f"{info.name}: only image models (denoise, sr, raw) export to ONNX, not {info.task} models")
     mult = int(getattr(net, "size_multiple", 1))
     min_size = int(getattr(net, "min_size", 1))
     cin = int(getattr(net, "in_channels", info.image_channels + int(info.takes_noise_map)))

@@ -96,3 +96,15 @@ def test_inference_path_of_the_relaxation_equals_the_differentiable_one():
         fast = knn_weights(logits, 7)
     slow = knn_weights(logits.clone().requires_grad_(), 7).detach()
     assert torch.allclose(fast, slow, atol=1e-6)
+
+
+def test_set_form_gradients_are_finite_with_self_excluded_and_learned_temperature():
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(2, 20, 5, generator=g, requires_grad=True)
+    vals = torch.randn(2, 20, 4, generator=g)
+    temp = (torch.rand(2, 20, generator=g) + 0.5).requires_grad_()
+    for cand in (None, torch.arange(20).repeat(20, 1)):
+        out = neighbours_set(q, q, vals, k=3, temperature=temp, candidates=cand, exclude_self=True)
+        out.sum().backward()
+        assert torch.isfinite(q.grad).all() and torch.isfinite(temp.grad).all()
+        q.grad = temp.grad = None

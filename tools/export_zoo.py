@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from n3cli import zoo
+from n3cli.checkpoint import read_info
 from n3cli.export import export_onnx
 
 
@@ -23,6 +24,8 @@ def main(names: list[str]) -> None:
         if names and m["name"] not in names:
             continue
         src = zoo.weights_dir() / m["file"]
+        if read_info(src).task not in ("denoise", "sr", "raw"):
+            continue  # match networks run on point sets, not images
         dst = src.with_suffix(".onnx")
         rep = export_onnx(src, dst)
         m["onnx"], m["onnx_sha256"] = dst.name, zoo.sha256(dst)

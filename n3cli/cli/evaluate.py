@@ -12,10 +12,16 @@ from .common import backend_option, device_option, fail, reports_errors
 @click.command("eval")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Model to evaluate [default: the one `n3 denoise` picks for these images].")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of clean images (e.g. Set12, BSD68, CBSD68).")
-@click.option("--task", type=click.Choice(["denoise", "sr"]), default="denoise", show_default=True,
-              help="What to measure: denoising (needs --sigma) or super-resolution (needs --scale).")
+@click.option("--data", type=click.Path(exists=True),
+              help="Folder of clean images (e.g. Set12, BSD68, CBSD68); --task match: a pairs file "
+                   "[default for match: the synthetic test set].")
+@click.option("--task", type=click.Choice(["denoise", "sr", "match"]), default="denoise", show_default=True,
+              help="What to measure: denoising (needs --sigma), super-resolution (needs --scale), or "
+                   "match (pose mAP of robust estimation, CNNet and N³Net).")
+@click.option("--pairs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="--task match: number of synthetic test pairs (fixed seed).")
+@click.option("--outliers", type=(click.FloatRange(0, 0.99), click.FloatRange(0, 0.99)), default=(0.5, 0.95),
+              show_default=True, metavar="LO HI", help="--task match: range of wrong-match fractions of the synthetic pairs.")
 @click.option("-s", "--sigma", "sigmas", multiple=True, type=click.FloatRange(min=0, max=255),
               help="Noise level(s), 0-255 units; repeat for several.")
 @click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
@@ -29,7 +35,8 @@ from .common import backend_option, device_option, fail, reports_errors
 @device_option
 @backend_option
 @reports_errors
-def evaluate(model, data, task, sigmas, scales, seed, estimate_noise, save_dir, tile, as_json, device, backend):
+def evaluate(model, data, task, pairs, outliers, sigmas, scales, seed, estimate_noise, save_dir, tile, as_json, device,
+             backend):
     """Measure a model with the paper's protocol.
 
     
@@ -37,8 +44,14 @@ def evaluate(model, data, task, sigmas, scales, seed, estimate_noise, save_dir, 
     float PSNR and SSIM per image and mean.
     Super-resolution (--task sr): LR by MATLAB-compatible bicubic downscaling rounded to 8 bits;
     PSNR/SSIM on the BT.601 Y channel with `scale` pixels shaved; bicubic alongside.
+    Matching (--task match): mAP of the pose error at 5/10/20 degrees for robust estimation on all
+    matches, the shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
     Without --model: the model `n3 denoise` / `n3 upscale` would pick.
     """
+    if task == "match":
+        return _evaluate_match(model, data, pairs, outliers, as_json)
+    if data is None:
+        fail("missing option --data (a folder of clean images)")
     if task == "sr":
         if not scales:
             fail("--task sr needs --scale (2, 3 or 4; repeat for several)")
@@ -96,3 +109,23 @@ def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
         for r in res["per_image"]:
             click.echo(f"{r['image']:<24} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['bicubic_psnr']:8.2f}")
         click.echo(f"{'mean':<24} {res['mean_psnr']:7.2f} {res['mean_ssim']:7.4f} {res['bicubic_psnr']:8.2f}")
+
+
+def _evaluate_match(model, data, pairs, outliers, as_json) -> None:
+    from ..checkpoint import load_model
+    from ..match.evaluate import evaluate_match
+    from ..zoo import find
+
+    nets = {"robust": None}
+    for key, name in (("cnnet", "cnnet-match"), ("n3net", model or "n3net-match")):
+        path = name if str(name).endswith(".safetensors") else find(name).file_for("torch")
+        nets[key] = load_model(path).net.eval()
+    report = evaluate_match(nets, data, pairs, outliers=tuple(outliers))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for res in report["results"]:
+        click.echo(f"\npose mAP on {res['data']}, {res['pairs']} pairs")
+        click.echo(f"{'method':<10} {'5 deg':>7} {'10 deg':>7} {'20 deg':>7}")
+        for m, v in res["map"].items():
+            click.echo(f"{m:<10} {v['5']:7.3f} {v['10']:7.3f} {v['20']:7.3f}")

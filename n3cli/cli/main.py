@@ -13,6 +13,7 @@ COMMANDS = {
     "export": ("n3cli.cli.export_cmd", "export_cmd", "Export a model to ONNX for onnxruntime."),
     "eval": ("n3cli.cli.evaluate", "evaluate", "Measure PSNR/SSIM of a model on a folder of clean images."),
     "import": ("n3cli.cli.import_cmd", "import_cmd", "Convert the authors' N³Net checkpoint to an n3 model file."),
+    "match": ("n3cli.cli.match", "match", "Classify SIFT matches between two photos and recover the pose."),
     "models": ("n3cli.cli.models_cmd", "models", "List the shipped models."),
     "upscale": ("n3cli.cli.upscale", "upscale", "Enlarge photos x2/x3/x4 (super-resolution)."),
     "train": ("n3cli.cli.train", "train", "Train a model from a YAML config."),

@@ -33,7 +33,12 @@ def models(as_json: bool) -> None:
     click.echo(f"{'name':<18} {'task':<8} {'color':<6} {'noise':<16} {'MB':>5}  {'default':<8} measured")
     for r in rows:
         n = r["noise"]
-        noise = f"sigma {n['sigma']:g}" if n.get("kind") == "fixed" else f"{n.get('kind')} {n.get('sigma_range')}"
+        if n.get("kind") == "fixed":
+            noise = f"sigma {n['sigma']:g}"
+        elif n.get("kind"):
+            noise = f"{n['kind']} {n.get('sigma_range')}"
+        else:
+            noise = "-"
         metrics = "; ".join(_fmt_metric(k, v) for k, v in r["metrics"].items() if k != "val_psnr") or "-"
         click.echo(f"{r['name']:<18} {r['task']:<8} {r['color']:<6} {noise:<16} {r['size_mb']:>5}  "
                    f"{','.join(r['default_for']) or '-':<8} {metrics}")
@@ -42,4 +47,6 @@ def models(as_json: bool) -> None:
 def _fmt_metric(key: str, v) -> str:
     if isinstance(v, dict) and "psnr" in v:
         return f"{key} {v['psnr']:.2f} dB"
+    if isinstance(v, dict) and "map" in v:
+        return f"{key} mAP@10 {v['map']['10']:.3f}"
     return f"{key} {v}"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import N3Error
 from .common import device_option, reports_errors
 
 
@@ -29,5 +30,12 @@ def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | 
 
     cfg = load_config(config_path)
     out = Path(out_dir) if out_dir else Path("runs") / cfg["name"]
-    final = run(cfg, out, resume=resume, device=device, max_steps=max_steps)
+    if cfg["model"]["task"] == "match":
+        from ..match.train import train_match
+
+        if resume:
+            raise N3Error("--resume is not supported for match training yet (runs are short; start again)")
+        final = train_match(cfg, out, device=device, max_steps=max_steps)
+    else:
+        final = run(cfg, out, resume=resume, device=device, max_steps=max_steps)
     click.echo(f"wrote {final}")

@@ -99,11 +99,13 @@ def neighbours_set(
     if not torch.is_tensor(temperature):
         temperature = torch.full((B, N), float(temperature), dtype=query.dtype, device=query.device)
     if candidates is None:
-        d = (query.unsqueeze(2) - database.unsqueeze(1)).pow(2).sum(-1)  # (B, N, M)
-        if exclude_self:
-            eye = torch.eye(N, dtype=torch.bool, device=query.device)
-            d = d.masked_fill(eye, float("inf"))
-        w = knn_weights(-d / temperature.unsqueeze(-1), k)  # (k, B, N, M)
+        # |q|^2 + |d|^2 - 2 q.d: one matrix product, never a (B, N, M, E) difference tensor
+        d = (query.pow(2).sum(-1).unsqueeze(2) + database.pow(2).sum(-1).unsqueeze(1)
+             - 2.0 * query @ database.transpose(1, 2)).clamp(min=0.0)  # (B, N, M)
+        logits = -d / temperature.unsqueeze(-1)
+        if exclude_self:  # -inf only after the division: inf * 0 in the temperature's gradient is nan
+            logits = logits.masked_fill(torch.eye(N, dtype=torch.bool, device=query.device), float("-inf"))
+        w = knn_weights(logits, k)  # (k, B, N, M)
         return torch.einsum("jbnm,bmf->bnjf", w, values)
     if candidates.dim() == 2:
         candidates = candidates.unsqueeze(0).expand(B, -1, -1)
@@ -111,9 +113,10 @@ def neighbours_set(
     flat = candidates.reshape(B, N * K)
     cand_e = torch.gather(database, 1, flat.unsqueeze(-1).expand(-1, -1, database.shape[-1]))
     d = (query.unsqueeze(2) - cand_e.view(B, N, K, -1)).pow(2).sum(-1)  # (B, N, K)
+    logits = -d / temperature.unsqueeze(-1)
     if exclude_self:
         own = torch.arange(N, device=query.device).view(1, N, 1)
-        d = d.masked_fill(candidates == own, float("inf"))
-    w = knn_weights(-d / temperature.unsqueeze(-1), k)  # (k, B, N, K)
+        logits = logits.masked_fill(candidates == own, float("-inf"))
+    w = knn_weights(logits, k)  # (k, B, N, K)
     cand_v = torch.gather(values, 1, flat.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
     return torch.einsum("jbnk,bnkf->bnjf", w, cand_v.view(B, N, K, -1))

@@ -7,6 +7,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import CheckpointError
+from .cnnet import CNNet
 from .nets import N3Net
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
@@ -31,6 +32,9 @@ register("n3net")(N3Net)
 def dncnn(in_channels: int = 1, out_channels: int = 1, features: int = 64, depth: int = 17) -> N3Net:
     """Plain DnCNN (Zhang et al. 2017): one residual stage, no N³ block."""
     return N3Net(in_channels, out_channels, features=features, depth=depth, stages=1)
+
+
+register("cnnet")(CNNet)
 
 
 def build_model(arch: str, args: dict[str, Any] | None = None) -> nn.Module:

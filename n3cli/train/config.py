@@ -74,6 +74,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("task") == "match":
+        from ..match.train import (
+            validate_match_config,  # synthetic pairs: no data folders
+        )
+
+        return validate_match_config(raw, str(path))
     cfg = validate(raw, str(path))
     base = path.parent
     cfg["data"]["train"] = [str(_rel(base, p)) for p in cfg["data"]["train"]]

@@ -46,12 +46,12 @@ def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np
     return out
 
 
-class NoisyPatches(Dataset):
-    """Sample i: (noisy CxPxP, clean CxPxP, sigma) from a crop chosen by ``rng(seed, i)``."""
+class _RandomCrops(Dataset):
+    """Square crops (random position, rotation and flip) chosen by ``rng(seed, i)``."""
 
-    def __init__(self, images: list[np.ndarray], patch: int, noise: dict[str, Any], seed: int,
-                 rot90: bool = True, flip: bool = True, length: int = 2**62) -> None:
-        self.images, self.patch, self.noise, self.seed = images, patch, noise, seed
+    def __init__(self, images: list[np.ndarray], patch: int, seed: int, rot90: bool = True, flip: bool = True,
+                 length: int = 2**62) -> None:
+        self.images, self.patch, self.seed = images, patch, seed
         self.rot90, self.flip, self.length = rot90, flip, length
         small = [im.shape for im in images if min(im.shape[:2]) < patch]
         if small:
@@ -60,7 +60,7 @@ class NoisyPatches(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int):
+    def _crop(self, i: int) -> tuple[np.ndarray, np.random.Generator]:
         rng = np.random.default_rng([self.seed, int(i)])
         im = self.images[rng.integers(len(self.images))]
         p = self.patch
@@ -71,6 +71,19 @@ class NoisyPatches(Dataset):
             crop = np.rot90(crop, int(rng.integers(4)))
         if self.flip and rng.integers(2):
             crop = crop[:, ::-1]
+        return crop, rng
+
+
+class NoisyPatches(_RandomCrops):
+    """Sample i: (noisy CxPxP, clean CxPxP, sigma) from a crop chosen by ``rng(seed, i)``."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, noise: dict[str, Any], seed: int,
+                 rot90: bool = True, flip: bool = True, length: int = 2**62) -> None:
+        super().__init__(images, patch, seed, rot90, flip, length)
+        self.noise = noise
+
+    def __getitem__(self, i: int):
+        crop, rng = self._crop(i)
         clean = np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32)
         kind = self.noise["kind"]
         if kind == "fixed":
@@ -82,7 +95,7 @@ class NoisyPatches(Dataset):
         return torch.from_numpy(noisy), torch.from_numpy(clean), torch.tensor(sigma, dtype=torch.float32)
 
 
-class SRPatches(Dataset):
+class SRPatches(_RandomCrops):
     """Sample i: (bicubic-upsampled LR 1xPxP, HR 1xPxP, scale) from a crop chosen by ``rng(seed, i)``.
 
     The LR image is the protocol's: MATLAB bicubic downscaling of the 8-bit-rounded crop,
@@ -91,30 +104,15 @@ class SRPatches(Dataset):
 
     def __init__(self, images: list[np.ndarray], patch: int, scales: list[int], seed: int,
                  rot90: bool = True, flip: bool = True, length: int = 2**62) -> None:
-        self.images, self.patch, self.scales, self.seed = images, patch, list(scales), seed
-        self.rot90, self.flip, self.length = rot90, flip, length
-        small = [im.shape for im in images if min(im.shape[:2]) < patch]
-        if small:
-            raise ImageError(f"training image of size {small[0][:2]} is smaller than the patch size {patch}")
-
-    def __len__(self) -> int:
-        return self.length
+        super().__init__(images, patch, seed, rot90, flip, length)
+        self.scales = list(scales)
 
     def __getitem__(self, i: int):
         from ..resize import imresize, make_lr
 
-        rng = np.random.default_rng([self.seed, int(i)])
-        im = self.images[rng.integers(len(self.images))]
-        p = self.patch
-        y = rng.integers(im.shape[0] - p + 1)
-        x = rng.integers(im.shape[1] - p + 1)
-        crop = im[y : y + p, x : x + p, 0]
-        if self.rot90:
-            crop = np.rot90(crop, int(rng.integers(4)))
-        if self.flip and rng.integers(2):
-            crop = crop[:, ::-1]
+        crop, rng = self._crop(i)
         s = self.scales[int(rng.integers(len(self.scales)))]
-        hr = np.rint(crop * 255.0)
+        hr = np.rint(crop[:, :, 0] * 255.0)
         inp = imresize(make_lr(hr, s), s) / 255.0
         return (torch.from_numpy(inp[None].astype(np.float32)), torch.from_numpy((hr / 255.0)[None].astype(np.float32)),
                 torch.tensor(float(s)))

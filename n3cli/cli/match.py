@@ -1,0 +1,71 @@
+"""`n3 match A B -o matches.json`."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import reports_errors
+
+
+@click.command()
+@click.argument("image_a", type=click.Path(dir_okay=False))
+@click.argument("image_b", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSON file to write.")
+@click.option("--viz", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the matches side by side (inliers green, outliers red) into this image.")
+@click.option("--intrinsics", "intrinsics_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Camera matrices: 9 numbers (both images) or 18 (A then B), or JSON {K | K_a, K_b}.")
+@click.option("--focal", type=click.FloatRange(min=1), default=None,
+              help="Focal length in pixels for both images [default: EXIF, else 1.2 x the longer side].")
+@click.option("--max-matches", type=click.IntRange(min=8), default=2000, show_default=True,
+              help="Keep at most this many SIFT matches.")
+@click.option("-m", "--model", default=None, metavar="NAME|FILE",
+              help="Match network (see `n3 models`) [default: the shipped N³Net]; `none`: robust estimation only.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@reports_errors
+def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, model, overwrite):
+    """Find which SIFT matches between two photos of a scene are correct, and the relative pose.
+
+    Matches are normalised with the intrinsics, scored by the network (N³Net: CNNet with an N³
+    block), and the essential matrix is estimated robustly from the matches it keeps. The JSON
+    holds keypoints, matches, scores, the inlier mask, E, F, R and t (x_B = R x_A + t, |t| = 1).
+
+    \b
+    Example:
+      n3 match left.jpg right.jpg -o pose.json --viz matches.png
+    """
+    from pathlib import Path
+
+    from ..errors import N3Error
+    from ..fileio import atomic_write
+    from ..match.pipeline import draw_matches, match_images, read_intrinsics
+
+    for out in [output] + ([viz] if viz else []):
+        if Path(out).exists() and not overwrite:
+            raise N3Error(f"{out} exists (use --overwrite to replace it)")
+        if Path(out).resolve() in (Path(image_a).resolve(), Path(image_b).resolve()):
+            raise N3Error(f"{out}: output would overwrite an input")
+    K = read_intrinsics(intrinsics_file) if intrinsics_file else None
+    net, name = _load(model)
+    res = match_images(image_a, image_b, net, name, K, focal, max_matches)
+    atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(res)))
+    if viz:
+        draw_matches(res, viz)
+    click.echo(f"{res['num_inliers']} of {res['num_matches']} matches kept; "
+               f"intrinsics: {res['intrinsics']['source']}; wrote {output}", err=True)
+
+
+def _load(model):
+    if model is not None and model.lower() == "none":
+        return None, None
+    from ..checkpoint import load_model
+    from ..errors import N3Error
+    from ..zoo import default_for, find
+
+    path = find(model).file_for("torch") if model and not model.endswith(".safetensors") else model
+    path = path or default_for("match").file_for("torch")
+    m = load_model(path)
+    if m.info.task != "match":
+        raise N3Error(f"{path}: a {m.info.task} model, not a match network")
+    return m.net.eval(), m.info.name

@@ -1,0 +1,1 @@
+"""Correspondence classification (the paper's third task): geometry, data, inference, evaluation."""

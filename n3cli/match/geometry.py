@@ -1,0 +1,94 @@
+"""Two-view geometry in normalised camera coordinates: x_B = R x_A + t, E = [t]x R."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def skew(t: np.ndarray) -> np.ndarray:
+    return np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]], dtype=np.float64)
+
+
+def essential(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The essential matrix of the relative pose, scaled to unit Frobenius norm."""
+    E = skew(t) @ R
+    return E / np.linalg.norm(E)
+
+
+def sym_epipolar_distance(xa: np.ndarray, xb: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Squared symmetric epipolar distance of matches ``xa, xb`` (N x 2, normalised) under ``E``."""
+    ha = np.concatenate([xa, np.ones((len(xa), 1))], 1)
+    hb = np.concatenate([xb, np.ones((len(xb), 1))], 1)
+    Ea = ha @ E.T  # epipolar lines in B
+    Eb = hb @ E  # in A
+    num = np.sum(hb * Ea, 1) ** 2
+    return num * (1.0 / (Ea[:, 0] ** 2 + Ea[:, 1] ** 2 + 1e-15) + 1.0 / (Eb[:, 0] ** 2 + Eb[:, 1] ** 2 + 1e-15))
+
+
+def weighted_eight_point(x: Tensor, w: Tensor) -> Tensor:
+    """Essential matrices ``(B, 9)`` (unit norm, sign arbitrary) from matches ``x`` ``(B, 4, N)``
+    weighted by ``w`` ``(B, N)`` >= 0: the eigenvector of X^T diag(w) X with the smallest eigenvalue.
+    Differentiable (CNNet's essential-matrix loss)."""
+    xa, ya, xb, yb = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
+    X = torch.stack([xb * xa, xb * ya, xb, yb * xa, yb * ya, yb, xa, ya, torch.ones_like(xa)], -1)  # (B, N, 9)
+    M = X.transpose(1, 2) @ (w.unsqueeze(-1) * X)
+    # a tiny ridge keeps eigh defined when (almost) every weight is zero, as early in training
+    M = M.double() + 1e-9 * torch.eye(9, dtype=torch.float64, device=M.device)
+    _, vecs = torch.linalg.eigh(M)
+    return vecs[..., 0].to(x.dtype)
+
+
+def essential_loss(e: Tensor, e_gt: Tensor) -> Tensor:
+    """min(|e - e_gt|^2, |e + e_gt|^2) per pair (both unit norm), averaged."""
+    return torch.minimum(((e - e_gt) ** 2).sum(-1), ((e + e_gt) ** 2).sum(-1)).mean()
+
+
+def rotation_error_deg(R: np.ndarray, R_gt: np.ndarray) -> float:
+    c = (np.trace(R.T @ R_gt) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def translation_error_deg(t: np.ndarray, t_gt: np.ndarray) -> float:
+    c = float(np.dot(t, t_gt) / (np.linalg.norm(t) * np.linalg.norm(t_gt) + 1e-15))
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def pose_error_deg(R: np.ndarray, t: np.ndarray, R_gt: np.ndarray, t_gt: np.ndarray) -> float:
+    """The metric's pose error: the larger of the rotation and translation-direction errors."""
+    return max(rotation_error_deg(R, R_gt), translation_error_deg(t, t_gt))
+
+
+def pose_map(errors: list[float], thresholds: tuple[int, ...] = (5, 10, 20), step: int = 5) -> dict[str, float]:
+    """mAP of pose errors as in CNNet/N³Net: the mean, over 5-degree bins up to the threshold, of
+    the fraction of pairs whose error is below the bin's upper edge."""
+    e = np.asarray(errors, dtype=np.float64)
+    out = {}
+    for t in thresholds:
+        edges = np.arange(step, t + 1, step)
+        out[str(t)] = float(np.mean([(e < b).mean() for b in edges])) if len(e) else 0.0
+    return out
+
+
+def recover_pose(xa: np.ndarray, xb: np.ndarray, mask: np.ndarray | None = None, ransac: bool = True,
+                 threshold: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """E, R, t and the inlier mask from normalised matches (OpenCV's five-point RANSAC, then the
+    cheirality check). ``mask`` restricts the matches used. None when fewer than 5 remain."""
+    import cv2
+
+    idx = np.arange(len(xa)) if mask is None else np.flatnonzero(mask)
+    if len(idx) < 5:
+        return None
+    a = np.ascontiguousarray(xa[idx], dtype=np.float64)
+    b = np.ascontiguousarray(xb[idx], dtype=np.float64)
+    cv2.setRNGSeed(seed)
+    E, inl = cv2.findEssentialMat(a, b, np.eye(3), method=cv2.RANSAC if ransac else cv2.LMEDS, prob=0.999,
+                                  threshold=threshold)
+    if E is None or E.shape != (3, 3):
+        if E is None or E.shape[0] < 3:
+            return None
+        E = E[:3]
+    _, R, t, inl2 = cv2.recoverPose(E, a, b, np.eye(3), mask=inl.copy())
+    full = np.zeros(len(xa), dtype=bool)
+    full[idx] = inl2.ravel() > 0
+    return E, R, t.ravel(), full

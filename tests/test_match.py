@@ -1,0 +1,151 @@
+"""Correspondence classification: geometry, synthetic pairs, the networks, `n3 match` and its eval."""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from n3cli.cli.main import cli
+from n3cli.match.evaluate import network_pose
+from n3cli.match.geometry import (essential_loss, pose_map, recover_pose, rotation_error_deg,
+                                  sym_epipolar_distance, weighted_eight_point)
+from n3cli.match.synthetic import make_pair, pair_tensor
+from n3cli.models.registry import build_model
+from n3cli.zoo import names
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png"
+shipped = pytest.mark.skipif("n3net-match" not in names(), reason="no shipped match model")
+
+
+def test_pose_map_is_the_mean_cumulative_accuracy_over_5_degree_bins():
+    m = pose_map([1.0, 7.0, 12.0, 30.0])
+    assert m == {"5": 0.25, "10": 0.375, "20": 0.5625}
+
+
+def test_synthetic_pairs_are_reproducible_and_labelled_by_the_true_geometry():
+    p = make_pair(np.random.default_rng([5, 3]), 400, outliers=(0.6, 0.6), noise_px=(0.0, 0.0))
+    q = make_pair(np.random.default_rng([5, 3]), 400, outliers=(0.6, 0.6), noise_px=(0.0, 0.0))
+    assert np.array_equal(p.xa, q.xa) and np.array_equal(p.labels, q.labels)
+    assert 0.38 <= p.labels.mean() <= 0.45  # 40% true matches (+ wrong ones that happen to fit)
+    d = sym_epipolar_distance(p.xa.astype(np.float64), p.xb.astype(np.float64), p.E)
+    assert np.sort(d)[: int(0.4 * 400)].max() < 1e-8  # noise-free inliers lie on their epipolar lines
+
+
+def test_weighted_eight_point_recovers_e_from_the_inliers():
+    p = make_pair(np.random.default_rng(1), 300, outliers=(0.5, 0.5), noise_px=(0.0, 0.0))
+    x = torch.from_numpy(pair_tensor(p)[None]).double()
+    e = weighted_eight_point(x, torch.from_numpy(p.labels[None].astype(np.float64)))
+    # float32 coordinates and the few wrong matches that happen to fit the geometry leave ~1e-4
+    assert essential_loss(e, torch.from_numpy(p.E.reshape(1, 9))).item() < 1e-3
+    r = recover_pose(p.xa, p.xb, p.labels)
+    assert rotation_error_deg(r[1], p.R) < 0.1
+
+
+def test_n3_variant_uses_the_other_matches_and_is_permutation_equivariant():
+    torch.manual_seed(0)
+    net = build_model("cnnet", {"channels": 16, "blocks": 4, "n3": True}).eval()
+    x = torch.randn(2, 4, 50)
+    perm = torch.randperm(50)
+    with torch.no_grad():
+        a, b = net(x)[:, perm], net(x[:, :, perm])
+    assert torch.allclose(a, b, atol=1e-5)
+    y = x.clone()
+    y[:, :, 0] += 1.0  # moving one match changes the others' scores through the N³ block / context norm
+    with torch.no_grad():
+        assert not torch.allclose(net(y)[:, 1:], net(x)[:, 1:])
+
+
+@shipped
+def test_low_outlier_pairs_give_rotations_within_one_degree():
+    from n3cli.checkpoint import load_model
+    from n3cli.zoo import find
+
+    net = load_model(find("n3net-match").file_for("torch")).net.eval()
+    for i in range(5):
+        p = make_pair(np.random.default_rng([99, i]), 500, outliers=(0.1, 0.3), noise_px=(0.0, 0.5))
+        _, r = network_pose(net, p.xa, p.xb)
+        assert rotation_error_deg(r[1], p.R) < 1.0
+
+
+def _pair_of_views(tmp_path):
+    """Two views of the example photo: B is A seen under a small homography."""
+    a = cv2.imread(str(EXAMPLE))
+    H = np.array([[0.97, 0.06, 9.0], [-0.05, 0.99, 6.0], [1e-4, -5e-5, 1.0]])
+    b = cv2.warpPerspective(a, H, (a.shape[1], a.shape[0]), borderMode=cv2.BORDER_REFLECT)
+    pa, pb = tmp_path / "a.png", tmp_path / "b.png"
+    cv2.imwrite(str(pa), a)
+    cv2.imwrite(str(pb), b)
+    return pa, pb
+
+
+@shipped
+def test_match_cli_writes_the_documented_json_and_a_visualisation(tmp_path):
+    pa, pb = _pair_of_views(tmp_path)
+    out, viz = tmp_path / "m.json", tmp_path / "m.png"
+    res = CliRunner().invoke(cli, ["match", str(pa), str(pb), "-o", str(out), "--viz", str(viz), "--focal", "300"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    n = d["num_matches"]
+    assert n >= 8 and len(d["keypoints_a"]) == len(d["keypoints_b"]) == len(d["scores"]) == len(d["inliers"]) == n
+    assert d["num_inliers"] == sum(d["inliers"]) and d["model"] == "n3net-match"
+    assert d["intrinsics"]["source"] == "option" and np.array(d["F"]).shape == (3, 3)
+    R, t = np.array(d["R"]), np.array(d["t"])
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-6) and abs(np.linalg.norm(t) - 1) < 1e-6
+    assert cv2.imread(str(viz)).shape[1] == 2 * 256
+
+
+def test_identical_blank_and_non_image_inputs_fail_in_one_line(tmp_path):
+    pa, pb = _pair_of_views(tmp_path)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    junk = tmp_path / "junk.png"
+    junk.write_text("not an image")
+    for a, b, needle in [(pa, pa, "same view"), (pa, blank, "no usable features"), (junk, pb, "junk.png")]:
+        out = tmp_path / "o.json"
+        res = CliRunner().invoke(cli, ["match", str(a), str(b), "-o", str(out), "--model", "none"])
+        assert res.exit_code != 0
+        lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and needle in lines[0], res.stderr
+        assert not out.exists()
+
+
+@shipped
+def test_eval_match_reports_map_for_every_method(tmp_path):
+    res = CliRunner().invoke(cli, ["eval", "--task", "match", "--pairs", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)["results"][0]
+    assert r["pairs"] == 4 and set(r["map"]) == {"robust", "cnnet", "n3net"}
+    for m in r["map"].values():
+        assert set(m) == {"5", "10", "20"} and all(0 <= v <= 1 for v in m.values())
+        assert m["5"] <= m["10"] <= m["20"]
+
+
+def test_pairs_file_loader_reads_the_superglue_format(tmp_path):
+    from n3cli.errors import N3Error
+    from n3cli.match.evaluate import load_pairs_file
+
+    K = "500 0 320 0 500 240 0 0 1"
+    T = "1 0 0 0.5 0 1 0 0 0 0 1 0 0 0 0 1"
+    f = tmp_path / "pairs.txt"
+    f.write_text(f"a.jpg b.jpg 0 0 {K} {K} {T}\n")
+    (p,) = load_pairs_file(f)
+    assert p["a"] == tmp_path / "a.jpg" and p["Ka"][0, 2] == 320 and p["t"][0] == 0.5
+    f.write_text(f"a.jpg b.jpg 0 0 {K} {K}\n")
+    with pytest.raises(N3Error, match="expected 38 fields"):
+        load_pairs_file(f)
+
+
+def test_match_training_runs_from_a_config(tmp_path):
+    from n3cli.checkpoint import load_model
+    from n3cli.match.train import train_match, validate_match_config
+
+    cfg = validate_match_config({"name": "t", "model": {"args": {"channels": 8, "blocks": 2, "n3": True}},
+                                 "data": {"matches": 64, "batch": 2, "val_pairs": 2, "val_matches": 100},
+                                 "optim": {"steps": 4, "essential_after": 2}, "val_every": 4}, "t")
+    final = train_match(cfg, tmp_path / "run", progress=False)
+    m = load_model(final)
+    assert m.info.task == "match" and m.info.args["n3"] is True
+    assert any("val_map" in line for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines())
