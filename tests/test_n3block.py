@@ -108,3 +108,16 @@ def test_set_form_gradients_are_finite_with_self_excluded_and_learned_temperatur
         out.sum().backward()
         assert torch.isfinite(q.grad).all() and torch.isfinite(temp.grad).all()
         q.grad = temp.grad = None
+
+
+@pytest.mark.parametrize("size", [(84, 97), (133, 151)])
+def test_batched_form_equals_the_looped_form(size):
+    """The graph-friendly form (used for ONNX export) computes exactly what the looped one does."""
+    torch.manual_seed(1)
+    m = N3Block2d(3, k=4).double().eval()
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    with torch.no_grad():
+        looped = m(x)
+        m.batched = True
+        batched = m(x)
+    assert (looped - batched).abs().max().item() < 1e-12

@@ -292,9 +292,9 @@ class N3Block2d(nn.Module):
     def _aggregate_batched(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
         """:meth:`_aggregate` with every block in one batch (same result, more memory).
 
-        The dense (cells x band) weight matrices are filled by pushing each (patch, window
-        position) weight, as one row of its k*B values, to the four cells the patch covers:
-        four ``index_add`` over rows, whose index never repeats per neighbour or image.
+        The dense (cells x band) weight matrices, one neighbour at a time, are filled by pushing
+        each (patch, window position) weight, as one row of its B values, to the four cells the
+        patch covers: four ``index_add`` over rows, whose index never repeats per image.
         """
         k, B, _, _, ww = weights.shape
         D, Hc, Wc = cells.shape[1:]
@@ -307,10 +307,8 @@ class N3Block2d(nn.Module):
         a0, b0 = ar(nbr) * R, ar(nbc) * R  # output-cell block starts
         r0, c0 = sr[(a0 - 1).clamp(0, nh - 1)], sc[(b0 - 1).clamp(0, nw - 1)]  # band starts
         band = _bands(_channels_last(F.pad(cells, (0, R + 1, 0, R + 1))), r0, c0, L)  # (B,nbr,nbc,L*L,D)
-        # accumulated in float32 even for a float16 model: onnxruntime's CPU ScatterND cannot add float16
-        src = weights.permute(2, 3, 4, 0, 1).reshape(nh * nw * ww, k * B).float()
-        dense = torch.zeros(nbr * nbc * R * R * L * L, k * B, device=dev, dtype=torch.float32)
         kw = ar(w)
+        idxs = []
         for da in (0, 1):
             cr = ar(nh) + da  # the output cell row this patch row covers
             u = sr.unsqueeze(-1) + kw + da - r0[cr // R].unsqueeze(-1)  # (nh, w) row in the band
@@ -319,11 +317,23 @@ class N3Block2d(nn.Module):
                 cc = ar(nw) + db
                 v = sc.unsqueeze(-1) + kw + db - c0[cc // R].unsqueeze(-1)  # (nw, w)
                 cols = (cc // R * (R * R * L * L) + cc % R * (L * L)).unsqueeze(-1) + v
-                idx = rows.view(nh, 1, w, 1) + cols.view(1, nw, 1, w)  # (nh, nw, w, w) like src's rows
-                dense = dense.index_add(0, idx.reshape(-1), src)
-        dense = dense.to(cells.dtype).view(nbr, nbc, R * R, L * L, k, B).permute(5, 0, 1, 4, 2, 3)
-        y = torch.matmul(dense.reshape(B, nbr, nbc, k * R * R, L * L), band)  # (B, nbr, nbc, k*R*R, D)
-        y = y.view(B, nbr, nbc, k, R, R, D).permute(0, 3, 6, 1, 4, 2, 5).reshape(B, k, D, nbr * R, nbc * R)
+                idxs.append((rows.view(nh, 1, w, 1) + cols.view(1, nw, 1, w)).reshape(-1))  # like src's rows
+        # float16 models accumulate in float32: onnxruntime's CPU ScatterND cannot add float16
+        acc = torch.float32 if weights.dtype in (torch.float16, torch.bfloat16) else weights.dtype
+        ys = []
+        for j in range(k):  # one neighbour at a time: the dense matrices are the largest tensors here
+            src = weights[j].permute(1, 2, 3, 0).reshape(nh * nw * ww, B).to(acc)
+            dense = torch.zeros(nbr * nbc * R * R * L * L, B, device=dev, dtype=acc)
+            for idx in idxs:
+                dense = dense.index_add(0, idx, src)
+            dense = dense.to(cells.dtype)
+            if B == 1:  # no transpose needed (the usual inference case)
+                dense = dense.view(1, nbr, nbc, R * R, L * L)
+            else:
+                dense = dense.view(nbr, nbc, R * R, L * L, B).permute(4, 0, 1, 2, 3)
+            ys.append(torch.matmul(dense, band))  # (B, nbr, nbc, R*R, D)
+        y = torch.stack(ys, 1).view(B, k, nbr, nbc, R, R, D).permute(0, 1, 6, 2, 4, 3, 5)
+        y = y.reshape(B, k, D, nbr * R, nbc * R)
         ones = F.pad(torch.ones(1, 1, nh, nw, device=dev, dtype=cells.dtype), (1, 1, 1, 1))
         count = _box2(ones)[0, 0]  # covering patches per cell (1, 2 or 4)
         y = y[..., :Hc, :Wc] / count
