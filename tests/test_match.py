@@ -10,8 +10,14 @@ from click.testing import CliRunner
 
 from n3cli.cli.main import cli
 from n3cli.match.evaluate import network_pose
-from n3cli.match.geometry import (essential_loss, pose_map, recover_pose, rotation_error_deg,
-                                  sym_epipolar_distance, weighted_eight_point)
+from n3cli.match.geometry import (
+    essential_loss,
+    pose_map,
+    recover_pose,
+    rotation_error_deg,
+    sym_epipolar_distance,
+    weighted_eight_point,
+)
 from n3cli.match.synthetic import make_pair, pair_tensor
 from n3cli.models.registry import build_model
 from n3cli.zoo import names
