@@ -183,3 +183,20 @@ def test_fp16_export_runs_on_the_cpu_close_to_float32(tiny, tmp_path):
     runner = OnnxRunner(out, "cpu")
     y = run_image(runner, np.full((1, 1, 90, 95), 0.5, dtype=np.float32))
     assert y.dtype == np.float32 and np.isfinite(y).all()
+
+
+def test_upscale_on_onnxruntime_equals_torch(tmp_path):
+    """An SR model exported to ONNX upscales like its checkpoint (bicubic + model on Y)."""
+    from n3cli import api
+
+    torch.manual_seed(2)
+    args = dict(TINY)
+    path = tmp_path / "sr.safetensors"
+    save_model(path, N3Net(**args), ModelInfo(name="tiny-sr", arch="n3net", args=args, task="sr", scale=2,
+                                              extra={"scales": [2]}))
+    export_onnx(path, tmp_path / "sr.onnx", verify=False)
+    px = np.random.default_rng(4).random((47, 61, 3), dtype=np.float32)
+    a = api.upscale(api.load_upscaler(tmp_path / "sr.onnx", 2, "cpu"), px, 2)
+    b = api.upscale(api.load_upscaler(path, 2, "cpu"), px, 2)
+    assert a.shape == b.shape == (94, 122, 3)
+    assert np.abs(a - b).max() <= 1e-4
