@@ -188,3 +188,38 @@ def test_sr_training_learns_and_the_result_upscales(tmp_path):
     assert learned > bicubic + 0.2, (learned, bicubic)
     up = api.upscale(api.load_upscaler(final, 3, "cpu"), np.full((20, 25, 1), 0.5, np.float32), 3)
     assert up.shape == (60, 75, 1)
+
+
+def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
+    from n3cli.train.data import RawPatches, load_images
+
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        PILImage.fromarray((rng.random((70, 90, 3)) * 255).astype(np.uint8)).save(folder / f"c{i}.png")
+    ds = RawPatches(load_images(str(folder), "rgb"), 40, seed=1)
+    inp, clean, a = ds[5]
+    assert inp.shape == (6, 20, 20) and clean.shape == (4, 20, 20)
+    a_map, b_map = float(inp[4, 0, 0]), float(inp[5, 0, 0])
+    assert a_map == pytest.approx(float(a)) and torch.all(inp[4] == a_map) and torch.all(inp[5] == b_map)
+    assert 1e-4 <= a_map <= 1e-1 and 0 <= clean.min() and clean.max() <= 1
+    assert torch.equal(ds[5][0], inp)  # a pure function of (seed, index)
+    # the residual's variance follows var = a*x + b (checked over many samples)
+    xs, rs, ab = [], [], []
+    for i in range(200):
+        x, c, _ = ds[i]
+        xs.append(c.numpy().ravel())
+        rs.append((x[:4] - c).numpy().ravel())
+        ab.append((float(x[4, 0, 0]), float(x[5, 0, 0])))
+    z = np.concatenate([r / np.sqrt(a_ * c_ + b_) for r, c_, (a_, b_) in zip(rs, xs, ab)])
+    assert abs(z.std() - 1) < 0.02
+
+    cfg = tiny_config(tmp_path, model={"arch": "dncnn", "args": {"in_channels": 6, "out_channels": 4, "features": 8,
+                                                                  "depth": 3}, "task": "raw", "color": "bayer"},
+                      data={"train": str(folder), "val": str(folder), "patch": 40, "batch": 4},
+                      optim={"epochs": 1, "steps_per_epoch": 4}, val_every=4)
+    final = train(validate(cfg), tmp_path / "run", device="cpu", progress=False)
+    info = load_model(final).info
+    assert info.task == "raw" and info.color == "bayer" and info.image_channels == 4
+    assert "val_psnr" in info.extra["metrics"]

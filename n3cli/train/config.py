@@ -41,6 +41,7 @@ SCHEMA: dict[str, Any] = {
         "sigma": 25.0,  # fixed: training sigma (0-255 units); also the validation sigma
         "sigma_range": [0.0, 55.0],  # blind/map: uniform per sample
         "val_sigma": None,  # default: sigma (fixed) or 25
+        "val_ab": [1.0e-3, 1.0e-5],  # task raw: the validation noise level (a, b) of var = a*x + b
     },
     "optim": {
         "lr": 1e-3,
@@ -56,8 +57,8 @@ SCHEMA: dict[str, Any] = {
 }
 
 _CHOICES = {
-    ("model", "task"): {"denoise", "sr"},
-    ("model", "color"): {"gray", "rgb"},
+    ("model", "task"): {"denoise", "sr", "raw"},
+    ("model", "color"): {"gray", "rgb", "bayer"},
     ("noise", "kind"): {"fixed", "blind", "map"},
     ("precision",): {"fp32", "tf32", "bf16"},
 }
@@ -137,6 +138,11 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: data.patch ({cfg['data']['patch']}) must be a multiple of every scale (x{bad[0]})")
         if cfg["model"]["color"] != "gray":
             raise ConfigError(f"{where}: SR models work on the luma channel: model.color must be gray")
+    if cfg["model"]["task"] == "raw":
+        if cfg["model"]["color"] != "bayer":
+            raise ConfigError(f"{where}: RAW models take packed Bayer planes: model.color must be bayer")
+        if cfg["data"]["patch"] % 2 or cfg["data"]["patch"] < 2:
+            raise ConfigError(f"{where}: data.patch (the mosaic crop) must be even for task raw")
     if cfg["noise"]["val_sigma"] is None:
         cfg["noise"]["val_sigma"] = cfg["noise"]["sigma"] if cfg["noise"]["kind"] == "fixed" else 25.0
     return cfg

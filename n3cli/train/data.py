@@ -118,6 +118,48 @@ class SRPatches(_RandomCrops):
                 torch.tensor(float(s)))
 
 
+class RawPatches(_RandomCrops):
+    """Sample i: (noisy 4 Bayer planes + a, b maps ``(6, P/2, P/2)``, clean planes ``(4, P/2, P/2)``, a).
+
+    An sRGB crop is unprocessed to linear camera RGB (random colour matrix and gains), mosaicked
+    at a random CFA alignment and packed to RGGB planes; Poisson-Gaussian noise with (a, b) drawn
+    over the paper's range is added to the mosaic (FACTS §6).
+    """
+
+    def __init__(self, images: list[np.ndarray], patch: int, seed: int, rot90: bool = True, flip: bool = True,
+                 length: int = 2**62) -> None:
+        super().__init__(images, patch + 2, seed, rot90, flip, length)  # +2: room for the CFA alignment
+        self.mosaic_size = patch
+
+    def __getitem__(self, i: int):
+        from ..io.raw import pack
+        from ..raw_noise import (
+            add_poisson_gaussian,
+            mosaic_rggb,
+            sample_noise_params,
+            unprocess,
+        )
+
+        crop, rng = self._crop(i)
+        lin, _ = unprocess(crop if crop.shape[2] == 3 else np.repeat(crop, 3, 2), rng)
+        dy, dx = (int(v) for v in rng.integers(2, size=2))
+        p = self.mosaic_size
+        clean = mosaic_rggb(lin[dy : dy + p, dx : dx + p])
+        a, b = sample_noise_params(rng)
+        noisy = add_poisson_gaussian(clean, a, b, rng)
+        planes_clean, _ = pack(clean, "RGGB")
+        planes_noisy, _ = pack(noisy, "RGGB")
+        inp = raw_network_input(planes_noisy, a, b)
+        return torch.from_numpy(inp), torch.from_numpy(planes_clean.astype(np.float32)), torch.tensor(a)
+
+
+def raw_network_input(planes: np.ndarray, a: float, b: float) -> np.ndarray:
+    """What the RAW model sees: 4 noisy planes plus constant maps of a and b, ``(6, h, w)``."""
+    h, w = planes.shape[1:]
+    maps = np.stack([np.full((h, w), a), np.full((h, w), b)])
+    return np.concatenate([planes, maps]).astype(np.float32)
+
+
 class StepSampler(Sampler[int]):
     """Sample indices for steps ``start..end`` of a run: this rank's share of each global batch."""
 

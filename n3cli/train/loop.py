@@ -20,7 +20,7 @@ from ..errors import N3Error
 from ..metrics import psnr
 from ..models.registry import build_model
 from ..noise import add_gaussian, eval_rng, network_input
-from .data import NoisyPatches, SRPatches, StepSampler, load_images
+from .data import NoisyPatches, RawPatches, SRPatches, StepSampler, load_images
 
 
 def lr_at(step: int, optim: dict[str, Any]) -> float:
@@ -36,6 +36,10 @@ def model_info(cfg: dict[str, Any], net: torch.nn.Module) -> ModelInfo:
         scales = [int(v) for v in cfg["data"]["scales"]]
         return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task="sr", color="gray",
                          noise={}, scale=scales[0], min_size=1, extra={**extra, "scales": scales, "input": "bicubic-y"})
+    if m["task"] == "raw":
+        return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task="raw", color="bayer",
+                         noise={"kind": "poisson-gaussian", "inputs": ["a", "b"], "model": "var = a*x + b"},
+                         min_size=1, extra={**extra, "input": "rggb-planes+a+b"})
     if n["kind"] == "fixed":
         noise = {"kind": "fixed", "sigma": float(n["sigma"])}
     else:
@@ -73,6 +77,30 @@ def validate_sr_psnr(net: torch.nn.Module, images: list[np.ndarray], scale: int,
             inp = imresize(make_lr(hr, scale), scale) / 255.0
             y = net(torch.from_numpy(inp[None, None].astype(np.float32)).to(device))[0, 0].float().cpu().numpy()
             vals.append(psnr_y(np.clip(y * 255.0, 0, 255), hr, scale))
+    net.train(was)
+    return float(np.mean(vals))
+
+
+def validate_raw_psnr(net: torch.nn.Module, images: list[np.ndarray], a: float, b: float,
+                      device: torch.device, seed: int = 0) -> float:
+    """Mean raw-space PSNR on unprocessed validation images (fixed stream per image) at noise (a, b)."""
+    from ..io.raw import pack
+    from ..raw_noise import add_poisson_gaussian, mosaic_rggb, unprocess
+    from .data import raw_network_input
+
+    was = net.training
+    net.eval()
+    vals = []
+    with torch.no_grad():
+        for i, im in enumerate(images):
+            rng = eval_rng(seed, i)
+            lin, _ = unprocess(im if im.shape[2] == 3 else np.repeat(im, 3, 2), rng)
+            h, w = lin.shape[0] // 2 * 2, lin.shape[1] // 2 * 2
+            clean = mosaic_rggb(lin[:h, :w])
+            planes, _ = pack(add_poisson_gaussian(clean, a, b, rng), "RGGB")
+            x = torch.from_numpy(raw_network_input(planes, a, b)[None]).to(device)
+            y = net(x)[0].float().cpu().numpy()
+            vals.append(psnr(y, pack(clean, "RGGB")[0]))
     net.train(was)
     return float(np.mean(vals))
 
@@ -125,10 +153,12 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    sr = cfg["model"]["task"] == "sr"
-    color = "y" if sr else cfg["model"]["color"]
+    sr, raw = cfg["model"]["task"] == "sr", cfg["model"]["task"] == "raw"
+    color = "y" if sr else "rgb" if raw else cfg["model"]["color"]
     images = load_images(cfg["data"]["train"], color)
-    if sr:
+    if raw:
+        ds = RawPatches(images, cfg["data"]["patch"], cfg["seed"], cfg["data"]["rot90"], cfg["data"]["flip"])
+    elif sr:
         ds = SRPatches(images, cfg["data"]["patch"], cfg["data"]["scales"], cfg["seed"], cfg["data"]["rot90"],
                        cfg["data"]["flip"])
     else:
@@ -170,7 +200,11 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
                 running = []
                 _log(log, rec, on_log)
             if val_images and (step % cfg["val_every"] == 0 or step == end):
-                if sr:
+                if raw:
+                    va, vb = cfg["noise"]["val_ab"]
+                    last_val = validate_raw_psnr(net, val_images, va, vb, dev)
+                    _log(log, {"step": step, "val_psnr": last_val, "val_ab": [va, vb]}, on_log)
+                elif sr:
                     last_val = validate_sr_psnr(net, val_images, cfg["data"]["val_scale"], dev)
                     _log(log, {"step": step, "val_psnr": last_val, "val_scale": cfg["data"]["val_scale"]}, on_log)
                 else:
@@ -222,7 +256,8 @@ def _with_training(info: ModelInfo, cfg: dict[str, Any], step: int, dev: torch.d
                          "patch": cfg["data"]["patch"], "data": [Path(p).name for p in cfg["data"]["train"]],
                          "hardware": hw, "seed": cfg["seed"]}
     if val is not None:
-        cond = {"scale": cfg["data"]["val_scale"]} if info.task == "sr" else {"sigma": cfg["noise"]["val_sigma"]}
+        cond = ({"scale": cfg["data"]["val_scale"]} if info.task == "sr" else {"ab": cfg["noise"]["val_ab"]}
+                if info.task == "raw" else {"sigma": cfg["noise"]["val_sigma"]})
         extra.setdefault("metrics", {})["val_psnr"] = {"data": Path(cfg["data"]["val"]).name, **cond,
                                                        "psnr": round(val, 3)}
     return ModelInfo(info.name, info.arch, info.args, info.task, info.color, info.noise, info.scale,

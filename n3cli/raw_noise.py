@@ -1,0 +1,130 @@
+"""RAW noise and synthetic raw data (FACTS §6).
+
+Noise on linear raw values in [0, 1]: ``y = x + n``, ``n ~ N(0, a*x + b)`` (Poisson-Gaussian).
+Training data comes from sRGB photos made linear by "unprocessing" (Brooks et al., CVPR 2019):
+inverse tone curve, inverse gamma, a random sRGB -> camera matrix, inverse white-balance and
+brightness gains, then a Bayer mosaic. Everything is NumPy and seeded by the caller's generator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# XYZ -> camera matrices of a few real cameras (as LibRaw/rawpy report them, D65), the basis of
+# the random colour transforms (Brooks et al. use the same idea)
+_XYZ2CAMS = np.array([
+    [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6328]],
+    [[0.4913, -0.0541, -0.0202], [-0.6130, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+    [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+    [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]],
+])
+_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                     [0.0193339, 0.1191920, 0.9503041]])
+
+
+def sample_noise_params(rng: np.random.Generator) -> tuple[float, float]:
+    """(a, b) over the paper's range: log10 a ~ U(-4, -1), log10 b ~ U(-1.3, 1.3) + log10 a - 2.3."""
+    la = rng.uniform(-4.0, -1.0)
+    lb = rng.uniform(-1.3, 1.3) + la - 2.3
+    return float(10**la), float(10**lb)
+
+
+def add_poisson_gaussian(x: np.ndarray, a: float, b: float, rng: np.random.Generator) -> np.ndarray:
+    """``x + N(0, a*x + b)`` (variance clipped at 0), float32, not clipped."""
+    var = np.maximum(a * x + b, 0.0)
+    return (x + np.sqrt(var) * rng.standard_normal(x.shape)).astype(np.float32)
+
+
+def random_ccm(rng: np.random.Generator) -> np.ndarray:
+    """A random sRGB -> camera matrix: a convex combination of real cameras' XYZ -> camera matrices
+    times sRGB -> XYZ, rows normalised to sum 1."""
+    w = rng.uniform(1e-8, 1e8, len(_XYZ2CAMS))
+    xyz2cam = np.tensordot(w / w.sum(), _XYZ2CAMS, axes=1)
+    m = xyz2cam @ _RGB2XYZ
+    return m / m.sum(1, keepdims=True)
+
+
+def unprocess(srgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """H x W x 3 sRGB in [0, 1] -> linear camera RGB in [0, 1] and the sampled metadata."""
+    x = np.clip(srgb.astype(np.float64), 0.0, 1.0)
+    x = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * x) / 3.0)  # inverse smoothstep tone curve
+    x = np.maximum(x, 1e-8) ** 2.2  # inverse gamma
+    ccm = random_ccm(rng)
+    x = x @ ccm.T
+    gain = 1.0 / rng.normal(0.8, 0.1)
+    red, blue = rng.uniform(1.9, 2.4), rng.uniform(1.5, 1.9)
+    gains = np.array([1.0 / red, 1.0, 1.0 / blue]) / gain
+    # fade the division out towards white so that highlights are not dimmed
+    gray = x.mean(-1, keepdims=True)
+    inflection = 0.9
+    mask = (np.maximum(gray - inflection, 0.0) / (1.0 - inflection)) ** 2
+    safe = np.maximum(mask + (1 - mask) * gains, gains)
+    x = np.clip(x * safe, 0.0, 1.0)
+    return x.astype(np.float32), {"ccm": ccm, "red_gain": red, "blue_gain": blue, "brightness": gain}
+
+
+def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 (even H, W) -> RGGB mosaic H x W."""
+    m = np.empty(rgb.shape[:2], dtype=rgb.dtype)
+    m[0::2, 0::2] = rgb[0::2, 0::2, 0]
+    m[0::2, 1::2] = rgb[0::2, 1::2, 1]
+    m[1::2, 0::2] = rgb[1::2, 0::2, 1]
+    m[1::2, 1::2] = rgb[1::2, 1::2, 2]
+    return m
+
+
+_LAPLACE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])  # Immerkær's filter: 36 sigma^2
+_QUANTILE = 0.1
+
+
+def _block_stats(p: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block mean of ``p`` and variance of its Laplacian residual / 36 (noise variance where flat)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    r = (sliding_window_view(p, (3, 3)) * _LAPLACE).sum((-1, -2))
+    q = p[1:-1, 1:-1]
+    h, w = r.shape[0] // block * block, r.shape[1] // block * block
+    r = r[:h, :w].reshape(h // block, block, w // block, block)
+    q = q[:h, :w].reshape(h // block, block, w // block, block)
+    return q.mean((1, 3)).ravel(), (r.var((1, 3)) / 36.0).ravel()
+
+
+def _calibration(block: int) -> float:
+    """E[low quantile of block variances] / true variance, for pure white noise (fixed seed)."""
+    noise = np.random.default_rng(0).standard_normal((block * 40 + 2, block * 40 + 2))
+    _, v = _block_stats(noise, block)
+    return float(np.quantile(v, _QUANTILE))
+
+
+def estimate_noise_params(planes: np.ndarray, block: int = 8) -> tuple[float, float]:
+    """(a, b) of ``var = a*x + b`` from packed Bayer planes ``(4, h, w)`` in [0, 1].
+
+    Immerkær's Laplacian residual cancels smooth signal; per block its variance estimates the
+    noise variance at the block's mean brightness. Texture only adds variance, so in each of ten
+    brightness bins the low 20% quantile is taken (corrected by the same quantile on pure noise)
+    and a line is fitted through the bins, weighted by their counts.
+    """
+    xs, vs = [], []
+    for p in planes.astype(np.float64):
+        x, v = _block_stats(p, block)
+        xs.append(x)
+        vs.append(v)
+    x, v = np.concatenate(xs), np.concatenate(vs)
+    ok = (x > 0.002) & (x < 0.9)
+    x, v = x[ok], v[ok]
+    if len(x) < 20:
+        return 1e-4, 1e-6
+    c = _calibration(block)
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
+    bx, bv, bw = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        idx = (x >= lo) & (x <= hi)
+        if idx.sum() >= 5:
+            bx.append(np.median(x[idx]))
+            bv.append(np.quantile(v[idx], _QUANTILE) / c)
+            bw.append(np.sqrt(idx.sum()))
+    bx, bv, bw = map(np.asarray, (bx, bv, bw))
+    if len(bx) < 2:
+        return 1e-4, float(max(np.mean(bv), 1e-8))
+    A = np.stack([bx, np.ones_like(bx)], 1) * bw[:, None]
+    a, b = np.linalg.lstsq(A, bv * bw, rcond=None)[0]
+    return float(max(a, 1e-6)), float(max(b, 1e-8))
