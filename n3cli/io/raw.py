@@ -22,6 +22,13 @@ RAW_EXTS = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes
 
 
+def libraw_version() -> str:
+    import rawpy
+
+    v = rawpy.libraw_version
+    return ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
 def is_raw_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in RAW_EXTS
 
@@ -62,7 +69,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
                 kind = "X-Trans" if r.raw_pattern is not None and r.raw_pattern.shape == (6, 6) else \
                     "not a Bayer mosaic (linear/demosaiced DNG, Foveon or scanner data)"
                 raise ImageError(f"{path}: not supported: {kind}; n3 denoises Bayer raw files "
-                                 f"(LibRaw {rawpy.libraw_version})")
+                                 f"(LibRaw {libraw_version()})")
             desc = r.color_desc.decode()
             pat = r.raw_pattern
             pattern = "".join(desc[pat[i, j]] for i in range(2) for j in range(2)).replace("G", "G")
@@ -79,8 +86,10 @@ def read_raw(path: str | os.PathLike) -> RawImage:
     except ImageError:
         raise
     except Exception as e:  # LibRaw raises several types for truncated/corrupt/unknown files
-        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise ImageError(f"{path}: cannot read raw file ({msg}; LibRaw {rawpy.libraw_version})") from None
+        arg = e.args[0] if e.args else ""
+        text = arg.decode(errors="replace") if isinstance(arg, bytes) else str(e)
+        msg = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
+        raise ImageError(f"{path}: cannot read raw file ({msg}; LibRaw {libraw_version()})") from None
     full_black = np.tile(black, (raw.shape[0] // 2 + 1, raw.shape[1] // 2 + 1))[: raw.shape[0], : raw.shape[1]]
     mosaic = ((raw - full_black) / np.maximum(white - full_black, 1.0)).astype(np.float32)
     make, model, profile = _tiff_tags(path)
