@@ -112,14 +112,13 @@ def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
 
 
 def _evaluate_match(model, data, pairs, outliers, as_json) -> None:
+    from ..api import resolve_model
     from ..checkpoint import load_model
     from ..match.evaluate import evaluate_match
-    from ..zoo import find
 
     nets = {"robust": None}
-    for key, name in (("cnnet", "cnnet-match"), ("n3net", model or "n3net-match")):
-        path = name if str(name).endswith(".safetensors") else find(name).file_for("torch")
-        nets[key] = load_model(path).net.eval()
+    for key, name in (("cnnet", "cnnet-match"), ("n3net", model)):  # None: the shipped N³Net
+        nets[key] = load_model(resolve_model(name, "match", backend="torch")).net.eval()
     report = evaluate_match(nets, data, pairs, outliers=tuple(outliers))
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -59,12 +59,11 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
 def _load(model):
     if model is not None and model.lower() == "none":
         return None, None
+    from ..api import resolve_model
     from ..checkpoint import load_model
     from ..errors import N3Error
-    from ..zoo import default_for, find
 
-    path = find(model).file_for("torch") if model and not model.endswith(".safetensors") else model
-    path = path or default_for("match").file_for("torch")
+    path = resolve_model(model, "match", backend="torch")
     m = load_model(path)
     if m.info.task != "match":
         raise N3Error(f"{path}: a {m.info.task} model, not a match network")

@@ -72,7 +72,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
                                  f"(LibRaw {libraw_version()})")
             desc = r.color_desc.decode()
             pat = r.raw_pattern
-            pattern = "".join(desc[pat[i, j]] for i in range(2) for j in range(2)).replace("G", "G")
+            pattern = "".join(desc[pat[i, j]] for i in range(2) for j in range(2))
             if sorted(pattern) != ["B", "G", "G", "R"]:
                 raise ImageError(f"{path}: not supported: CFA {pattern} is not a Bayer pattern")
             bl = np.asarray(r.black_level_per_channel, dtype=np.float64)
