@@ -58,6 +58,33 @@ def load_denoiser(model: str | os.PathLike | None = None, color: str = "gray", d
     return runner
 
 
+def load_raw_denoiser(model: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto") -> Runner:
+    """Load a RAW (Bayer) denoising model by name or path (None: the shipped one)."""
+    path = resolve_model(model, "bayer", backend)
+    runner = open_runner(path, backend_for(path, backend), device)
+    if runner.info.task != "raw":
+        raise N3Error(f"{path}: a {runner.info.task} model, not a RAW denoiser (see `n3 models`)")
+    return runner
+
+
+def load_matcher(model: str | os.PathLike | None = None, knn: bool | None = None):
+    """A match network by name or path (None: the shipped N³Net) for :func:`n3cli.match.pipeline.match_images`.
+
+    Returns ``(net, name, knn_scorer or None, warning or None)``. ``knn``: True uses the
+    model's kNN datastore (an error if it has none or it does not match), False never, None
+    when the model carries one whose validation showed a gain.
+    """
+    from .checkpoint import load_model
+    from .match.knn_vote import scorer_for
+
+    path = resolve_model(model, "match", backend="torch")
+    m = load_model(path)
+    if m.info.task != "match":
+        raise N3Error(f"{path}: a {m.info.task} model, not a match network")
+    scorer, warning = scorer_for(path, m.info, knn)
+    return m.net.eval(), m.info.name, scorer, warning
+
+
 def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device: str = "auto",
                   backend: str = "auto") -> Runner:
     """Load a super-resolution model for ``scale`` by name or path (None: the shipped one)."""
@@ -195,18 +222,44 @@ class ModelCache:
             self._loaded[path] = load_denoiser(path, key, self.device, self.backend)
         return self._loaded[path]
 
+    def for_raw(self) -> Runner:
+        path = str(resolve_model(self.model, "bayer", self.backend))
+        if path not in self._loaded:
+            self._loaded[path] = load_raw_denoiser(path, self.device, self.backend)
+        return self._loaded[path]
+
+    def first(self, raw: bool) -> Runner:
+        """Load the named model (to fail fast on a broken one) as what it is."""
+        return self.for_raw() if raw else self.for_channels(1)
+
 
 def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCache | str | None = None,
                  sigma: float | None = None, tile: int | None = None, overlap: int | None = None,
                  strength: float = 1.0, device: str = "auto",
-                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto") -> dict:
+                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
+                 noise: tuple[float, float] | None = None, compare: bool = False) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
-    Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``.
+    Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
+    (:mod:`n3cli.raw_pipeline`); ``noise`` (a, b) overrides their noise parameters.
+
+    Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``
+    (raw files: ``"noise"`` instead of ``"sigma"``). ``compare`` also writes
+    ``<dst>.compare.png``: the centre 512 px of input and result side by side (raw files: both
+    developed by LibRaw); its path is returned as ``"compare"``.
     """
     from .io.images import read_image, write_image
+    from .io.raw import is_raw_path
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
+    if is_raw_path(src):
+        from .raw_pipeline import denoise_raw_file
+
+        loaded = cache.for_raw()
+        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, compare)
+        return {**used, "backend": loaded.describe()}
+    if Path(dst).suffix.lower() == ".dng":
+        raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     img = read_image(src)
     loaded = cache.for_channels(img.channels)
     used = sigma
@@ -214,5 +267,10 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         used = estimate_sigma(img.pixels)
     out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile)
     write_image(dst, img, out)
-    return {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
-            "backend": loaded.describe()}
+    res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
+           "backend": loaded.describe()}
+    if compare:
+        from .compare import write_compare
+
+        res["compare"] = write_compare(dst, img.pixels, out)
+    return res

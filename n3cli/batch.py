@@ -44,12 +44,13 @@ def expand_inputs(inputs: Iterable[str], recursive: bool, accept: Callable[[Path
 
 
 def plan_jobs(inputs: Iterable[str], output: str, recursive: bool, accept: Callable[[Path], bool],
-              ext: str | None = None, out_ext_ok: Callable[[str], bool] = lambda e: True) -> list[Job]:
+              ext: str | None = None, out_ext_ok: Callable[[str], bool] = lambda e: True,
+              default_ext: Callable[[Path], str] | None = None) -> list[Job]:
     """Map inputs to outputs.
 
     One input file and an output with a file extension: that file. Otherwise ``output`` is a
-    folder; each output keeps its input's stem (and, with ``recursive``, its sub-folder), with the
-    input's extension unless ``ext`` is given.
+    folder; each output keeps its input's stem (and, with ``recursive``, its sub-folder), with
+    ``ext`` if given, else ``default_ext(input)``, else the input's extension.
     """
     files = expand_inputs(inputs, recursive, accept)
     if not files:
@@ -65,7 +66,7 @@ def plan_jobs(inputs: Iterable[str], output: str, recursive: bool, accept: Calla
     jobs = []
     for f, root in files:
         rel = f.relative_to(root) if recursive and _is_under(f, root) else Path(f.name)
-        suffix = ext if ext else f.suffix
+        suffix = ext if ext else default_ext(f) if default_ext else f.suffix
         if not suffix.startswith("."):
             suffix = "." + suffix
         jobs.append(Job(f, out / rel.parent / (rel.stem + suffix)))

@@ -72,6 +72,18 @@ def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
     return m
 
 
+def raw_network_input(planes: np.ndarray, a: float, b: float) -> np.ndarray:
+    """What a RAW model sees: 4 noisy planes plus constant maps of sqrt(a) and sqrt(b), ``(6, h, w)``.
+
+    The authors feed a and b themselves; their square roots are standard deviations in pixel
+    units (0.01-0.3 for a, 1e-4-0.1 for b over the training range), so the maps are on the
+    scale of the signal and b is not drowned out by a.
+    """
+    h, w = planes.shape[1:]
+    maps = np.stack([np.full((h, w), np.sqrt(a)), np.full((h, w), np.sqrt(b))])
+    return np.concatenate([planes, maps]).astype(np.float32)
+
+
 _LAPLACE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])  # Immerkær's filter: 36 sigma^2
 _QUANTILE = 0.1
 

@@ -166,3 +166,14 @@ def test_images_smaller_than_the_n3_window_are_padded_not_refused(tmp_path):
     res = run(src, "-o", tmp_path / "o.png")
     assert res.exit_code == 0, res.output
     assert read_image(tmp_path / "o.png").pixels.shape == (37, 50, 1)
+
+
+def test_compare_writes_input_and_result_side_by_side(tmp_path):
+    src = tmp_path / "in.png"
+    noisy_file(src)
+    res = run(src, "-o", tmp_path / "out.png", "--compare")
+    assert res.exit_code == 0, res.output
+    side = read_image(tmp_path / "out.compare.png").pixels
+    inp, out = read_image(src).pixels, read_image(tmp_path / "out.png").pixels
+    assert side.shape == (96, 2 * 96 + 8, 3)
+    assert np.abs(side[:, :96] - inp).max() <= 1 / 255 and np.abs(side[:, 104:] - out).max() <= 1 / 255

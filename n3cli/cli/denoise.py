@@ -13,43 +13,64 @@ from .common import backend_option, device_option, fail, tile_options
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default=None, help="Output file (one input) or folder (several inputs, folders, globs).")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
-              help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray or colour model matching each image.")
+              help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray, colour or RAW model matching each input.")
 @click.option("-s", "--sigma", type=click.FloatRange(min=0, max=255), default=None,
               help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
-@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp"]), default=None,
-              help="Output format in folder mode [default: the input's].")
+@click.option("--noise", "noise", default=None, metavar="A,B",
+              help="Raw files: noise variance a*x + b on the [0, 1] mosaic. Default: the DNG NoiseProfile, else estimated.")
+@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "dng"]), default=None,
+              help="Output format in folder mode [default: the input's; dng for raw files].")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
-@click.option("--print-noise", is_flag=True, help="Only print each image's estimated noise sigma (0-255 units).")
+@click.option("--print-noise", is_flag=True,
+              help="Only print each image's noise: sigma (0-255 units) or, for raw files, a and b and their source.")
+@click.option("--compare", is_flag=True,
+              help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @tile_options
 @device_option
 @backend_option
-def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, print_noise, quiet, tile, overlap, device,
-            backend):
-    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP).
+def denoise(inputs, output, model, sigma, strength, noise, ext, recursive, overwrite, print_noise, compare, quiet, tile,
+            overlap, device, backend):
+    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP) and camera raw files
+    (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
+
+    Raw files are denoised on the mosaic; the output's extension picks what is written:
+    .dng the clean mosaic (levels, CFA, colour metadata kept), .tif a 16-bit developed sRGB
+    image, .png/.jpg developed 8-bit (PNG 16-bit).
 
     \b
     Examples:
       n3 denoise noisy.png -o clean.png
       n3 denoise shots/*.jpg -o cleaned/ --sigma 15
       n3 denoise shots/ -o cleaned/ --recursive --ext tif
+      n3 denoise photo.dng -o clean.tiff
+      n3 denoise raws/*.NEF -o cleaned/            # clean DNGs
       n3 denoise noisy.png -o clean.png --backend onnx
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
     from ..batch import plan_jobs
-    from ..io.images import WRITE_EXTS, is_image_path
+    from ..io.images import WRITE_EXTS
+    from ..io.raw import is_raw_path
+    from ..raw_pipeline import parse_noise
 
+    ab = None
+    try:
+        if noise is not None:
+            ab = parse_noise(noise)
+    except N3Error as e:
+        fail(str(e))
     if print_noise:
-        return _print_noise(inputs, recursive)
+        return _print_noise(inputs, recursive, ab)
     if output is None:
         fail("missing option -o/--output")
     try:
-        jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS)
+        jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",
+                         default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix)
     except N3Error as e:
         fail(str(e))
     from .. import api
@@ -57,7 +78,7 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
     try:
         cache = api.ModelCache(model, device, backend)
         if model is not None:  # fail fast on an unknown or broken model, before any image
-            cache.for_channels(1)
+            cache.first(raw=all(is_raw_path(j.src) for j in jobs))
     except N3Error as e:
         fail(str(e))
     from .batchrun import run_batch
@@ -65,28 +86,45 @@ def denoise(inputs, output, model, sigma, strength, ext, recursive, overwrite, p
     state = {"backend": False, "warned": False}
 
     def process(job, rep) -> str:
-        used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile())
+        used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
+                                noise=ab, compare=compare)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")
+        also = f" and {used['compare']}" if "compare" in used else ""
+        if "noise" in used:
+            return f"wrote {job.dst}{also} with {used['model']} (noise {used['noise']})"
         if sigma is not None and used["sigma"] is None and not state["warned"]:
             state["warned"] = True
             rep.say(f"note: {used['model']} is trained for one noise level; --sigma is ignored")
         note = f" (sigma {used['sigma']:.1f})" if used["sigma"] is not None else ""
-        return f"wrote {job.dst} with {used['model']}{note}"
+        return f"wrote {job.dst}{also} with {used['model']}{note}"
 
     run_batch(jobs, process, "denoise", overwrite, quiet)
 
 
-def _print_noise(inputs, recursive) -> None:
+def _accept(path) -> bool:
+    from ..io.images import is_image_path
+    from ..io.raw import is_raw_path
+
+    return is_image_path(path) or is_raw_path(path)
+
+
+def _print_noise(inputs, recursive, ab) -> None:
     from ..batch import expand_inputs
     from ..estimate import estimate_sigma
-    from ..io.images import is_image_path, read_image
+    from ..io.images import read_image
+    from ..io.raw import is_raw_path, read_raw
+    from ..raw_pipeline import noise_params
 
     bad = 0
-    for f, _ in expand_inputs(inputs, recursive, is_image_path):
+    for f, _ in expand_inputs(inputs, recursive, _accept):
         try:
-            click.echo(f"{f}\tsigma={estimate_sigma(read_image(f).pixels):.2f}")
+            if is_raw_path(f):
+                p = noise_params(read_raw(f), ab)
+                click.echo(f"{f}\ta={p.a:.4g}\tb={p.b:.4g}\t({p.source})")
+            else:
+                click.echo(f"{f}\tsigma={estimate_sigma(read_image(f).pixels):.2f}")
         except (N3Error, ValueError) as e:
             bad += 1
             click.echo(f"error: {e}", err=True)

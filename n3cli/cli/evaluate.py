@@ -15,9 +15,13 @@ from .common import backend_option, device_option, fail, reports_errors
 @click.option("--data", type=click.Path(exists=True),
               help="Folder of clean images (e.g. Set12, BSD68, CBSD68); --task match: a pairs file "
                    "[default for match: the synthetic test set].")
-@click.option("--task", type=click.Choice(["denoise", "sr", "match"]), default="denoise", show_default=True,
-              help="What to measure: denoising (needs --sigma), super-resolution (needs --scale), or "
-                   "match (pose mAP of robust estimation, CNNet and N³Net).")
+@click.option("--task", type=click.Choice(["denoise", "sr", "raw", "match"]), default="denoise", show_default=True,
+              help="What to measure: denoising (needs --sigma), super-resolution (needs --scale), raw "
+                   "denoising (synthetic raw from --data), or match (pose mAP of robust estimation, CNNet and N³Net).")
+@click.option("--level", "levels", multiple=True, metavar="A,B",
+              help="--task raw: noise level(s) var = a*x + b; repeat for several [default: the four standard levels].")
+@click.option("--baseline", default="dncnn-raw", show_default=True, metavar="NAME|FILE",
+              help="--task raw: the model to compare against (the DnCNN ablation); 'none' for no baseline.")
 @click.option("--pairs", type=click.IntRange(min=1), default=200, show_default=True,
               help="--task match: number of synthetic test pairs (fixed seed).")
 @click.option("--outliers", type=(click.FloatRange(0, 0.99), click.FloatRange(0, 0.99)), default=(0.5, 0.95),
@@ -35,8 +39,8 @@ from .common import backend_option, device_option, fail, reports_errors
 @device_option
 @backend_option
 @reports_errors
-def evaluate(model, data, task, pairs, outliers, sigmas, scales, seed, estimate_noise, save_dir, tile, as_json, device,
-             backend):
+def evaluate(model, data, task, levels, baseline, pairs, outliers, sigmas, scales, seed, estimate_noise, save_dir, tile,
+             as_json, device, backend):
     """Measure a model with the paper's protocol.
 
     
@@ -44,6 +48,9 @@ def evaluate(model, data, task, pairs, outliers, sigmas, scales, seed, estimate_
     float PSNR and SSIM per image and mean.
     Super-resolution (--task sr): LR by MATLAB-compatible bicubic downscaling rounded to 8 bits;
     PSNR/SSIM on the BT.601 Y channel with `scale` pixels shaved; bicubic alongside.
+    RAW (--task raw): --data's sRGB images unprocessed to linear RGGB mosaics (fixed seed),
+    Poisson-Gaussian noise at four (a, b) levels, raw-space PSNR of noisy input, the DnCNN
+    ablation and the RAW N³Net.
     Matching (--task match): mAP of the pose error at 5/10/20 degrees for robust estimation on all
     matches, the shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
     Without --model: the model `n3 denoise` / `n3 upscale` would pick.
@@ -52,6 +59,8 @@ def evaluate(model, data, task, pairs, outliers, sigmas, scales, seed, estimate_
         return _evaluate_match(model, data, pairs, outliers, as_json)
     if data is None:
         fail("missing option --data (a folder of clean images)")
+    if task == "raw":
+        return _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend)
     if task == "sr":
         if not scales:
             fail("--task sr needs --scale (2, 3 or 4; repeat for several)")
@@ -115,16 +124,55 @@ def _evaluate_match(model, data, pairs, outliers, as_json) -> None:
     from ..api import resolve_model
     from ..checkpoint import load_model
     from ..match.evaluate import evaluate_match
+    from ..match.knn_vote import scorer_for
 
     nets = {"robust": None}
     for key, name in (("cnnet", "cnnet-match"), ("n3net", model)):  # None: the shipped N³Net
-        nets[key] = load_model(resolve_model(name, "match", backend="torch")).net.eval()
+        path = resolve_model(name, "match", backend="torch")
+        m = load_model(path)
+        nets[key] = m.net.eval()
+        if m.info.extra.get("knn"):  # its kNN interpolation too, with the lambda tuned on validation
+            scorer, _ = scorer_for(path, m.info, True)
+            nets[f"{key}+knn"] = (nets[key], scorer)
     report = evaluate_match(nets, data, pairs, outliers=tuple(outliers))
+    if model is not None:
+        report["n3net"] = str(model)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     for res in report["results"]:
         click.echo(f"\npose mAP on {res['data']}, {res['pairs']} pairs")
-        click.echo(f"{'method':<10} {'5 deg':>7} {'10 deg':>7} {'20 deg':>7}")
+        click.echo(f"{'method':<12} {'5 deg':>7} {'10 deg':>7} {'20 deg':>7}")
         for m, v in res["map"].items():
-            click.echo(f"{m:<10} {v['5']:7.3f} {v['10']:7.3f} {v['20']:7.3f}")
+            click.echo(f"{m:<12} {v['5']:7.3f} {v['10']:7.3f} {v['20']:7.3f}")
+
+
+def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend) -> None:
+    from tqdm import tqdm
+
+    from .. import api
+    from ..evaluate import RAW_EVAL_LEVELS, evaluate_raw
+    from ..raw_pipeline import parse_noise
+    from ..train.data import list_images
+
+    parsed = [parse_noise(v) for v in levels] or RAW_EVAL_LEVELS
+    runner = api.load_raw_denoiser(model, device, backend)
+    base = None if baseline.lower() == "none" else api.load_raw_denoiser(baseline, device, backend)
+    if not as_json:
+        click.echo(f"running on {runner.describe()}", err=True)
+    n = len(list_images(data)) * len(parsed)
+    with tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+        report = evaluate_raw(runner, data, parsed, seed, tile, base, on_image=lambda *a: bar.update(1))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"\nraw-space PSNR (dB) on synthetic raw {data}, seed {seed}")
+    head = f"{'a':>9} {'b':>9} {'noisy':>7}"
+    if base is not None:
+        head += f" {report['baseline'][:14]:>14}"
+    click.echo(head + f" {report['model'][:14]:>14}")
+    for res in report["results"]:
+        line = f"{res['a']:9.3g} {res['b']:9.3g} {res['noisy_psnr']:7.2f}"
+        if base is not None:
+            line += f" {res['baseline_psnr']:14.2f}"
+        click.echo(line + f" {res['mean_psnr']:14.2f}")

@@ -22,9 +22,12 @@ from .common import reports_errors
               help="Keep at most this many SIFT matches.")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Match network (see `n3 models`) [default: the shipped N³Net]; `none`: robust estimation only.")
+@click.option("--knn/--no-knn", default=None,
+              help="Interpolate the network's scores with a kNN vote over the model's datastore of training "
+                   "matches [default: on when the model carries one that helped on validation].")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @reports_errors
-def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, model, overwrite):
+def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, model, knn, overwrite):
     """Find which SIFT matches between two photos of a scene are correct, and the relative pose.
 
     Matches are normalised with the intrinsics, scored by the network (N³Net: CNNet with an N³
@@ -47,8 +50,8 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
         if Path(out).resolve() in (Path(image_a).resolve(), Path(image_b).resolve()):
             raise N3Error(f"{out}: output would overwrite an input")
     K = read_intrinsics(intrinsics_file) if intrinsics_file else None
-    net, name = _load(model)
-    res = match_images(image_a, image_b, net, name, K, focal, max_matches)
+    net, name, scorer = _load(model, knn)
+    res = match_images(image_a, image_b, net, name, K, focal, max_matches, knn=scorer)
     atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(res)))
     if viz:
         draw_matches(res, viz)
@@ -56,15 +59,16 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
                f"intrinsics: {res['intrinsics']['source']}; wrote {output}", err=True)
 
 
-def _load(model):
+def _load(model, knn):
     if model is not None and model.lower() == "none":
-        return None, None
-    from ..api import resolve_model
-    from ..checkpoint import load_model
-    from ..errors import N3Error
+        if knn:
+            from ..errors import N3Error
 
-    path = resolve_model(model, "match", backend="torch")
-    m = load_model(path)
-    if m.info.task != "match":
-        raise N3Error(f"{path}: a {m.info.task} model, not a match network")
-    return m.net.eval(), m.info.name
+            raise N3Error("--knn needs a match network (not --model none)")
+        return None, None, None
+    from ..api import load_matcher
+
+    net, name, scorer, warning = load_matcher(model, knn)
+    if warning:
+        click.echo(warning, err=True)
+    return net, name, scorer

@@ -17,9 +17,13 @@ from .common import device_option, reports_errors
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Stop after this many steps (the LR schedule still follows the config); resume later.")
+@click.option("--build-datastore", "build_for", type=click.Path(dir_okay=False, exists=True), default=None,
+              metavar="MODEL", help="Match models: do not train; build the kNN datastore of the trained MODEL file "
+                                    "from the config's training pairs, tune k, T and lambda, and record them in MODEL.")
 @device_option
 @reports_errors
-def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | None, device: str) -> None:
+def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | None, build_for: str | None,
+          device: str) -> None:
     """Train a model from a YAML config (also under `torchrun --nproc_per_node N`).
 
     Writes latest/best checkpoints, log.jsonl and, at the end, model.safetensors, which
@@ -30,6 +34,15 @@ def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | 
 
     cfg = load_config(config_path)
     out = Path(out_dir) if out_dir else Path("runs") / cfg["name"]
+    if build_for:
+        if cfg["model"]["task"] != "match":
+            raise N3Error("--build-datastore is for match models (model.task: match)")
+        from ..match.train import add_datastore
+
+        knn = add_datastore(cfg, build_for)
+        click.echo(f"wrote {knn['datastore']} ({knn['entries']} entries) beside {build_for}: k {knn['k']}, "
+                   f"T {knn['temperature']}, lambda {knn['lambda']} (validation gain: {'yes' if knn['gain'] else 'no'})")
+        return
     if cfg["model"]["task"] == "match":
         from ..match.train import train_match
 

@@ -47,6 +47,8 @@ class RawImage:
     make: str = ""
     model: str = ""
     noise_profile: list[tuple[float, float]] | None = None  # DNG NoiseProfile (S, O) pairs: var = S*x + O
+    orientation: int = 1  # TIFF/EXIF Orientation of the image as shot (1: as stored)
+    text_tags: dict[int, str] = field(default_factory=dict)  # DateTime, Artist, Copyright of TIFF-based files
 
     def to_raw_units(self, mosaic: np.ndarray | None = None) -> np.ndarray:
         """Back to the file's integer values: levels as the camera wrote them, clipped to the valid range."""
@@ -83,6 +85,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             wb = [wbc[0], wbc[1], wbc[2]] if wbc[1] > 0 and wbc[0] > 0 else [1.0, 1.0, 1.0]
             xyz_cam = np.asarray(r.rgb_xyz_matrix, dtype=np.float64)[:3]
             cm = xyz_cam if np.abs(xyz_cam).sum() > 0 else None
+            orientation = _LIBRAW_FLIP_TO_TIFF.get(int(r.sizes.flip), 1)
     except ImageError:
         raise
     except Exception as e:  # LibRaw raises several types for truncated/corrupt/unknown files
@@ -92,13 +95,17 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         raise ImageError(f"{path}: cannot read raw file ({msg}; LibRaw {libraw_version()})") from None
     full_black = np.tile(black, (raw.shape[0] // 2 + 1, raw.shape[1] // 2 + 1))[: raw.shape[0], : raw.shape[1]]
     mosaic = ((raw - full_black) / np.maximum(white - full_black, 1.0)).astype(np.float32)
-    make, model, profile = _tiff_tags(path)
+    make, model, profile, text = _tiff_tags(path)
     return RawImage(mosaic, pattern, black, white, np.dtype(np.uint16), [float(v) for v in wb], cm, make, model,
-                    profile)
+                    profile, orientation, text)
 
 
-def _tiff_tags(path: Path) -> tuple[str, str, list[tuple[float, float]] | None]:
-    """Make, Model and the DNG NoiseProfile of TIFF-based raw files (empty for others)."""
+_LIBRAW_FLIP_TO_TIFF = {0: 1, 3: 3, 5: 8, 6: 6}  # LibRaw sizes.flip -> TIFF Orientation
+_TEXT_TAGS = (306, 315, 33432)  # DateTime, Artist, Copyright
+
+
+def _tiff_tags(path: Path) -> tuple[str, str, list[tuple[float, float]] | None, dict[int, str]]:
+    """Make, Model, the DNG NoiseProfile and a few text tags of TIFF-based raw files (empty for others)."""
     try:
         import tifffile
 
@@ -110,9 +117,11 @@ def _tiff_tags(path: Path) -> tuple[str, str, list[tuple[float, float]] | None]:
             if 51041 in tags:
                 v = np.asarray(tags[51041].value, dtype=np.float64).ravel()
                 profile = [(float(v[i]), float(v[i + 1])) for i in range(0, len(v) - 1, 2)]
-            return make, model, profile
+            text = {code: str(tags[code].value).strip() for code in _TEXT_TAGS
+                    if code in tags and isinstance(tags[code].value, str) and tags[code].value.strip()}
+            return make, model, profile, text
     except Exception:  # noqa: BLE001  (not a TIFF-based raw: nothing known)
-        return "", "", None
+        return "", "", None, {}
 
 
 def rggb_offset(pattern: str) -> tuple[int, int]:
@@ -179,8 +188,11 @@ def write_dng(path: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None 
         (50721, "2i", 9, tuple(rationals(cm.ravel())), True),  # ColorMatrix1
         (50728, "2I", 3, tuple(rationals(neutral)), True),  # AsShotNeutral
         (50778, "H", 1, (21,), True),  # CalibrationIlluminant1: D65
-        (305, "s", 0, software, True),  # Software
     ]
+    if raw.orientation != 1:
+        extratags.append((274, "H", 1, (int(raw.orientation),), True))
+    for code, value in raw.text_tags.items():
+        extratags.append((code, "s", 0, value, True))
     if raw.noise_profile:
         extratags.append((51041, "d", 2 * len(raw.noise_profile), tuple(v for p in raw.noise_profile for v in p), True))
     if raw.make:
@@ -189,7 +201,7 @@ def write_dng(path: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None 
         extratags.append((272, "s", 0, raw.model, True))
 
     def write(tmp: str) -> None:
-        tifffile.imwrite(tmp, data, photometric=32803, extratags=extratags, metadata=None)
+        tifffile.imwrite(tmp, data, photometric=32803, extratags=extratags, metadata=None, software=software)
 
     atomic_write(path, write)
 

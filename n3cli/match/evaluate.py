@@ -19,13 +19,17 @@ def synthetic_set(n: int, matches: int = 1000, seed: int = 1234, outliers=(0.5, 
     return [make_pair(np.random.default_rng([seed, i]), matches, outliers, noise_px) for i in range(n)]
 
 
-def network_pose(net: torch.nn.Module, xa: np.ndarray, xb: np.ndarray):
-    """Score matches with ``net`` and estimate the pose robustly from those it keeps (logit > 0,
-    at least the MIN_SELECTED best). Returns (logits, (E, R, t, inliers) or None)."""
-    x = torch.from_numpy(np.concatenate([xa, xb], 1).T[None].astype(np.float32))
-    dev = next(net.parameters()).device
-    with torch.no_grad():
-        logits = net(x.to(dev))[0].float().cpu().numpy()
+def network_pose(net: torch.nn.Module, xa: np.ndarray, xb: np.ndarray, knn=None):
+    """Score matches with ``net`` (interpolated with a kNN vote when ``knn``, a
+    :class:`~n3cli.match.knn_vote.KnnScorer`, is given) and estimate the pose robustly from those
+    it keeps (logit > 0, at least the MIN_SELECTED best). Returns (logits, (E, R, t, inliers) or None)."""
+    if knn is not None:
+        logits = knn.logits(net, xa, xb)
+    else:
+        x = torch.from_numpy(np.concatenate([xa, xb], 1).T[None].astype(np.float32))
+        dev = next(net.parameters()).device
+        with torch.no_grad():
+            logits = net(x.to(dev))[0].float().cpu().numpy()
     keep = logits > 0
     if keep.sum() < MIN_SELECTED:
         keep = np.zeros_like(keep)
@@ -33,16 +37,17 @@ def network_pose(net: torch.nn.Module, xa: np.ndarray, xb: np.ndarray):
     return logits, recover_pose(xa, xb, keep)
 
 
-def evaluate_pairs(pairs: list[Pair], nets: dict[str, torch.nn.Module | None]) -> dict[str, dict[str, float]]:
-    """mAP per method; a method whose net is None is robust estimation on all matches."""
+def evaluate_pairs(pairs: list[Pair], nets: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """mAP per method: a network, a (network, KnnScorer) pair, or None (robust estimation on all matches)."""
     out = {}
-    for name, net in nets.items():
+    for name, method in nets.items():
+        net, knn = method if isinstance(method, tuple) else (method, None)
         errs = []
         for p in pairs:
             if net is None:
                 r = recover_pose(p.xa, p.xb)
             else:
-                _, r = network_pose(net, p.xa, p.xb)
+                _, r = network_pose(net, p.xa, p.xb, knn)
             errs.append(180.0 if r is None else pose_error_deg(r[1], r[2], p.R, p.t))
         out[name] = pose_map(errs)
     return out

@@ -87,8 +87,9 @@ def normalise(p: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 def match_images(path_a: str | os.PathLike, path_b: str | os.PathLike, net=None, model_name: str | None = None,
                  K: tuple[np.ndarray, np.ndarray] | None = None, focal: float | None = None,
-                 max_matches: int = 2000, max_features: int = 2000) -> dict[str, Any]:
-    """The whole `n3 match` computation; returns the JSON-ready result (see docs/usage.md)."""
+                 max_matches: int = 2000, max_features: int = 2000, knn=None) -> dict[str, Any]:
+    """The whole `n3 match` computation; returns the JSON-ready result (see docs/usage.md).
+    ``knn``: a :class:`~n3cli.match.knn_vote.KnnScorer` interpolated with the network's scores."""
     from .evaluate import network_pose
     from .geometry import recover_pose
 
@@ -110,7 +111,7 @@ def match_images(path_a: str | os.PathLike, path_b: str | os.PathLike, net=None,
         src = src_a if src_a == src_b else f"{src_a}/{src_b}"
     xa, xb = normalise(pa, Ka), normalise(pb, Kb)
     if net is not None:
-        logits, pose = network_pose(net, xa.astype(np.float32), xb.astype(np.float32))
+        logits, pose = network_pose(net, xa.astype(np.float32), xb.astype(np.float32), knn)
         scores = 1.0 / (1.0 + np.exp(-logits))
     else:
         pose, scores = recover_pose(xa, xb), None
@@ -121,7 +122,9 @@ def match_images(path_a: str | os.PathLike, path_b: str | os.PathLike, net=None,
     return {
         "image_a": str(path_a), "image_b": str(path_b), "size_a": [wa, ha], "size_b": [wb, hb],
         "intrinsics": {"K_a": Ka.tolist(), "K_b": Kb.tolist(), "source": src},
-        "model": model_name, "num_matches": int(len(pa)), "num_inliers": int(inl.sum()),
+        "model": model_name, "knn": None if knn is None else {"lambda": knn.lam, "k": knn.store.k,
+                                                              "temperature": knn.store.temperature},
+        "num_matches": int(len(pa)), "num_inliers": int(inl.sum()),
         "keypoints_a": np.round(pa, 3).tolist(), "keypoints_b": np.round(pb, 3).tolist(),
         "matches": [[i, i] for i in range(len(pa))],
         "scores": None if scores is None else np.round(scores, 5).tolist(),

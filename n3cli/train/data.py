@@ -136,6 +136,7 @@ class RawPatches(_RandomCrops):
         from ..raw_noise import (
             add_poisson_gaussian,
             mosaic_rggb,
+            raw_network_input,
             sample_noise_params,
             unprocess,
         )
@@ -151,13 +152,6 @@ class RawPatches(_RandomCrops):
         planes_noisy, _ = pack(noisy, "RGGB")
         inp = raw_network_input(planes_noisy, a, b)
         return torch.from_numpy(inp), torch.from_numpy(planes_clean.astype(np.float32)), torch.tensor(a)
-
-
-def raw_network_input(planes: np.ndarray, a: float, b: float) -> np.ndarray:
-    """What the RAW model sees: 4 noisy planes plus constant maps of a and b, ``(6, h, w)``."""
-    h, w = planes.shape[1:]
-    maps = np.stack([np.full((h, w), a), np.full((h, w), b)])
-    return np.concatenate([planes, maps]).astype(np.float32)
 
 
 class StepSampler(Sampler[int]):

@@ -38,8 +38,8 @@ def model_info(cfg: dict[str, Any], net: torch.nn.Module) -> ModelInfo:
                          noise={}, scale=scales[0], min_size=1, extra={**extra, "scales": scales, "input": "bicubic-y"})
     if m["task"] == "raw":
         return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task="raw", color="bayer",
-                         noise={"kind": "poisson-gaussian", "inputs": ["a", "b"], "model": "var = a*x + b"},
-                         min_size=1, extra={**extra, "input": "rggb-planes+a+b"})
+                         noise={"kind": "poisson-gaussian", "inputs": ["sqrt_a", "sqrt_b"], "model": "var = a*x + b"},
+                         min_size=1, extra={**extra, "input": "rggb-planes+sqrt_a+sqrt_b"})
     if n["kind"] == "fixed":
         noise = {"kind": "fixed", "sigma": float(n["sigma"])}
     else:
@@ -85,8 +85,12 @@ def validate_raw_psnr(net: torch.nn.Module, images: list[np.ndarray], a: float, 
                       device: torch.device, seed: int = 0) -> float:
     """Mean raw-space PSNR on unprocessed validation images (fixed stream per image) at noise (a, b)."""
     from ..io.raw import pack
-    from ..raw_noise import add_poisson_gaussian, mosaic_rggb, unprocess
-    from .data import raw_network_input
+    from ..raw_noise import (
+        add_poisson_gaussian,
+        mosaic_rggb,
+        raw_network_input,
+        unprocess,
+    )
 
     was = net.training
     net.eval()

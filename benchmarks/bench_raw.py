@@ -1,0 +1,80 @@
+"""Wall time and peak memory of `n3 denoise` on a camera-sized raw file, RAW N³Net against the
+DnCNN ablation, in one run.
+
+Writes a noisy synthetic Bayer DNG of ``--mp`` megapixels (default 24: 6000 x 4000), then runs
+``n3 denoise IN.dng -o OUT.dng`` (and, with ``--tiff``, ``-o OUT.tiff``: the LibRaw development
+included) once per model in a fresh process, and prints wall seconds (process start and file
+writing included) and that process's peak resident memory.
+
+    python benchmarks/bench_raw.py [--mp 24] [--models n3net-raw dncnn-raw] [--tiff] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_dng(path: Path, mp: float) -> tuple[int, int]:
+    from n3cli.io.raw import RawImage, write_dng
+    from n3cli.raw_noise import add_poisson_gaussian
+
+    w = int(round((mp * 1e6 * 1.5) ** 0.5 / 2)) * 2
+    h = int(round(w / 1.5 / 2)) * 2
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    clean = 0.05 + 0.2 * (1 + np.sin(xx / 37.0) * np.cos(yy / 53.0)) * (xx / w)
+    noisy = add_poisson_gaussian(clean, 2e-3, 1e-5, np.random.default_rng(0))
+    write_dng(path, RawImage(noisy, "RGGB", np.full((2, 2), 512.0), 16383.0, wb=[2.0, 1.0, 1.5],
+                             make="Bench", model="24MP"))
+    return h, w
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of ``n3 ARGS`` in a fresh process (start-up included)."""
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    return wall, float(out.stdout.strip().splitlines()[-1])
+
+
+def child(args: list[str]) -> None:
+    from n3cli.cli.main import cli
+
+    try:
+        cli.main(args, standalone_mode=False)
+    except SystemExit as e:
+        if e.code:
+            raise
+    with open("/proc/self/status") as f:
+        print(next(float(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM:")))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return child(sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mp", type=float, default=24.0)
+    ap.add_argument("--models", nargs="+", default=["n3net-raw", "dncnn-raw"])
+    ap.add_argument("--tiff", action="store_true", help="also time the developed 16-bit TIFF output")
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "bench.dng"
+        h, w = make_dng(src, a.mp)
+        print(f"synthetic raw {w} x {h} ({w * h / 1e6:.1f} MP mosaic, {w // 2} x {h // 2} packed planes)")
+        for name in a.models:
+            for ext in ([".dng", ".tiff"] if a.tiff else [".dng"]):
+                dst = Path(d) / f"out-{name}{ext}"
+                wall, rss = run(["denoise", str(src), "-o", str(dst), "-m", name, "-q", "--device", a.device,
+                                 "--noise", "2e-3,1e-5"])
+                print(f"{name:<12} -> {ext:<5}  {wall:7.1f} s  {wall / (w * h / 1e6):6.2f} s/MP  "
+                      f"peak RSS {rss:7.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Side-by-side crops (``--compare``) so a person can judge a result at 100%."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def side_by_side(before: np.ndarray, after: np.ndarray, size: int = 512, gap: int = 8) -> np.ndarray:
+    """The centre ``size`` x ``size`` crop of ``before`` and of ``after`` (both H x W x C float in
+    [0, 1], the same shape), left and right of a white gap; H x (2*size + gap) x C."""
+    if before.shape != after.shape:
+        raise ValueError(f"shapes differ: {before.shape} and {after.shape}")
+    h, w = before.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    crop = (slice(y, y + ch), slice(x, x + cw))
+    sep = np.ones((ch, gap, before.shape[2]), np.float32)
+    return np.concatenate([before[crop], sep, after[crop]], axis=1).clip(0, 1).astype(np.float32)
+
+
+def compare_path(dst: str | os.PathLike) -> str:
+    """Where the comparison of output ``dst`` goes: ``<dst without extension>.compare.png``."""
+    root, _ = os.path.splitext(os.fspath(dst))
+    return root + ".compare.png"
+
+
+def write_compare(dst: str | os.PathLike, before: np.ndarray, after: np.ndarray, size: int = 512) -> str:
+    """Write the side-by-side crop as an 8-bit PNG beside ``dst``; returns its path."""
+    from .io.images import Image, write_image
+
+    path = compare_path(dst)
+    write_image(path, Image(side_by_side(before, after, size), np.dtype(np.uint8)))
+    return path

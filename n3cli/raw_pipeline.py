@@ -1,0 +1,132 @@
+"""Denoising camera raw files: noise parameters, the mosaic through a RAW model, and the outputs.
+
+The model works on the mosaic packed to 4 half-resolution RGGB planes (so tiles are always
+aligned to the 2x2 CFA cell) plus constant maps of the noise parameters; values are the file's
+own levels normalised to [0, 1], and go back to the camera's black and white levels at the end.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ImageError, N3Error
+from .inference import Runner, run_image
+from .io.raw import RawImage, pack, read_raw, unpack, write_dng
+
+DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
+RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    """``var = a*x + b`` on the normalised mosaic, and where the values came from."""
+
+    a: float
+    b: float
+    source: str  # "given", "NoiseProfile" or "estimated"
+
+    def __str__(self) -> str:
+        return f"a={self.a:.3g} b={self.b:.3g} ({self.source})"
+
+
+def parse_noise(text: str) -> tuple[float, float]:
+    """``"A,B"`` -> (a, b), both finite and >= 0 (a or b may be 0, not both)."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        a, b = (float(v) for v in parts)
+    except ValueError:
+        raise N3Error(f"--noise {text!r}: expected A,B (e.g. 1e-3,1e-5)") from None
+    if not (np.isfinite(a) and np.isfinite(b)) or a < 0 or b < 0 or a + b <= 0:
+        raise N3Error(f"--noise {text!r}: a and b must be >= 0 and not both 0")
+    return a, b
+
+
+def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> NoiseParams:
+    """The noise of ``raw``: ``given`` (a, b) if any, else the DNG NoiseProfile (mean over the
+    colour planes), else estimated from the mosaic (:func:`n3cli.raw_noise.estimate_noise_params`)."""
+    from .raw_noise import estimate_noise_params
+
+    if given is not None:
+        return NoiseParams(float(given[0]), float(given[1]), "given")
+    if raw.noise_profile:
+        s = float(np.mean([p[0] for p in raw.noise_profile]))
+        o = float(np.mean([p[1] for p in raw.noise_profile]))
+        if s >= 0 and o >= 0 and s + o > 0:
+            return NoiseParams(s, o, "NoiseProfile")
+    planes, _ = pack(raw.mosaic, raw.pattern)
+    a, b = estimate_noise_params(planes)
+    return NoiseParams(a, b, "estimated")
+
+
+def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int | None = None,
+                   overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
+                   strength: float = 1.0) -> np.ndarray:
+    """The denoised mosaic (same shape and CFA layout as ``raw.mosaic``, normalised, not clipped).
+
+    Rows or columns outside the RGGB-aligned area (at most one per side) are kept as they were.
+    ``strength`` blends with the noisy mosaic (1: fully denoised).
+    """
+    from .raw_noise import raw_network_input
+
+    if model.info.task != "raw":
+        raise N3Error(f"{model.info.name}: a {model.info.task} model, not a RAW denoiser")
+    planes, offset = pack(raw.mosaic, raw.pattern)
+    x = raw_network_input(planes, noise.a, noise.b)[None]
+    y = run_image(model, x, tile, overlap, on_tile)[0, :4]
+    if strength != 1.0:
+        y = planes + np.float32(strength) * (y - planes)
+    return unpack(y, offset, raw.mosaic)
+
+
+def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, bits: int = 16) -> np.ndarray:
+    """H x W x 3 float sRGB in [0, 1]: LibRaw's development of ``mosaic`` (None: the file's own)."""
+    from .io.raw import develop
+
+    rgb = develop(src, raw, mosaic, bits)
+    return (rgb / float(np.iinfo(rgb.dtype).max)).astype(np.float32)
+
+
+def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray) -> None:
+    """Write the denoised ``mosaic`` by ``dst``'s extension: ``.dng`` the mosaic itself;
+    ``.tif/.tiff`` 16-bit sRGB developed by LibRaw with the camera's white balance; ``.png``,
+    ``.jpg`` and ``.bmp`` the same developed 8-bit. Atomic."""
+    from .io.images import Image, write_image
+
+    ext = Path(dst).suffix.lower()
+    if ext == ".dng":
+        # the original's NoiseProfile describes the noise that is now gone: a raw developer that
+        # reads it would denoise the result a second time
+        write_dng(dst, replace(raw, noise_profile=None), mosaic)
+        return
+    if ext not in DEVELOPED_EXTS:
+        raise ImageError(f"{dst}: unsupported output type {ext or '(none)'} for a raw file "
+                         "(use .dng, .tif, .png or .jpg)")
+    bits = 16 if ext in (".tif", ".tiff") else 8
+    write_image(dst, Image(developed(src, raw, mosaic, bits), np.dtype(np.uint16 if bits == 16 else np.uint8)))
+
+
+def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,
+                     noise: tuple[float, float] | None = None, tile: int | None = None,
+                     overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
+                     strength: float = 1.0, compare: bool = False) -> dict[str, Any]:
+    """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
+    (format from the extension, see :func:`write_raw_output`). Returns ``{"model", "noise"}``
+    (and ``"compare"``: the side-by-side crop of both developments, when asked)."""
+    ext = Path(dst).suffix.lower()
+    if ext not in RAW_OUTPUT_EXTS:  # before the slow part
+        raise ImageError(f"{dst}: unsupported output type {ext or '(none)'} for a raw file (use .dng, .tif, .png or .jpg)")
+    raw = read_raw(src)
+    params = noise_params(raw, noise)
+    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength)
+    write_raw_output(dst, src, raw, clean)
+    used: dict[str, Any] = {"model": model.info.name, "noise": params}
+    if compare:
+        from .compare import write_compare
+
+        used["compare"] = write_compare(dst, developed(src, raw, None), developed(src, raw, clean))
+    return used

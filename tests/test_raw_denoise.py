@@ -1,0 +1,185 @@
+"""`n3 denoise` on camera raw files: generated DNGs in all four CFA layouts through the shipped
+RAW model to DNG, TIFF and PNG, the noise-parameter sources, and every bad-input path."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+
+from n3cli.cli.main import cli
+from n3cli.io.images import read_image
+from n3cli.io.raw import RawImage, pack, read_raw, write_dng
+from n3cli.metrics import psnr
+from n3cli.raw_noise import add_poisson_gaussian, unprocess
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "raw-samples"
+A, B = 4e-3, 2e-5  # the generated files' noise: var = a*x + b
+_CHANNEL = {"R": 0, "G": 1, "B": 2}
+
+
+def mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """An H x W mosaic whose 2x2 cell at the top-left reads ``pattern``."""
+    out = np.empty(rgb.shape[:2], np.float32)
+    for k, c in enumerate(pattern):
+        i, j = divmod(k, 2)
+        out[i::2, j::2] = rgb[i::2, j::2, _CHANNEL[c]]
+    return out
+
+
+def scene(h=128, w=160, seed=0) -> np.ndarray:
+    """Linear camera RGB made from a crop of the bundled (public-domain) example photo."""
+    px = read_image(ROOT / "examples" / "astronaut_clean.png").pixels
+    lin, _ = unprocess(px[40 : 40 + h, 60 : 60 + w], np.random.default_rng(seed))
+    return lin
+
+
+def make_dng(path: Path, pattern: str, noise_profile=None, seed=0) -> np.ndarray:
+    """Write a noisy Bayer DNG with ``pattern``; returns the clean normalised mosaic."""
+    clean = mosaic(scene(seed=seed), pattern)
+    noisy = add_poisson_gaussian(clean, A, B, np.random.default_rng(seed + 1))
+    raw = RawImage(noisy, pattern, np.array([[64.0, 64.0], [64.0, 64.0]]), 4095.0, wb=[2.1, 1.0, 1.7],
+                   color_matrix=np.array([[0.9, -0.2, -0.1], [-0.4, 1.2, 0.2], [-0.05, 0.2, 0.6]]),
+                   make="Testcam", model="N1", noise_profile=noise_profile)
+    write_dng(path, raw)
+    return clean
+
+
+def raw_psnr(path: Path, clean: np.ndarray) -> float:
+    return psnr(np.clip(read_raw(path).mosaic, 0, 1), clean)
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "GRBG", "GBRG", "BGGR"])
+def test_dng_to_dng_keeps_layout_and_levels_and_removes_noise(tmp_path, pattern):
+    src, dst = tmp_path / "noisy.dng", tmp_path / "clean.dng"
+    clean = make_dng(src, pattern)
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(dst), "-q", "--noise", f"{A},{B}"])
+    assert r.exit_code == 0, r.output
+    before, after = read_raw(src), read_raw(dst)
+    assert after.mosaic.shape == before.mosaic.shape and after.pattern == pattern
+    assert np.array_equal(after.black, before.black) and after.white == before.white
+    assert (after.make, after.model) == ("Testcam", "N1")
+    gain = raw_psnr(dst, clean) - raw_psnr(src, clean)
+    assert gain > 4.0, f"raw PSNR gain only {gain:.2f} dB"
+    with tifffile.TiffFile(dst) as t:
+        tags = t.pages[0].tags
+        assert tags["Software"].value == "n3 (denoised)"
+        assert 51041 not in tags  # no stale NoiseProfile
+
+
+def test_tiff_output_is_16_bit_developed_rgb_and_png_8_bit(tmp_path):
+    src = tmp_path / "noisy.dng"
+    make_dng(src, "GRBG")
+    for name, dtype in (("clean.tiff", np.uint16), ("clean.png", np.uint8)):
+        dst = tmp_path / name
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(dst), "-q"])
+        assert r.exit_code == 0, r.output
+        arr = tifffile.imread(dst) if name.endswith("tiff") else np.asarray(__import__("PIL.Image").Image.open(dst))
+        assert arr.dtype == dtype and arr.ndim == 3 and arr.shape[2] == 3
+        assert abs(arr.shape[0] - 128) <= 8 and abs(arr.shape[1] - 160) <= 8
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "c.dng"), "-q", "--compare"])
+    assert r.exit_code == 0, r.output
+    side = read_image(tmp_path / "c.compare.png").pixels  # both developments, side by side
+    assert side.shape[1] == 2 * arr.shape[1] + 8 and side.shape[0] == arr.shape[0]
+    left, right = side[:, : arr.shape[1]], side[:, arr.shape[1] + 8 :]
+    assert np.abs(np.diff(right, axis=1)).mean() < np.abs(np.diff(left, axis=1)).mean()  # less grain
+
+
+def test_noise_comes_from_the_option_then_the_noise_profile_then_the_estimator(tmp_path):
+    from n3cli.raw_pipeline import noise_params
+
+    with_profile, without = tmp_path / "p.dng", tmp_path / "e.dng"
+    make_dng(with_profile, "RGGB", noise_profile=[(3e-3, 1e-5), (5e-3, 3e-5)])
+    make_dng(without, "RGGB")
+    p = noise_params(read_raw(with_profile))
+    assert p.source == "NoiseProfile" and p.a == pytest.approx(4e-3) and p.b == pytest.approx(2e-5)
+    assert noise_params(read_raw(with_profile), (1e-3, 1e-6)).source == "given"
+    est = noise_params(read_raw(without))
+    assert est.source == "estimated" and 0.5 < est.a / A < 2.0
+    r = CliRunner().invoke(cli, ["denoise", "--print-noise", str(with_profile), str(without)])
+    assert r.exit_code == 0
+    lines = r.output.strip().splitlines()
+    assert "(NoiseProfile)" in lines[0] and "a=0.004" in lines[0] and "(estimated)" in lines[1]
+
+
+def test_a_folder_of_raw_files_becomes_dngs_and_a_bad_file_fails_alone(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    make_dng(inp / "a.dng", "BGGR")
+    good = (inp / "a.dng").read_bytes()
+    (inp / "b.dng").write_bytes(good[:3000])  # truncated
+    (inp / "c.nef").write_bytes(b"\x00not a raw file" * 50)
+    r = CliRunner().invoke(cli, ["denoise", str(inp), "-o", str(out), "-q"])
+    assert r.exit_code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.dng"]
+    failed = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(failed) == 2 and all("\n" not in ln for ln in failed)
+    assert any("b.dng" in ln for ln in failed) and any("c.nef" in ln for ln in failed)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"raw samples not found at {SAMPLES}")
+@pytest.mark.parametrize("name", ["nonbayer_linear_canon_6d.dng", "nonbayer_nikon_coolscan.nef"])
+def test_non_bayer_files_give_one_line_and_no_output(tmp_path, name):
+    dst = tmp_path / "out.tiff"
+    r = CliRunner().invoke(cli, ["denoise", str(SAMPLES / name), "-o", str(dst), "-q"])
+    assert r.exit_code == 1
+    assert "not supported" in r.output and name in r.output
+    assert not dst.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_wrong_pairings_are_refused(tmp_path):
+    src = tmp_path / "noisy.dng"
+    make_dng(src, "RGGB")
+    png = tmp_path / "x.png"
+    png.write_bytes((ROOT / "examples" / "astronaut_noisy.png").read_bytes())
+    r = CliRunner().invoke(cli, ["denoise", str(png), "-o", str(tmp_path / "x.dng"), "-q"])
+    assert r.exit_code == 1 and "DNG holds a camera's raw mosaic" in r.output
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "y.png"), "-q", "-m", "n3net-color"])
+    assert r.exit_code != 0 and "not a RAW denoiser" in r.output
+    for bad in ("1e-3", "a,b", "-1,0"):
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "y.dng"), "--noise", bad])
+        assert r.exit_code == 2 and "--noise" in r.output
+    assert not (tmp_path / "x.dng").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_library_call_matches_the_packed_model_output():
+    """denoise_mosaic = the model on the RGGB-aligned planes, put back in the original layout."""
+    from n3cli import api
+    from n3cli.raw_pipeline import NoiseParams, denoise_mosaic
+
+    model = api.load_raw_denoiser()
+    clean = mosaic(scene(64, 96), "GBRG")
+    noisy = add_poisson_gaussian(clean, A, B, np.random.default_rng(3))
+    raw = RawImage(noisy, "GBRG", np.zeros((2, 2)), 1023.0)
+    out = denoise_mosaic(model, raw, NoiseParams(A, B, "given"))
+    assert out.shape == noisy.shape
+    planes_out, _ = pack(out, "GBRG")
+    planes_clean, _ = pack(clean, "GBRG")
+    planes_noisy, _ = pack(noisy, "GBRG")
+    assert psnr(planes_out, planes_clean) > psnr(planes_noisy, planes_clean) + 4.0
+    # GBRG aligns to RGGB one row down: the first and last rows lie outside the packed cells
+    assert np.array_equal(out[0], noisy[0]) and np.array_equal(out[-1], noisy[-1])
+
+
+def test_eval_task_raw_reports_each_level_for_model_baseline_and_noisy_input(tmp_path):
+    import json
+
+    from n3cli.io.images import Image, write_image
+
+    px = read_image(ROOT / "examples" / "astronaut_clean.png").pixels
+    for i in range(2):
+        write_image(tmp_path / f"im{i}.png", Image(px[i * 50 : i * 50 + 90, 20:120], np.dtype(np.uint8)))
+    args = ["eval", "--task", "raw", "--data", str(tmp_path), "--level", "1e-3,1e-5", "--level", "1e-2,1e-4", "--json"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["task"] == "raw" and rep["model"] == "n3net-raw" and rep["baseline"] == "dncnn-raw"
+    levels = [(res["a"], res["b"]) for res in rep["results"]]
+    assert levels == [(1e-3, 1e-5), (1e-2, 1e-4)]
+    for res in rep["results"]:
+        assert len(res["per_image"]) == 2
+        assert res["mean_psnr"] > res["noisy_psnr"] + 3.0 and res["baseline_psnr"] > res["noisy_psnr"] + 3.0
+    assert rep["results"][0]["noisy_psnr"] > rep["results"][1]["noisy_psnr"] + 5.0  # 10x the noise
+    again = json.loads(CliRunner().invoke(cli, args).output)
+    assert again["results"] == rep["results"]  # fixed seed: the same synthetic set every time
