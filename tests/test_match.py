@@ -101,6 +101,9 @@ def test_match_cli_writes_the_documented_json_and_a_visualisation(tmp_path):
     R, t = np.array(d["R"]), np.array(d["t"])
     assert np.allclose(R @ R.T, np.eye(3), atol=1e-6) and abs(np.linalg.norm(t) - 1) < 1e-6
     assert cv2.imread(str(viz)).shape[1] == 2 * 256
+    assert d["knn"] is not None and 0 <= d["knn"]["lambda"] <= 1  # the shipped model's datastore helped on validation
+    res = CliRunner().invoke(cli, ["match", str(pa), str(pb), "-o", str(out), "--focal", "300", "--no-knn", "--overwrite"])
+    assert res.exit_code == 0 and json.loads(out.read_text())["knn"] is None
 
 
 def test_identical_blank_and_non_image_inputs_fail_in_one_line(tmp_path):
@@ -123,7 +126,7 @@ def test_eval_match_reports_map_for_every_method(tmp_path):
     res = CliRunner().invoke(cli, ["eval", "--task", "match", "--pairs", "4", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)["results"][0]
-    assert r["pairs"] == 4 and set(r["map"]) == {"robust", "cnnet", "n3net"}
+    assert r["pairs"] == 4 and set(r["map"]) == {"robust", "cnnet", "n3net", "n3net+knn"}
     for m in r["map"].values():
         assert set(m) == {"5", "10", "20"} and all(0 <= v <= 1 for v in m.values())
         assert m["5"] <= m["10"] <= m["20"]

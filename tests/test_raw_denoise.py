@@ -128,6 +128,25 @@ def test_non_bayer_files_give_one_line_and_no_output(tmp_path, name):
     assert not dst.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"raw samples not found at {SAMPLES}")
+def test_a_real_grbg_camera_file_becomes_a_cleaner_dng_in_its_own_layout(tmp_path):
+    from n3cli.raw_noise import estimate_noise_params
+
+    src, dst = SAMPLES / "kodak_dc120.kdc", tmp_path / "clean.dng"
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(dst), "-q"])
+    assert r.exit_code == 0, r.output
+    before, after = read_raw(src), read_raw(dst)
+    assert after.pattern == before.pattern == "GRBG" and after.mosaic.shape == before.mosaic.shape
+    assert np.array_equal(after.black, before.black) and after.white == before.white
+    assert "Kodak" in after.make
+    def noise_var(raw):  # the estimated noise variance at the image's median level
+        planes = pack(raw.mosaic, raw.pattern)[0]
+        a, b = estimate_noise_params(planes)
+        return a * np.median(planes) + b
+
+    assert noise_var(after) < 0.85 * noise_var(before)
+
+
 def test_wrong_pairings_are_refused(tmp_path):
     src = tmp_path / "noisy.dng"
     make_dng(src, "RGGB")
@@ -169,7 +188,7 @@ def test_eval_task_raw_reports_each_level_for_model_baseline_and_noisy_input(tmp
 
     px = read_image(ROOT / "examples" / "astronaut_clean.png").pixels
     for i in range(2):
-        write_image(tmp_path / f"im{i}.png", Image(px[i * 50 : i * 50 + 90, 20:120], np.dtype(np.uint8)))
+        write_image(tmp_path / f"im{i}.png", Image(px[i * 60 : i * 60 + 128, 20:180], np.dtype(np.uint8)))
     args = ["eval", "--task", "raw", "--data", str(tmp_path), "--level", "1e-3,1e-5", "--level", "1e-2,1e-4", "--json"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
@@ -179,7 +198,7 @@ def test_eval_task_raw_reports_each_level_for_model_baseline_and_noisy_input(tmp
     assert levels == [(1e-3, 1e-5), (1e-2, 1e-4)]
     for res in rep["results"]:
         assert len(res["per_image"]) == 2
-        assert res["mean_psnr"] > res["noisy_psnr"] + 3.0 and res["baseline_psnr"] > res["noisy_psnr"] + 3.0
+        assert res["mean_psnr"] > res["noisy_psnr"] + 1.5 and res["baseline_psnr"] > res["noisy_psnr"]
     assert rep["results"][0]["noisy_psnr"] > rep["results"][1]["noisy_psnr"] + 5.0  # 10x the noise
     again = json.loads(CliRunner().invoke(cli, args).output)
     assert again["results"] == rep["results"]  # fixed seed: the same synthetic set every time

@@ -201,9 +201,9 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
     ds = RawPatches(load_images(str(folder), "rgb"), 40, seed=1)
     inp, clean, a = ds[5]
     assert inp.shape == (6, 20, 20) and clean.shape == (4, 20, 20)
-    a_map, b_map = float(inp[4, 0, 0]), float(inp[5, 0, 0])
-    assert a_map == pytest.approx(float(a)) and torch.all(inp[4] == a_map) and torch.all(inp[5] == b_map)
-    assert 1e-4 <= a_map <= 1e-1 and 0 <= clean.min() and clean.max() <= 1
+    a_map, b_map = float(inp[4, 0, 0]), float(inp[5, 0, 0])  # the maps hold sqrt(a) and sqrt(b)
+    assert a_map**2 == pytest.approx(float(a), rel=1e-5) and torch.all(inp[4] == a_map) and torch.all(inp[5] == b_map)
+    assert 1e-4 <= a_map**2 <= 1e-1 and 0 <= clean.min() and clean.max() <= 1
     assert torch.equal(ds[5][0], inp)  # a pure function of (seed, index)
     # the residual's variance follows var = a*x + b (checked over many samples)
     xs, rs, ab = [], [], []
@@ -211,7 +211,7 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
         x, c, _ = ds[i]
         xs.append(c.numpy().ravel())
         rs.append((x[:4] - c).numpy().ravel())
-        ab.append((float(x[4, 0, 0]), float(x[5, 0, 0])))
+        ab.append((float(x[4, 0, 0]) ** 2, float(x[5, 0, 0]) ** 2))
     z = np.concatenate([r / np.sqrt(a_ * c_ + b_) for r, c_, (a_, b_) in zip(rs, xs, ab)])
     assert abs(z.std() - 1) < 0.02
 
@@ -223,3 +223,30 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
     info = load_model(final).info
     assert info.task == "raw" and info.color == "bayer" and info.image_channels == 4
     assert "val_psnr" in info.extra["metrics"]
+
+
+def test_fine_tuning_starts_from_its_init_model(tmp_path):
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        PILImage.fromarray((rng.random((60, 60, 3)) * 255).astype(np.uint8)).save(folder / f"c{i}.png")
+    model = {"arch": "dncnn", "args": {"in_channels": 6, "out_channels": 4, "features": 8, "depth": 3},
+             "task": "raw", "color": "bayer"}
+    first = train(validate(tiny_config(tmp_path, model=model, data={"train": str(folder), "patch": 40, "batch": 2},
+                                       optim={"epochs": 1, "steps_per_epoch": 2}, val_every=2)),
+                  tmp_path / "one", device="cpu", progress=False)
+    cfg = tiny_config(tmp_path, model=model, data={"train": str(folder), "patch": 40, "batch": 2},
+                      optim={"epochs": 1, "steps_per_epoch": 2, "lr": 1e-12}, val_every=2)
+    cfg["init"] = str(first)
+    second = train(validate(cfg), tmp_path / "two", device="cpu", progress=False)
+    a, b = load_model(first), load_model(second)
+    for (k, v), w2 in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        if v.is_floating_point() and "running" not in k:
+            assert torch.allclose(v, w2, atol=1e-6), k  # lr 1e-12: still the init model's weights
+    rec = b.info.extra["training"]
+    assert rec["init"]["file"] == first.name
+    assert rec["init"]["training"]["steps"] == 2
+    cfg["init"] = str(tmp_path / "missing.safetensors")
+    with pytest.raises(Exception, match="missing.safetensors"):
+        train(validate(cfg), tmp_path / "three", device="cpu", progress=False)

@@ -19,6 +19,10 @@ def main() -> None:
         key, f = arg.split("=", 1)
         rep = json.loads(Path(f).read_text())
         for r in rep["results"]:
+            if "a" in r:  # n3 eval --task raw: one result per (a, b) level
+                metrics[f"{key}_a{r['a']:g}"] = {"data": Path(r["data"]).name, "a": r["a"], "b": r["b"],
+                                                 "psnr": round(r["mean_psnr"], 2), "noisy_psnr": round(r["noisy_psnr"], 2)}
+                continue
             k = key if len(rep["results"]) == 1 else f"{key}_s{r['sigma']:g}"
             metrics[k] = {"data": Path(r["data"]).name, "sigma": r["sigma"], "psnr": round(r["mean_psnr"], 2),
                           "ssim": round(r["mean_ssim"], 4), "estimated_sigma": bool(r.get("sigma_estimated", False))}

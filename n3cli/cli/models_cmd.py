@@ -35,6 +35,8 @@ def models(as_json: bool) -> None:
         n = r["noise"]
         if n.get("kind") == "fixed":
             noise = f"sigma {n['sigma']:g}"
+        elif n.get("kind") == "poisson-gaussian":
+            noise = "var a*x+b"
         elif n.get("kind"):
             noise = f"{n['kind']} {n.get('sigma_range')}"
         else:

@@ -53,9 +53,13 @@ class RawImage:
     def to_raw_units(self, mosaic: np.ndarray | None = None) -> np.ndarray:
         """Back to the file's integer values: levels as the camera wrote them, clipped to the valid range."""
         m = self.mosaic if mosaic is None else mosaic
-        black = np.tile(self.black, (m.shape[0] // 2 + 1, m.shape[1] // 2 + 1))[: m.shape[0], : m.shape[1]]
-        v = np.rint(m * (self.white - black) + black)
-        return np.clip(v, 0, self.white).astype(self.dtype)
+        out = np.empty(m.shape, self.dtype)
+        for i in range(2):  # per CFA position: no full-size float64 temporaries for a 24 MP file
+            for j in range(2):
+                bl = np.float32(self.black[i, j])
+                v = np.rint(m[i::2, j::2].astype(np.float32) * (np.float32(self.white) - bl) + bl)
+                out[i::2, j::2] = np.clip(v, 0, self.white)
+        return out
 
 
 def read_raw(path: str | os.PathLike) -> RawImage:
@@ -80,7 +84,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             bl = np.asarray(r.black_level_per_channel, dtype=np.float64)
             black = np.array([[bl[pat[i, j]] for j in range(2)] for i in range(2)])
             white = float(r.white_level)
-            raw = r.raw_image_visible.astype(np.float64)
+            raw = r.raw_image_visible.astype(np.float32)
             wbc = list(r.camera_whitebalance)
             wb = [wbc[0], wbc[1], wbc[2]] if wbc[1] > 0 and wbc[0] > 0 else [1.0, 1.0, 1.0]
             xyz_cam = np.asarray(r.rgb_xyz_matrix, dtype=np.float64)[:3]
@@ -93,8 +97,11 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         text = arg.decode(errors="replace") if isinstance(arg, bytes) else str(e)
         msg = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
         raise ImageError(f"{path}: cannot read raw file ({msg}; LibRaw {libraw_version()})") from None
-    full_black = np.tile(black, (raw.shape[0] // 2 + 1, raw.shape[1] // 2 + 1))[: raw.shape[0], : raw.shape[1]]
-    mosaic = ((raw - full_black) / np.maximum(white - full_black, 1.0)).astype(np.float32)
+    mosaic = raw  # normalised in place, per CFA position
+    for i in range(2):
+        for j in range(2):
+            mosaic[i::2, j::2] -= np.float32(black[i, j])
+            mosaic[i::2, j::2] /= np.float32(max(white - black[i, j], 1.0))
     make, model, profile, text = _tiff_tags(path)
     return RawImage(mosaic, pattern, black, white, np.dtype(np.uint16), [float(v) for v in wb], cm, make, model,
                     profile, orientation, text)

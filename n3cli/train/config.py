@@ -16,6 +16,7 @@ _REQ = object()  # marks a required key
 SCHEMA: dict[str, Any] = {
     "name": _REQ,
     "seed": 0,
+    "init": None,  # a model file to start from (fine-tuning), relative to the config; None: random init
     "model": {
         "arch": _REQ,
         "args": {},
@@ -86,6 +87,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     cfg["data"]["train"] = [str(_rel(base, p)) for p in cfg["data"]["train"]]
     if cfg["data"]["val"]:
         cfg["data"]["val"] = str(_rel(base, cfg["data"]["val"]))
+    if cfg["init"]:
+        cfg["init"] = str(_rel(base, cfg["init"]))
     return cfg
 
 
@@ -143,6 +146,8 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: RAW models take packed Bayer planes: model.color must be bayer")
         if cfg["data"]["patch"] % 2 or cfg["data"]["patch"] < 2:
             raise ConfigError(f"{where}: data.patch (the mosaic crop) must be even for task raw")
+    if cfg["init"] is not None and not isinstance(cfg["init"], str):
+        raise ConfigError(f"{where}: init must be a model file path")
     if cfg["noise"]["val_sigma"] is None:
         cfg["noise"]["val_sigma"] = cfg["noise"]["sigma"] if cfg["noise"]["kind"] == "fixed" else 25.0
     return cfg

@@ -131,7 +131,20 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg["seed"])
     net = build_model(cfg["model"]["arch"], cfg["model"]["args"]).to(dev)
+    start = None
+    if cfg["init"] and not resume:
+        from safetensors.torch import load_file
+
+        from ..checkpoint import read_info
+
+        start = read_info(cfg["init"])
+        if (start.arch, start.args) != (cfg["model"]["arch"], dict(cfg["model"]["args"])):
+            raise N3Error(f"{cfg['init']}: init model is {start.arch} {start.args}, the config {cfg['model']['arch']} "
+                          f"{cfg['model']['args']}")
+        load_state(net, {k: v.to(dev) for k, v in load_file(cfg["init"]).items()}, cfg["init"])
     info = model_info(cfg, net)
+    if start is not None:
+        info.extra["init_training"] = start.extra.get("training")  # what the fine-tuning started from
     decay, no_decay = [], []
     for name, p in net.named_parameters():
         (no_decay if name.endswith("bias") else decay).append(p)
@@ -259,6 +272,9 @@ def _with_training(info: ModelInfo, cfg: dict[str, Any], step: int, dev: torch.d
     extra["training"] = {"config": cfg["name"], "steps": step, "batch": cfg["data"]["batch"],
                          "patch": cfg["data"]["patch"], "data": [Path(p).name for p in cfg["data"]["train"]],
                          "hardware": hw, "seed": cfg["seed"]}
+    init_training = extra.pop("init_training", None)
+    if cfg["init"]:
+        extra["training"]["init"] = {"file": Path(cfg["init"]).name, "training": init_training}
     if val is not None:
         cond = ({"scale": cfg["data"]["val_scale"]} if info.task == "sr" else {"ab": cfg["noise"]["val_ab"]}
                 if info.task == "raw" else {"sigma": cfg["noise"]["val_sigma"]})
