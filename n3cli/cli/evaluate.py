@@ -79,10 +79,7 @@ def evaluate(model, data, task, levels, baseline, pairs, outliers, sigmas, scale
         loaded = api.load_denoiser(model, device=device, backend=backend)
     if not as_json:
         click.echo(f"running on {loaded.describe()}", err=True)
-    from tqdm import tqdm
-
-    n = len(list_images(data)) * len(sigmas)
-    with tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with _progress(len(list_images(data)) * len(sigmas)) as bar:
         report = evaluate_denoiser(loaded, data, list(sigmas), seed, estimate_noise, tile, save_dir,
                                    on_image=lambda name, p, s: bar.update(1))
     if as_json:
@@ -100,14 +97,18 @@ def evaluate(model, data, task, levels, baseline, pairs, outliers, sigmas, scale
             click.echo(f"sigma estimate error: mean {res['sigma_error']['mean']:+.2f}, mean abs {res['sigma_error']['mean_abs']:.2f}")
 
 
-def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
+def _progress(n: int):
+    """The eval progress bar on stderr (hidden when stderr is not a terminal)."""
     from tqdm import tqdm
 
+    return tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None)
+
+
+def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
     from ..evaluate import evaluate_upscaler
     from ..train.data import list_images
 
-    n = len(list_images(data)) * len(scales)
-    with tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with _progress(len(list_images(data)) * len(scales)) as bar:
         report = evaluate_upscaler(model, data, scales, tile, device, backend, on_image=lambda *a: bar.update(1))
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -148,8 +149,6 @@ def _evaluate_match(model, data, pairs, outliers, as_json) -> None:
 
 
 def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend) -> None:
-    from tqdm import tqdm
-
     from .. import api
     from ..evaluate import RAW_EVAL_LEVELS, evaluate_raw
     from ..raw_pipeline import parse_noise
@@ -160,8 +159,7 @@ def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, ba
     base = None if baseline.lower() == "none" else api.load_raw_denoiser(baseline, device, backend)
     if not as_json:
         click.echo(f"running on {runner.describe()}", err=True)
-    n = len(list_images(data)) * len(parsed)
-    with tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with _progress(len(list_images(data)) * len(parsed)) as bar:
         report = evaluate_raw(runner, data, parsed, seed, tile, base, on_image=lambda *a: bar.update(1))
     if as_json:
         click.echo(json.dumps(report, indent=2))
