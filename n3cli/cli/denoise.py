@@ -77,8 +77,9 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, recursive, overw
 
     try:
         cache = api.ModelCache(model, device, backend)
-        if model is not None:  # fail fast on an unknown or broken model, before any image
-            cache.first(raw=all(is_raw_path(j.src) for j in jobs))
+        kinds = {is_raw_path(j.src) for j in jobs}
+        if model is not None and len(kinds) == 1:  # fail fast on an unknown or broken model, before any image
+            cache.first(raw=kinds.pop())
     except N3Error as e:
         fail(str(e))
     from .batchrun import run_batch
