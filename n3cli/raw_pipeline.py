@@ -83,6 +83,13 @@ def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int |
     return unpack(y, offset, raw.mosaic)
 
 
+def _output_ext(dst: str | os.PathLike) -> str:
+    ext = Path(dst).suffix.lower()
+    if ext not in RAW_OUTPUT_EXTS:
+        raise ImageError(f"{dst}: unsupported output type {ext or '(none)'} for a raw file (use .dng, .tif, .png or .jpg)")
+    return ext
+
+
 def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, bits: int = 16) -> np.ndarray:
     """H x W x 3 float sRGB in [0, 1]: LibRaw's development of ``mosaic`` (None: the file's own)."""
     from .io.raw import develop
@@ -97,15 +104,12 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
     ``.jpg`` and ``.bmp`` the same developed 8-bit. Atomic."""
     from .io.images import Image, write_image
 
-    ext = Path(dst).suffix.lower()
+    ext = _output_ext(dst)
     if ext == ".dng":
         # the original's NoiseProfile describes the noise that is now gone: a raw developer that
         # reads it would denoise the result a second time
         write_dng(dst, replace(raw, noise_profile=None), mosaic)
         return
-    if ext not in DEVELOPED_EXTS:
-        raise ImageError(f"{dst}: unsupported output type {ext or '(none)'} for a raw file "
-                         "(use .dng, .tif, .png or .jpg)")
     bits = 16 if ext in (".tif", ".tiff") else 8
     write_image(dst, Image(developed(src, raw, mosaic, bits), np.dtype(np.uint16 if bits == 16 else np.uint8)))
 
@@ -117,9 +121,7 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`). Returns ``{"model", "noise"}``
     (and ``"compare"``: the side-by-side crop of both developments, when asked)."""
-    ext = Path(dst).suffix.lower()
-    if ext not in RAW_OUTPUT_EXTS:  # before the slow part
-        raise ImageError(f"{dst}: unsupported output type {ext or '(none)'} for a raw file (use .dng, .tif, .png or .jpg)")
+    _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise)
     clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength)
