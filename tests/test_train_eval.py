@@ -250,3 +250,22 @@ def test_fine_tuning_starts_from_its_init_model(tmp_path):
     cfg["init"] = str(tmp_path / "missing.safetensors")
     with pytest.raises(Exception, match="missing.safetensors"):
         train(validate(cfg), tmp_path / "three", device="cpu", progress=False)
+
+
+def test_optimizer_step_skips_nonfinite_batches_and_clips():
+    from n3cli.train.loop import optimizer_step
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    x = torch.randn(8, 4)
+    x[0, 0] = math.nan
+    assert not optimizer_step(net, opt, net(x).pow(2).mean())  # a NaN batch: no update
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+    # a huge finite loss: clipped to a gradient norm of 1e-3, so the step is exactly lr * 1e-3 long
+    loss = (net(torch.randn(8, 4)) * 1e6).pow(2).mean()
+    assert optimizer_step(net, opt, loss, clip=1e-3)
+    moved = torch.cat([(a - b).flatten() for a, b in zip(net.parameters(), before)]).norm()
+    assert moved.item() == pytest.approx(0.1 * 1e-3, rel=1e-3)

@@ -137,3 +137,41 @@ def test_eval_sr_of_a_pass_through_model_gives_the_published_bicubic_number(data
     r = rep["results"][0]
     assert abs(r["mean_psnr"] - r["bicubic_psnr"]) < 0.02
     assert abs(r["mean_psnr"] - 33.66) <= 0.03
+
+
+SHIPPED_SR = [n for n in ("n3net-sr", "vdsr-sr") if n in __import__("n3cli.zoo", fromlist=["names"]).names()]
+
+
+@pytest.mark.parametrize("name", SHIPPED_SR or [pytest.param("none", marks=pytest.mark.skip("no shipped SR model"))])
+@pytest.mark.parametrize("scale", [2, 4])
+def test_shipped_sr_models_beat_bicubic_on_the_bundled_photo(name, scale):
+    """The protocol on the bundled astronaut crop: LR by MATLAB bicubic, Y-PSNR with `scale` px shaved."""
+    from n3cli.metrics import psnr
+    from n3cli.resize import make_lr
+
+    clean = read_image(Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png").pixels
+    y = np.rint(rgb_to_ycbcr(clean)[..., 0] * 255)
+    y = y[: y.shape[0] // scale * scale, : y.shape[1] // scale * scale]
+    lr = make_lr(y, scale) / 255.0
+    out = api.upscale(api.load_upscaler(name, scale, device="cpu"), lr[..., None].astype(np.float32), scale)
+    bicubic = imresize(lr * 255.0, scale) / 255.0
+    s = scale
+    crop = (slice(s, -s), slice(s, -s))
+    gain = psnr(np.rint(out[..., 0] * 255)[crop] / 255, y[crop] / 255) - psnr(np.rint(bicubic * 255)[crop] / 255,
+                                                                               y[crop] / 255)
+    assert gain > 0.5, f"{name} x{scale}: {gain:.2f} dB over bicubic"
+
+
+def test_upscale_without_model_uses_the_shipped_default(tmp_path):
+    from n3cli.zoo import default_for, names
+
+    if not any(n in names() for n in ("n3net-sr", "vdsr-sr")):
+        pytest.skip("no shipped SR model")
+    from PIL import Image as PILImage
+
+    src = tmp_path / "in.png"
+    PILImage.fromarray(np.rint(image(40, 52, 3) * 255).astype(np.uint8)).save(src)
+    res = CliRunner().invoke(cli, ["upscale", "-q", str(src), "-o", str(tmp_path / "out.png"), "-s", "3"])
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "out.png").pixels.shape == (120, 156, 3)
+    assert default_for("sr_x3").name in names()

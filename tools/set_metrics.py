@@ -23,6 +23,11 @@ def main() -> None:
                 metrics[f"{key}_a{r['a']:g}"] = {"data": Path(r["data"]).name, "a": r["a"], "b": r["b"],
                                                  "psnr": round(r["mean_psnr"], 2), "noisy_psnr": round(r["noisy_psnr"], 2)}
                 continue
+            if "scale" in r:  # n3 eval --task sr: one result per scale
+                metrics[f"{key}_x{r['scale']}"] = {"data": Path(r["data"]).name, "scale": r["scale"],
+                                                   "psnr": round(r["mean_psnr"], 2), "ssim": round(r["mean_ssim"], 4),
+                                                   "bicubic_psnr": round(r["bicubic_psnr"], 2)}
+                continue
             k = key if len(rep["results"]) == 1 else f"{key}_s{r['sigma']:g}"
             metrics[k] = {"data": Path(r["data"]).name, "sigma": r["sigma"], "psnr": round(r["mean_psnr"], 2),
                           "ssim": round(r["mean_ssim"], 4), "estimated_sigma": bool(r.get("sigma_estimated", False))}

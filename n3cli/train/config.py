@@ -49,7 +49,8 @@ SCHEMA: dict[str, Any] = {
         "weight_decay": 1e-4,
         "epochs": 50,
         "steps_per_epoch": 1600,
-        "decay": 3.0,  # lr * 10**(-decay * epoch / epochs), epoch = whole epochs done
+        "decay": 3.0,
+        "clip": 0.0,  # max gradient norm; 0: no clipping  # lr * 10**(-decay * epoch / epochs), epoch = whole epochs done
     },
     "log_every": 50,
     "val_every": 1600,

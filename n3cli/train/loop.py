@@ -29,6 +29,22 @@ def lr_at(step: int, optim: dict[str, Any]) -> float:
     return optim["lr"] * 10 ** (-optim["decay"] * epoch / optim["epochs"])
 
 
+def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> bool:
+    """Backpropagate ``loss`` and step ``opt``, clipping the gradient norm to ``clip`` (0: off).
+
+    Returns False, leaving the weights untouched, when the loss or a gradient is not finite: one
+    bad batch is skipped rather than allowed to poison the weights of a long run.
+    """
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip or math.inf)
+    if not (torch.isfinite(norm) and torch.isfinite(loss)):
+        opt.zero_grad(set_to_none=True)
+        return False
+    opt.step()
+    return True
+
+
 def model_info(cfg: dict[str, Any], net: torch.nn.Module) -> ModelInfo:
     m, n = cfg["model"], cfg["noise"]
     extra = {k: m[k] for k in ("description", "license") if m.get(k)}
@@ -197,7 +213,7 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     log = (out / "log.jsonl").open("a") if rank == 0 else None
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg["precision"] == "bf16")
     net.train()
-    t0, s0, last_val, running = time.time(), step, None, []
+    t0, s0, last_val, running, skipped = time.time(), step, None, [], 0
     for noisy, clean, sigma in loader:
         noisy, clean, sigma = (t.to(dev, non_blocking=True) for t in (noisy, clean, sigma))
         for g in opt.param_groups:
@@ -205,16 +221,18 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
         with autocast:
             pred = ddp(network_input(noisy, sigma, info.takes_noise_map))
         loss = F.mse_loss(pred.float(), clean)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if optimizer_step(net, opt, loss, cfg["optim"]["clip"]):
+            running.append(loss.detach())
+        else:
+            skipped += 1
         step += 1
-        running.append(loss.detach())
         if rank == 0:
             if step % cfg["log_every"] == 0 or step == end:
-                rec = {"step": step, "loss": float(torch.stack(running).mean()), "lr": lr_at(step - 1, cfg["optim"]),
-                       "steps_per_s": (step - s0) / max(time.time() - t0, 1e-9)}
-                running = []
+                rec = {"step": step, "loss": float(torch.stack(running).mean()) if running else math.nan,
+                       "lr": lr_at(step - 1, cfg["optim"]), "steps_per_s": (step - s0) / max(time.time() - t0, 1e-9)}
+                if skipped:
+                    rec["skipped_nonfinite"] = skipped
+                running, skipped = [], 0
                 _log(log, rec, on_log)
             if val_images and (step % cfg["val_every"] == 0 or step == end):
                 if raw:
