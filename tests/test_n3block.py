@@ -121,3 +121,32 @@ def test_batched_form_equals_the_looped_form(size):
         m.batched = True
         batched = m(x)
     assert (looped - batched).abs().max().item() < 1e-12
+
+
+def test_inference_path_equals_the_differentiable_path_of_the_block():
+    """No-grad inference writes weights and outputs in place; with gradients nothing is in place."""
+    torch.manual_seed(2)
+    m = N3Block2d(3, k=3).double().eval()
+    x = torch.randn(2, 3, 91, 103, dtype=torch.float64)
+    with torch.no_grad():
+        fast = m(x)
+    slow = m(x.clone().requires_grad_(True))
+    assert (fast - slow.detach()).abs().max().item() < 1e-12
+
+
+def test_folded_batchnorm_equals_the_layers_it_replaces():
+    from n3cli.models.nets import DnCNNStage
+
+    torch.manual_seed(3)
+    stage = DnCNNStage(2, 2, features=16, depth=5).double().eval()
+    for bn in stage.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+                bn.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 2, 40, 36, dtype=torch.float64)
+    with torch.no_grad():
+        folded = stage(x)
+        layered = stage.conv2(stage.body(torch.relu(stage.conv1(x)))) + x
+    assert (folded - layered).abs().max().item() < 1e-12

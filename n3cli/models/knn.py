@@ -36,26 +36,29 @@ def log1mexp(x: Tensor) -> Tensor:
     return torch.where(far, torch.log1p(-torch.exp(x_far)), near)
 
 
-def knn_weights(logits: Tensor, k: int, dim: int = -1) -> Tensor:
+def knn_weights(logits: Tensor, k: int, dim: int = -1, out: Tensor | None = None) -> Tensor:
     """Weights of the k continuous nearest neighbours.
 
     ``logits`` are negative distances already divided by the temperature; entries set to
     ``-inf`` are never selected. Returns a tensor of shape ``(k, *logits.shape)`` whose
     slices each sum to 1 over ``dim``. As the temperature goes to 0, slice j becomes the
-    one-hot indicator of the j-th nearest candidate.
+    one-hot indicator of the j-th nearest candidate. ``out`` (inference only) receives the result
+    in place of a new tensor.
     """
-    out = []
+    ws = []
     a = logits
     fast = not (torch.is_grad_enabled() and logits.requires_grad)
-    for _ in range(k):
+    if out is not None and not fast:
+        raise ValueError("knn_weights(out=...) is for inference: it cannot carry gradients")
+    for j in range(k):
         log_w = torch.log_softmax(a, dim=dim)
-        w = log_w.exp()
-        out.append(w)
+        w = log_w.exp() if out is None else torch.exp(log_w, out=out[j])
+        ws.append(w)
         if fast:
             a = a + _log1mexp_inference(log_w, w)
         else:
             a = a + log1mexp(log_w)
-    return torch.stack(out, 0)
+    return torch.stack(ws, 0) if out is None else out
 
 
 def _log1mexp_inference(log_w: Tensor, w: Tensor) -> Tensor:

@@ -45,6 +45,39 @@ def conv_stack(cin: int, cout: int, features: int = 64, depth: int = 3) -> nn.Se
     return nn.Sequential(*layers)
 
 
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """Weight and bias of the single convolution equal to ``bn(conv(x))`` with frozen statistics."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return conv.weight * scale.view(-1, 1, 1, 1), bias
+
+
+def run_stack(stack: nn.Sequential, x: Tensor, start: int = 0) -> Tensor:
+    """Apply ``stack[start:]``; in eval mode each conv-BN pair runs as one convolution.
+
+    Folding the frozen BN into the conv's weights saves a full pass over the 64-channel feature
+    maps per layer, the largest tensors of these CNNs.
+    """
+    mods = list(stack)[start:]
+    if stack.training:
+        for m in mods:
+            x = m(x)
+        return x
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if isinstance(m, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
+            x = F.conv2d(x, *fold_bn(m, nxt), m.stride, m.padding, m.dilation, m.groups)
+            i += 2
+        else:
+            x = m(x)
+            i += 1
+    return x
+
+
 class N3Block2d(nn.Module):
     """Neural nearest neighbours block for feature maps.
 
@@ -93,8 +126,7 @@ class N3Block2d(nn.Module):
         s, p, w = self.stride, self.patch, self.window
         if min(H, W) < self.min_size:
             raise ValueError(f"N3Block2d needs at least {self.min_size} px per side, got {H}x{W}")
-        emb = self.embedcnn(x)
-        tlog = self.tempcnn(x)
+        emb, tlog = self._embed(x)
         ph, pw = (-(H - p)) % s, (-(W - p)) % s
         pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
         cells_x = F.pixel_unshuffle(F.pad(x, pads), s)  # (B, C*s*s, Hc, Wc)
@@ -125,19 +157,45 @@ class N3Block2d(nn.Module):
         else:
             scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
             logits = (neg_dist - self.bn.running_mean) * scale + self.bn.bias
+        grad = torch.is_grad_enabled() and (logits.requires_grad or temp.requires_grad or cells_x.requires_grad)
+        if not (batched or grad):
+            # inference: the weights go straight into the zero-bordered buffer the aggregation
+            # reads, and [x, N1 - x, ..., Nk - x] is written block row by block row straight into
+            # the output, the largest tensor of the block: no concatenation, padding or separate
+            # neighbour image
+            R = self._block_size(cells_x, nh, nw)
+            hp, wpd = -(-(nh + 1) // R) * R + 2, -(-(nw + 1) // R) * R + 2
+            wbuf = logits.new_empty(self.k, B, hp, wpd, w * w)
+            for border in (wbuf[:, :, :1], wbuf[:, :, 1 + nh :], wbuf[:, :, :, :1], wbuf[:, :, :, 1 + nw :]):
+                border.zero_()
+            self._weights(logits, temp, is_self, out=wbuf[:, :, 1 : 1 + nh, 1 : 1 + nw])
+            out = torch.empty(B, self.k + 1, C, H, W, dtype=x.dtype, device=x.device)
+            out[:, 0] = x
+            self._aggregate(wbuf, cells_x, nh, nw, into=(out[:, 1:], x, pads[2], pads[0]), padded=True)
+            return out.view(B, -1, H, W)
         weights = self._weights(logits, temp, is_self, chunked=not batched)  # (k, B, nh, nw, w*w)
-        # (B, k*C*s*s, Hc, Wc), overlap-averaged
+        # (B, k*C, Hc*s, Wc*s), overlap-averaged
         nbrs = (self._aggregate_batched if batched else self._aggregate)(weights, cells_x, nh, nw)
-        nbrs = F.pixel_shuffle(nbrs, s)[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W]
-        # [x, N1 - x, ..., Nk - x], written in place: these are the largest tensors of the block
-        if batched or torch.is_grad_enabled() and (x.requires_grad or nbrs.requires_grad):
-            return torch.cat([x, (nbrs.view(B, self.k, C, H, W) - x.unsqueeze(1)).view(B, -1, H, W)], 1)
-        out = torch.empty(B, self.k + 1, C, H, W, dtype=x.dtype, device=x.device)
-        out[:, 0] = x
-        torch.sub(nbrs.view(B, self.k, C, H, W), x.unsqueeze(1), out=out[:, 1:])
-        return out.view(B, -1, H, W)
+        nbrs = nbrs[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W]
+        return torch.cat([x, (nbrs.reshape(B, self.k, C, H, W) - x.unsqueeze(1)).view(B, -1, H, W)], 1)
 
-    def _weights(self, logits: Tensor, temp: Tensor, is_self: Tensor, chunked: bool = True) -> Tensor:
+    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Embedding and temperature CNNs; at inference their first layers (same input) run as one
+        convolution with both layers' filters: one pass over the input instead of two."""
+        e, t = self.embedcnn, self.tempcnn
+        fusable = (not self.training and len(e) > 3 and len(t) > 3 and isinstance(e[0], nn.Conv2d)
+                   and isinstance(e[1], nn.BatchNorm2d) and isinstance(t[0], nn.Conv2d)
+                   and isinstance(t[1], nn.BatchNorm2d) and e[0].kernel_size == t[0].kernel_size
+                   and e[0].padding == t[0].padding and e[0].stride == t[0].stride == (1, 1))
+        if not fusable:
+            return run_stack(e, x), run_stack(t, x)
+        (we, be), (wt, bt) = fold_bn(e[0], e[1]), fold_bn(t[0], t[1])
+        h = F.relu(F.conv2d(x, torch.cat([we, wt]), torch.cat([be, bt]), 1, e[0].padding), inplace=True)
+        n = we.shape[0]
+        return run_stack(e, h[:, :n], start=3), run_stack(t, h[:, n:], start=3)
+
+    def _weights(self, logits: Tensor, temp: Tensor, is_self: Tensor, chunked: bool = True,
+                 out: Tensor | None = None) -> Tensor:
         """Temperature, self-exclusion and the k-step relaxation, a few patch rows at a time.
 
         Each query is independent here; chunks keep the dozen temporaries per step in cache
@@ -146,13 +204,15 @@ class N3Block2d(nn.Module):
         rows = max(1, (1 << 18) // max(1, logits.shape[0] * logits.shape[2] * logits.shape[3]))
         if not chunked:  # one step: a chunk count that depends on the size cannot be traced
             rows = logits.shape[1]
-        out = []
+        chunks = []
         for r0 in range(0, logits.shape[1], rows):
             sl = slice(r0, r0 + rows)
             # -inf only after the division: inf * 0 in the temperature's gradient would give nan
             lg = (logits[:, sl] / temp[:, sl].unsqueeze(-1)).masked_fill(is_self[:, sl], float("-inf"))
-            out.append(knn_weights(lg, self.k))
-        return out[0] if len(out) == 1 else torch.cat(out, 2)
+            chunks.append(knn_weights(lg, self.k, out=None if out is None else out[:, :, sl]))
+        if out is not None:
+            return out
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks, 2)
 
     def _block_size(self, t: Tensor, nh: int, nw: int) -> int:
         R = self.block or (16 if t.is_cuda else 6)
@@ -236,8 +296,14 @@ class N3Block2d(nn.Module):
         return norms.unsqueeze(-1) + cand_norms - 2.0 * ip
 
     # -- aggregation -------------------------------------------------------------------------
-    def _aggregate(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
-        """Neighbour cells ``(B, k*D, Hc, Wc)``: overlap-averaged weighted sums of candidates."""
+    def _aggregate(self, weights: Tensor, cells: Tensor, nh: int, nw: int,
+                   into: tuple[Tensor, Tensor, int, int] | None = None, padded: bool = False) -> Tensor | None:
+        """Neighbour images ``(B, k*C, Hc*s, Wc*s)``: overlap-averaged weighted sums of candidate cells.
+
+        With ``into = (dst, x, top, left)`` (inference), writes ``N_j - x`` cropped at ``(top, left)``
+        to ``dst`` ``(B, k, C, H, W)`` instead, one block row at a time, and returns None.
+        ``padded``: ``weights`` already carry the zero border this method would add.
+        """
         k, B, _, _, ww = weights.shape
         D, Hc, Wc = cells.shape[1:]
         w, R = self.window, self._block_size(cells, nh, nw)
@@ -248,15 +314,25 @@ class N3Block2d(nn.Module):
         cp = _channels_last(F.pad(cells, (0, R + 1, 0, R + 1)))
         # weights padded with one empty patch before and enough after, so cell a's covering
         # patches a-1 and a are always addressable (the missing ones weigh nothing)
-        wp = F.pad(weights, (0, 0, 1, nbc * R - nw + 1, 1, nbr * R - nh + 1))
+        wp = weights if padded else F.pad(weights, (0, 0, 1, nbc * R - nw + 1, 1, nbr * R - nh + 1))
         ones = torch.ones(1, 1, nh, nw, device=dev, dtype=cells.dtype)
         count = F.pad(ones, (1, 1, 1, 1))
         count = (count[..., 1:, 1:] + count[..., :-1, 1:] + count[..., 1:, :-1] + count[..., :-1, :-1])[0, 0]
 
         b0 = torch.arange(nbc, device=dev) * R  # output-cell block column starts
         c0 = sc[(b0 - 1).clamp(0, nw - 1)]  # candidate band column starts
-        out = cells.new_empty(B, k, D, nbr * R, nbc * R)
+        s = self.stride
+        C = D // (s * s)
+        # written straight in pixel layout (cell rows x s, cell columns x s): no pixel_shuffle pass
+        if into is None:
+            out = cells.new_empty(B, k, C, nbr * R * s, nbc * R * s)
+        else:
+            dst, x, top, left = into
+            H, W = dst.shape[-2:]
+            buf = cells.new_empty(B, k, C, R * s, nbc * R * s)  # one block row, reused
         inv = F.pad(1.0 / count, (0, nbc * R - Wc, 0, nbr * R - Hc), value=1.0)
+        inv = inv.view(nbr * R, 1, nbc, R, 1)
+        grad = torch.is_grad_enabled() and (weights.requires_grad or cells.requires_grad)
         bl = torch.arange(R, device=dev)
         kw = torch.arange(w, device=dev)
         # offset of each output cell's row in the dense (cells x band) weight matrix
@@ -265,7 +341,7 @@ class N3Block2d(nn.Module):
         for bi in range(nbr):
             a0 = bi * R
             r0 = _window_start(max(a0 - 1, 0), nh, w)
-            if torch.is_grad_enabled() and (weights.requires_grad or cells.requires_grad):
+            if grad:
                 dense = cells.new_zeros(B, nbc, k, R * R, L * L)
             else:  # inference: one buffer for all block rows (no fresh pages per row)
                 reuse = cells.new_zeros(B, nbc, k, R * R, L * L) if reuse is None else reuse.zero_()
@@ -285,9 +361,23 @@ class N3Block2d(nn.Module):
                     dense.view(B, nbc, k, -1).scatter_add_(-1, idx, src)
             band = _band(cp, r0, L, c0)  # (B, nbc, L*L, D)
             y = torch.matmul(dense.view(B, nbc, k * R * R, L * L), band)
-            y = y.view(B, nbc, k, R, R, D).permute(0, 2, 5, 3, 1, 4)  # (B, k, D, R, nbc, R)
-            out[:, :, :, a0 : a0 + R] = y.reshape(B, k, D, R, nbc * R) * inv[a0 : a0 + R]
-        return out[..., :Hc, :Wc].reshape(B, k * D, Hc, Wc)
+            # (B, k, C, R, s, nbc, R, s): cell row, pixel row, block column, cell column, pixel column
+            y = y.view(B, nbc, k, R, R, C, s, s).permute(0, 2, 5, 3, 6, 1, 4, 7)
+            if into is not None:
+                torch.mul(y, inv[a0 : a0 + R], out=buf.view(B, k, C, R, s, nbc, R, s))
+                lo, hi = max(a0 * s, top), min((a0 + R) * s, top + H)  # this block's rows in the crop
+                if hi > lo:
+                    torch.sub(buf[..., lo - a0 * s : hi - a0 * s, left : left + W], x[:, None, :, lo - top : hi - top],
+                              out=dst[:, :, :, lo - top : hi - top])
+                continue
+            rows = out[:, :, :, a0 * s : (a0 + R) * s].view(B, k, C, R, s, nbc, R, s)
+            if grad:
+                rows[...] = y * inv[a0 : a0 + R]
+            else:
+                torch.mul(y, inv[a0 : a0 + R], out=rows)
+        if into is not None:
+            return None
+        return out[..., : Hc * s, : Wc * s].reshape(B, k * C, Hc * s, Wc * s)
 
     def _aggregate_batched(self, weights: Tensor, cells: Tensor, nh: int, nw: int) -> Tensor:
         """:meth:`_aggregate` with every block in one batch (same result, more memory).
@@ -337,7 +427,7 @@ class N3Block2d(nn.Module):
         ones = F.pad(torch.ones(1, 1, nh, nw, device=dev, dtype=cells.dtype), (1, 1, 1, 1))
         count = _box2(ones)[0, 0]  # covering patches per cell (1, 2 or 4)
         y = y[..., :Hc, :Wc] / count
-        return y.reshape(B, k * D, Hc, Wc)
+        return F.pixel_shuffle(y.reshape(B, k * D, Hc, Wc), self.stride)
 
 
 def _window_start(i: int, n: int, window: int) -> int:
@@ -370,11 +460,12 @@ def _bands(cells: Tensor, row_starts: Tensor, col_starts: Tensor, L: int) -> Ten
 def _band(cells: Tensor, r0: int, L: int, col_starts: Tensor) -> Tensor:
     """Square ``L x L`` bands of a (padded, channels-last) cell map: rows ``r0..r0+L``, one band per
     column start. Returns ``(B, n_bands, L*L, D)``."""
-    rows = cells[:, r0 : r0 + L]  # (B, L, Wp, D)
-    cols = col_starts.view(-1, 1) + torch.arange(L, device=cells.device)  # (n, L)
-    b = rows[:, :, cols]  # (B, L, n, L, D)
-    B, D = b.shape[0], b.shape[-1]
-    return b.permute(0, 2, 1, 3, 4).reshape(B, -1, L * L, D)
+    B, _, Wp, D = cells.shape
+    ar = torch.arange(L, device=cells.device)
+    # one index_select of whole D-vectors, already in band order: advanced indexing plus a
+    # permuted copy cost several times more on CPUs
+    idx = ((r0 + ar).view(1, L, 1) * Wp + col_starts.view(-1, 1, 1) + ar.view(1, 1, L)).reshape(-1)
+    return cells.reshape(B, -1, D).index_select(1, idx).view(B, col_starts.shape[0], L * L, D)
 
 
 def _self_index(nh: int, nw: int, w: int, device: torch.device) -> Tensor:

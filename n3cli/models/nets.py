@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .n3block import N3Block2d
+from .n3block import N3Block2d, run_stack
 
 
 class DnCNNStage(nn.Module):
@@ -36,7 +36,7 @@ class DnCNNStage(nn.Module):
                     m.bias.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv2(self.body(F.relu(self.conv1(x), inplace=True)))
+        y = self.conv2(run_stack(self.body, F.relu(self.conv1(x), inplace=True)))
         n = min(self.cin, self.cout)
         if n == self.cout:
             return y + x[:, :n]
