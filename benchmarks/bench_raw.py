@@ -11,13 +11,11 @@ writing included) and that process's peak resident memory.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from cli_child import measure
 
 
 def make_dng(path: Path, mp: float) -> tuple[int, int]:
@@ -34,29 +32,7 @@ def make_dng(path: Path, mp: float) -> tuple[int, int]:
     return h, w
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of ``n3 ARGS`` in a fresh process (start-up included)."""
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    return wall, float(out.stdout.strip().splitlines()[-1])
-
-
-def child(args: list[str]) -> None:
-    from n3cli.cli.main import cli
-
-    try:
-        cli.main(args, standalone_mode=False)
-    except SystemExit as e:
-        if e.code:
-            raise
-    with open("/proc/self/status") as f:
-        print(next(float(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM:")))
-
-
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        return child(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mp", type=float, default=24.0)
     ap.add_argument("--models", nargs="+", default=["n3net-raw", "dncnn-raw"])
@@ -70,7 +46,7 @@ def main() -> None:
         for name in a.models:
             for ext in ([".dng", ".tiff"] if a.tiff else [".dng"]):
                 dst = Path(d) / f"out-{name}{ext}"
-                wall, rss = run(["denoise", str(src), "-o", str(dst), "-m", name, "-q", "--device", a.device,
+                wall, rss = measure(["denoise", str(src), "-o", str(dst), "-m", name, "-q", "--device", a.device,
                                  "--noise", "2e-3,1e-5"])
                 print(f"{name:<12} -> {ext:<5}  {wall:7.1f} s  {wall / (w * h / 1e6):6.2f} s/MP  "
                       f"peak RSS {rss:7.0f} MB", flush=True)

@@ -10,13 +10,11 @@ file writing included), seconds per output megapixel and that process's peak res
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from cli_child import measure
 
 
 def make_png(path: Path, h: int, w: int) -> None:
@@ -29,29 +27,7 @@ def make_png(path: Path, h: int, w: int) -> None:
     Image.fromarray(np.rint(px * 255).astype(np.uint8)).save(path)
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of ``n3 ARGS`` in a fresh process (start-up included)."""
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    return wall, float(out.stdout.strip().splitlines()[-1])
-
-
-def child(args: list[str]) -> None:
-    from n3cli.cli.main import cli
-
-    try:
-        cli.main(args, standalone_mode=False)
-    except SystemExit as e:
-        if e.code:
-            raise
-    with open("/proc/self/status") as f:
-        print(next(float(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM:")))
-
-
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        return child(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mp", type=float, default=4.0, help="output megapixels")
     ap.add_argument("--scale", type=int, default=4, choices=[2, 3, 4])
@@ -66,7 +42,7 @@ def main() -> None:
         mp = h * w * a.scale**2 / 1e6
         print(f"x{a.scale}: {w} x {h} in, {w * a.scale} x {h * a.scale} out ({mp:.1f} MP)")
         for name in a.models:
-            wall, rss = run(["upscale", str(src), "-o", str(Path(d) / f"out-{name}.png"), "-s", str(a.scale),
+            wall, rss = measure(["upscale", str(src), "-o", str(Path(d) / f"out-{name}.png"), "-s", str(a.scale),
                              "-m", name, "-q", "--device", a.device])
             print(f"{name:<10} {wall:7.1f} s  {wall / mp:6.2f} s/MP  peak RSS {rss:7.0f} MB", flush=True)
 
