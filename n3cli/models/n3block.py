@@ -54,17 +54,15 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     return conv.weight * scale.view(-1, 1, 1, 1), bias
 
 
-def run_stack(stack: nn.Sequential, x: Tensor, start: int = 0) -> Tensor:
-    """Apply ``stack[start:]``; in eval mode each conv-BN pair runs as one convolution.
+def run_stack(stack: nn.Sequential, x: Tensor) -> Tensor:
+    """Apply ``stack``; in eval mode each conv-BN pair runs as one convolution.
 
     Folding the frozen BN into the conv's weights saves a full pass over the 64-channel feature
     maps per layer, the largest tensors of these CNNs.
     """
-    mods = list(stack)[start:]
     if stack.training:
-        for m in mods:
-            x = m(x)
-        return x
+        return stack(x)
+    mods = list(stack)
     i = 0
     while i < len(mods):
         m = mods[i]
@@ -126,7 +124,7 @@ class N3Block2d(nn.Module):
         s, p, w = self.stride, self.patch, self.window
         if min(H, W) < self.min_size:
             raise ValueError(f"N3Block2d needs at least {self.min_size} px per side, got {H}x{W}")
-        emb, tlog = self._embed(x)
+        emb, tlog = run_stack(self.embedcnn, x), run_stack(self.tempcnn, x)
         ph, pw = (-(H - p)) % s, (-(W - p)) % s
         pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
         cells_x = F.pixel_unshuffle(F.pad(x, pads), s)  # (B, C*s*s, Hc, Wc)
@@ -178,21 +176,6 @@ class N3Block2d(nn.Module):
         nbrs = (self._aggregate_batched if batched else self._aggregate)(weights, cells_x, nh, nw)
         nbrs = nbrs[..., pads[2] : pads[2] + H, pads[0] : pads[0] + W]
         return torch.cat([x, (nbrs.reshape(B, self.k, C, H, W) - x.unsqueeze(1)).view(B, -1, H, W)], 1)
-
-    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Embedding and temperature CNNs; at inference their first layers (same input) run as one
-        convolution with both layers' filters: one pass over the input instead of two."""
-        e, t = self.embedcnn, self.tempcnn
-        fusable = (not self.training and len(e) > 3 and len(t) > 3 and isinstance(e[0], nn.Conv2d)
-                   and isinstance(e[1], nn.BatchNorm2d) and isinstance(t[0], nn.Conv2d)
-                   and isinstance(t[1], nn.BatchNorm2d) and e[0].kernel_size == t[0].kernel_size
-                   and e[0].padding == t[0].padding and e[0].stride == t[0].stride == (1, 1))
-        if not fusable:
-            return run_stack(e, x), run_stack(t, x)
-        (we, be), (wt, bt) = fold_bn(e[0], e[1]), fold_bn(t[0], t[1])
-        h = F.relu(F.conv2d(x, torch.cat([we, wt]), torch.cat([be, bt]), 1, e[0].padding), inplace=True)
-        n = we.shape[0]
-        return run_stack(e, h[:, :n], start=3), run_stack(t, h[:, n:], start=3)
 
     def _weights(self, logits: Tensor, temp: Tensor, is_self: Tensor, chunked: bool = True,
                  out: Tensor | None = None) -> Tensor:
