@@ -33,6 +33,15 @@ def make_images(folder, n=4, size=96, seed=0):
     return folder
 
 
+def noise_rgb_folder(folder, n, h, w):
+    """``n`` uniform-noise RGB PNGs (seed 0): stand-ins for sRGB photos to unprocess."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        PILImage.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(folder / f"c{i}.png")
+    return folder
+
+
 def tiny_config(tmp_path, **over):
     cfg = {"name": "tiny", "seed": 3,
            "model": {"arch": "n3net", "args": TINY},
@@ -193,11 +202,7 @@ def test_sr_training_learns_and_the_result_upscales(tmp_path):
 def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
     from n3cli.train.data import RawPatches, load_images
 
-    folder = tmp_path / "rgb"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        PILImage.fromarray((rng.random((70, 90, 3)) * 255).astype(np.uint8)).save(folder / f"c{i}.png")
+    folder = noise_rgb_folder(tmp_path / "rgb", 3, 70, 90)
     ds = RawPatches(load_images(str(folder), "rgb"), 40, seed=1)
     inp, clean, a = ds[5]
     assert inp.shape == (6, 20, 20) and clean.shape == (4, 20, 20)
@@ -226,11 +231,7 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
 
 
 def test_fine_tuning_starts_from_its_init_model(tmp_path):
-    folder = tmp_path / "rgb"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        PILImage.fromarray((rng.random((60, 60, 3)) * 255).astype(np.uint8)).save(folder / f"c{i}.png")
+    folder = noise_rgb_folder(tmp_path / "rgb", 2, 60, 60)
     model = {"arch": "dncnn", "args": {"in_channels": 6, "out_channels": 4, "features": 8, "depth": 3},
              "task": "raw", "color": "bayer"}
     first = train(validate(tiny_config(tmp_path, model=model, data={"train": str(folder), "patch": 40, "batch": 2},
