@@ -6,6 +6,7 @@ Prints, in one run on the same image and thread count:
     process), and their ratio: memory must not grow with the image beyond the tile.
 
     python benchmarks/bench_denoise.py [--threads 2] [--size 1024] [--tile 512] [--repeat 3]
+                                       [--layouts channels_last,nchw]
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--overlap", type=int, default=16, help="tile context for the memory runs (speed only)")
+    ap.add_argument("--layouts", default="channels_last,nchw",
+                    help="memory layouts to time, comma-separated: channels_last (what the CLI runs) and/or nchw")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -74,17 +77,23 @@ def main() -> None:
     if a.rss_child:
         return rss_child(a.rss_child, a.tile, a.overlap)
 
+    from n3cli.backends.torch_backend import prepare_for_inference, to_input
     from n3cli.models.registry import build_model
 
     torch.manual_seed(0)
     x = torch.rand(1, 1, a.size, a.size)
-    n3 = build_model("n3net", {"in_channels": 1, "out_channels": 1}).eval()
-    dn = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "depth": 17}).eval()
-    t_dn, t_n3 = _time([dn, n3], x, a.repeat)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.size}x{a.size} gray, best of {a.repeat}")
-    print(f"DnCNN-17       {t_dn:8.2f} s")
-    print(f"N3Net (paper)  {t_n3:8.2f} s")
-    print(f"ratio N3Net / DnCNN-17: {t_n3 / t_dn:.2f}  (target <= 1.6)")
+    for layout in a.layouts.split(","):
+        n3 = build_model("n3net", {"in_channels": 1, "out_channels": 1}).eval()
+        dn = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "depth": 17}).eval()
+        xi = x
+        if layout == "channels_last":  # what `n3 denoise` runs on CPUs
+            n3, dn, xi = prepare_for_inference(n3), prepare_for_inference(dn), to_input(x)
+        t_dn, t_n3 = _time([dn, n3], xi, a.repeat)
+        print(f"[{layout}]")
+        print(f"  DnCNN-17       {t_dn:8.2f} s")
+        print(f"  N3Net (paper)  {t_n3:8.2f} s")
+        print(f"  ratio N3Net / DnCNN-17: {t_n3 / t_dn:.2f}  (target <= 1.6)")
     if a.skip_rss:
         return
     res = {}

@@ -56,10 +56,15 @@ def reference_block(block: N3Block2d, x: torch.Tensor) -> torch.Tensor:
                      block.patch, block.stride, block.window)
 
 
-@pytest.mark.parametrize("size,block", [((84, 97), 4), ((100, 80), 6), ((91, 91), 32)])
-def test_block_equals_direct_reference_float64(size, block):
+@pytest.mark.parametrize("size,block,fused", [((84, 97), 4, False), ((100, 80), 6, False), ((91, 91), 32, False),
+                                              ((84, 97), None, True), ((100, 80), None, True),
+                                              ((151, 172), None, True)])
+def test_block_equals_direct_reference_float64(size, block, fused):
+    """Both inference forms (blocked; fused, which CPUs run) against the direct definition, with
+    every kind of border cell, several chunks of rows and an odd number of cells per row."""
     torch.manual_seed(0)
     m = N3Block2d(2, k=3, block=block).double().eval()
+    m.fused = fused
     with torch.no_grad():
         m.bn.running_mean.fill_(-3.0)
         m.bn.running_var.fill_(4.0)
@@ -150,3 +155,15 @@ def test_folded_batchnorm_equals_the_layers_it_replaces():
         folded = stage(x)
         layered = stage.conv2(stage.body(torch.relu(stage.conv1(x)))) + x
     assert (folded - layered).abs().max().item() < 1e-12
+
+
+def test_channels_last_input_gives_the_same_result_in_channels_last():
+    """CPU inference runs channels-last (faster convolutions); the block keeps that layout."""
+    torch.manual_seed(4)
+    m = N3Block2d(3, k=4).double().eval()
+    x = torch.randn(2, 3, 120, 133, dtype=torch.float64)
+    with torch.no_grad():
+        ref = m(x)
+        cl = m(x.contiguous(memory_format=torch.channels_last))
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    assert (cl - ref).abs().max().item() < 1e-12

@@ -24,6 +24,26 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def prepare_for_inference(net: nn.Module) -> nn.Module:
+    """Eval mode, and on CPUs channels-last convolution weights.
+
+    oneDNN's CPU convolutions run 1.7x (64 -> 64 channels) to 3x (the small ones of the N³ blocks)
+    faster on channels-last tensors than on NCHW ones, which it would reorder at every layer
+    (measured with torch 2.13 on 2 cores). Results are unchanged up to float rounding.
+    """
+    net.eval()
+    if next(net.parameters()).device.type == "cpu":
+        net.to(memory_format=torch.channels_last)
+    return net
+
+
+def to_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory format :func:`prepare_for_inference` chose for its device."""
+    if x.device.type == "cpu" and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class TorchRunner:
     """A :class:`~n3cli.inference.Runner` for a torch network in eval mode."""
 
@@ -32,7 +52,7 @@ class TorchRunner:
     def __init__(self, loaded: LoadedModel | nn.Module) -> None:
         if isinstance(loaded, nn.Module):
             loaded = LoadedModel(loaded.eval(), None, None)  # type: ignore[arg-type]
-        self.net, self.info, self.path = loaded.net, loaded.info, loaded.path
+        self.net, self.info, self.path = prepare_for_inference(loaded.net), loaded.info, loaded.path
         self.device = next(self.net.parameters()).device
         self.min_size = int(getattr(self.net, "min_size", 1))
         self.size_multiple = int(getattr(self.net, "size_multiple", 1))
@@ -41,7 +61,8 @@ class TorchRunner:
     def run(self, x: np.ndarray) -> np.ndarray:
         try:
             with torch.inference_mode():
-                return self.net(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+                y = self.net(to_input(torch.from_numpy(x).to(self.device)))
+                return y.float().cpu().contiguous().numpy()
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -54,6 +54,8 @@ def knn_weights(logits: Tensor, k: int, dim: int = -1, out: Tensor | None = None
         log_w = torch.log_softmax(a, dim=dim)
         w = log_w.exp() if out is None else torch.exp(log_w, out=out[j])
         ws.append(w)
+        if j == k - 1:  # nothing is taken away after the last step
+            break
         if fast:
             a = a + _log1mexp_inference(log_w, w)
         else:

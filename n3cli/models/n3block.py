@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .knn import knn_weights
+from .n3fused import neighbour_residuals
 
 BATCHED_BLOCK = 8  # query patches per block side in the batched (graph) form
 
@@ -107,6 +108,9 @@ class N3Block2d(nn.Module):
         # all blocks in one batch of matrix products instead of a loop over block rows: no
         # data-dependent Python, so it traces to a graph with dynamic height and width (ONNX)
         self.batched = False
+        # inference through n3fused (None: on CPUs, where it is fastest; GPUs keep the blocked form,
+        # whose few large kernels suit them better)
+        self.fused: bool | None = None
         self.embedcnn = conv_stack(channels, embed_channels, embed_features, embed_depth)
         self.tempcnn = conv_stack(channels, 1, embed_features, embed_depth)
         self.bn = nn.BatchNorm1d(1)  # on the negated distances
@@ -137,6 +141,19 @@ class N3Block2d(nn.Module):
 
         temp = torch.exp(_box2(cells_t) / (p * p) + math.log(0.1))  # (B, nh, nw)
         batched = self.batched or torch.compiler.is_exporting()
+        grad = torch.is_grad_enabled() and (x.requires_grad or any(q.requires_grad for q in self.parameters()))
+        if not (batched or grad or self.training) and self._fused(x):
+            scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+            shift = self.bn.bias - self.bn.running_mean * scale
+            # the output keeps the input's memory format (channels-last inputs feed channels-last
+            # convolutions, several times faster on CPUs)
+            fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+                and not x.is_contiguous() else torch.contiguous_format
+            out = torch.empty(B, (self.k + 1) * C, H, W, dtype=x.dtype, device=x.device, memory_format=fmt)
+            out = out.view(B, self.k + 1, C, H, W)
+            out[:, 0] = x
+            neighbour_residuals(cells_e, temp, scale, shift, cells_x, self.k, w, x, pads[2], pads[0], out[:, 1:])
+            return out.view(B, -1, H, W)
         neg_dist = -(self._distances_batched if batched else self._distances)(cells_e, nh, nw)  # (B, nh, nw, w*w)
         own = _self_index(nh, nw, w, x.device).view(1, nh, nw, 1).expand(B, -1, -1, -1)
         is_self = torch.zeros_like(neg_dist, dtype=torch.bool).scatter_(-1, own, True)
@@ -196,6 +213,10 @@ class N3Block2d(nn.Module):
         if out is not None:
             return out
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks, 2)
+
+    def _fused(self, x: Tensor) -> bool:
+        """Whether inference takes the fused relaxation + aggregation (:mod:`.n3fused`)."""
+        return self.fused if self.fused is not None else not x.is_cuda
 
     def _block_size(self, t: Tensor, nh: int, nw: int) -> int:
         R = self.block or (16 if t.is_cuda else 6)

@@ -1,0 +1,320 @@
+"""Inference path of the N³ block: the k-step relaxation and the aggregation, fused a few cell rows
+at a time.
+
+Patches of size ``2s`` with stride ``s`` cover each ``s x s`` cell ``a`` (per axis) with patches
+``a - 1`` and ``a``. Away from the borders a patch's window starts ``h = w // 2`` patches before it,
+so candidate ``(u, v)`` of *either* covering patch brings the same neighbour cell
+``a - h + (u, v)`` to cell ``a``: the four covering patches' weights add up to one ``w x w`` kernel
+per cell, and the neighbour image is
+
+    N_j(a) = 1/4 * sum_(u, v) Wbar_j(a, u, v) * cells(a - h + (u, v))
+
+one small matrix product per cell and kernel row ``u``, ``(k x w) @ (w x D)``, whose right operand is
+``w`` consecutive cells of the channels-last cell map: an overlapping strided view, never copied.
+That is the minimum of multiply-adds (no zeros multiplied, no band gathered); one call per kernel
+row covers a whole chunk of rows.
+
+Near the borders the windows are clamped: the two covering patches' windows start at the same
+patch, so their neighbour cells are one cell apart. There each cell gets a ``(w+1) x (w+1)``
+kernel whose window start stops moving at the edge (top/left: 0, bottom/right: n - w).
+
+Weights exist for one chunk of patch rows at a time (plus the row shared with the next chunk), so
+memory does not hold the (patches x window x k) weights the unfused form keeps.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from .knn import knn_weights
+
+
+def neighbour_residuals(cells_e: Tensor, temp: Tensor, scale: Tensor, shift: Tensor, cells: Tensor, k: int,
+                        window: int, x: Tensor, top: int, left: int, dst: Tensor, rows: int = 4) -> None:
+    """Write ``N_j - x`` for ``j = 1..k`` into ``dst`` ``(B, k, C, H, W)``.
+
+    ``cells_e``: ``(B, E*s*s, nh+1, nw+1)`` cells of the embedding; ``temp``: ``(B, nh, nw)``;
+    ``scale``, ``shift``: the frozen BatchNorm on negative distances (``logit = -scale*d + shift``);
+    ``cells``: ``(B, C*s*s, nh+1, nw+1)`` cells of the zero-padded input; ``x``: ``(B, C, H, W)``
+    the input, which sits at ``(top, left)`` in the padded frame. ``rows``: cell rows per chunk.
+    """
+    nh, nw = cells.shape[-2] - 1, cells.shape[-1] - 1
+    w = window
+    own = _own_positions(nh, nw, w, cells.device)
+    for b in range(cells.shape[0]):
+        logits = cell_logits(cells_e[b], w, scale, shift).view(nh * nw, w * w)
+        logits.scatter_(1, own, float("-inf"))  # a patch is not its own neighbour
+        _Image(logits.view(nh, nw, w * w), temp[b], cells[b], k, w, rows).run(x[b], top, left, dst[b])
+
+
+def _own_positions(nh: int, nw: int, w: int, device: torch.device) -> Tensor:
+    """Window position (row-major in w x w) of each patch itself, ``(nh*nw, 1)``."""
+    ar = functools.partial(torch.arange, device=device)
+    ki = ar(nh) - (ar(nh) - w // 2).clamp(0, nh - w)
+    kj = ar(nw) - (ar(nw) - w // 2).clamp(0, nw - w)
+    return (ki.view(-1, 1) * w + kj.view(1, -1)).view(-1, 1)
+
+
+class _Image:
+    def __init__(self, logits: Tensor, temp: Tensor, cells: Tensor, k: int, window: int, rows: int) -> None:
+        D, Hc, Wc = cells.shape
+        self.nh, self.nw = Hc - 1, Wc - 1
+        self.logits, self.temp = logits, temp
+        self.k, self.w, self.h = k, window, window // 2
+        self.cl = cells.permute(1, 2, 0).contiguous()  # (Hc, Wc, D): each cell's D values contiguous
+        self.D, self.Hc, self.Wc = D, Hc, Wc
+        self.rows = rows
+        R = max(rows, self.h + 1)  # buffer rows; the border strips are h + 1 rows
+        w, ww = window, window * window
+        new = self.cl.new_empty
+        # weights of patch rows a0-1 .. a1-1 of a chunk, with a zero patch column on each side;
+        # one plane per neighbour, where the relaxation writes them (several times faster than
+        # writing into the interleaved layout the matrix products read)
+        self.wplanes = self.cl.new_zeros(k, R + 1, self.nw + 2, ww)
+        self.wrows = self.wplanes.permute(1, 2, 0, 3)  # (R+1, nw+2, k, ww)
+        self.wsum = new(R + 1, Wc, k, ww)
+        # the summed kernels of cell pairs (2c, 2c+1), side by side on a shared window of w+1
+        # columns: one (2k x (w+1)) @ ((w+1) x D) product per pair and kernel row runs ~1.4x faster
+        # than two (k x w) @ (w x D) ones, for 7% more multiply-adds
+        self.pairs = self.cl.new_zeros(-(-R * Wc // 2), w, 2, k, w + 1)  # (pair, kernel row, cell, j, column)
+        # (w+1)^2 kernels of border cells as (row, kernel row, column, j, kernel column): for one
+        # kernel row, the (columns x j) rows of a product's left operand are evenly spaced, which
+        # batched matrix products need to avoid a slow per-matrix fallback
+        self.edge = new(R, w + 1, Wc, k, w + 1)
+        self.outc = new(R, Wc, k, D)
+        # products of side columns accumulate here: batched products fall back to one call per
+        # matrix when the result is not contiguous
+        self.side = new(max(R, 2) * (self.h + 1) * k * D)
+
+    # -- per chunk -----------------------------------------------------------------------------
+    def run(self, x: Tensor, top: int, left: int, dst: Tensor) -> None:
+        h, nh, Hc = self.h, self.nh, self.Hc
+        chunks = [(0, h + 1)]
+        chunks += [(a, min(a + self.rows, nh - h)) for a in range(h + 1, nh - h, self.rows)]
+        chunks.append((nh - h, Hc))
+        prev = None
+        for a0, a1 in chunks:
+            self._relax(a0, a1, prev)
+            prev = (a0, a1)
+            if a0 == 0 or a1 == Hc:
+                self._edge_rows(a0, a1)
+            else:
+                self._inner_rows(a0, a1)
+            self._write(a0, a1, x, top, left, dst)
+
+    def _relax(self, a0: int, a1: int, prev: tuple[int, int] | None) -> None:
+        """Weights of patch rows a0-1 .. a1-1 into ``wrows`` rows 0 .. a1-a0 (zeros outside the grid)."""
+        n, nh, nw = a1 - a0, self.nh, self.nw
+        if prev is not None and prev[1] == a0:  # row a0-1 was the previous chunk's last
+            self.wplanes[:, 0].copy_(self.wplanes[:, prev[1] - prev[0]])
+            first = 1
+        else:
+            first = 0
+        p0, p1 = a0 - 1 + first, min(a1 - 1, nh - 1) + 1  # patch rows to compute
+        if p0 < 0:  # patch row -1 does not exist
+            self.wplanes[:, 0].zero_()
+            p0, first = 0, 1
+        if p1 > p0:
+            lg = self.logits[p0:p1] / self.temp[p0:p1].unsqueeze(-1)
+            knn_weights(lg, self.k, out=self.wplanes[:, first : first + p1 - p0, 1 : nw + 1])
+        if a1 - 1 >= nh:  # patch row nh does not exist either
+            self.wplanes[:, n].zero_()
+
+    def _inner_rows(self, a0: int, a1: int) -> None:
+        """Cells of rows a0..a1 (all unclamped): w x w kernels in the middle, (w+1) kernels at the sides."""
+        n, k, w, h, nw, Wc, D = a1 - a0, self.k, self.w, self.h, self.nw, self.Wc, self.D
+        wr, ws = self.wrows[: n + 1], self.wsum[: n + 1]
+        torch.add(wr[:, :-1], wr[:, 1:], out=ws)
+        # the middle columns of all n rows as one batch (flat cell index), two cells at a time; the
+        # side columns in between are computed too, then overwritten by the side strips below
+        n0, n1 = h + 1, (n - 1) * Wc + nw - h
+        npair = (n1 - n0 + 1) // 2
+        if npair > 0:
+            top, bot = ws[:-1].reshape(-1, k, w, w), ws[1:].reshape(-1, k, w, w)
+            pairs = self.pairs[:npair]
+            for c in (0, 1):  # cell n0 + 2i + c of pair i; its kernel starts at window column c
+                cells = slice(n0 + c, n0 + c + 2 * npair, 2)
+                torch.add(top[cells].transpose(1, 2), bot[cells].transpose(1, 2), out=pairs[:, :, c, :, c : c + w])
+            out = self.outc.view(-1, k, D)[n0 : n0 + 2 * npair].view(npair, 2 * k, D)
+            for u in range(w):
+                A = pairs[:, u].view(npair, 2 * k, w + 1)
+                B = _at(self.cl, (npair, w + 1, D), (2 * D, D, 1), ((a0 - h + u) * Wc + n0 - h) * D)
+                torch.baddbmm(out, A, B, beta=0.0 if u == 0 else 1.0, alpha=0.25, out=out)
+        # side strips: columns 0..h and nw-h..nw, window starts 0 and nw-w
+        for c0, bx in ((0, 0), (nw - h, nw - w)):
+            ker = self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows=False)  # (n, w+1, h+1, k, w+1)
+            out = self.side[: n * (h + 1) * k * D].view(n, (h + 1) * k, D)
+            for u in range(w):
+                B = self.cl[a0 - h + u : a1 - h + u, bx : bx + w + 1]
+                A = ker[:, u].reshape(n, (h + 1) * k, w + 1)
+                torch.baddbmm(out, A, B, beta=0.0 if u == 0 else 1.0, out=out)
+            self.outc[:n, c0 : c0 + h + 1].copy_(out.view(n, h + 1, k, D))
+
+    def _edge_rows(self, a0: int, a1: int) -> None:
+        """Cells of the top (or bottom) h+1 rows: every window starts at row 0 (or nh-w)."""
+        n, k, w, h, nw, Wc, D = a1 - a0, self.k, self.w, self.h, self.nw, self.Wc, self.D
+        by = 0 if a0 == 0 else self.nh - w
+        ker = self._edge_kernels(a0, a1, 0, Wc, clamp_rows=True)  # (n, w+1, Wc, k, w+1)
+        nm = nw - 2 * h - 1  # middle columns h+1 .. nw-h-1
+        for i in range(n):
+            out = self.outc[i]  # (Wc, k, D)
+            for u in range(w + 1):
+                beta = 0.0 if u == 0 else 1.0
+                if nm > 0:
+                    A = ker[i, u, h + 1 : nw - h]  # (nm, k, w+1)
+                    B = _at(self.cl, (nm, w + 1, D), (D, D, 1), ((by + u) * Wc + 1) * D)
+                    torch.baddbmm(out[h + 1 : nw - h], A, B, beta=beta, out=out[h + 1 : nw - h])
+                # both side strips in one call: their windows start at columns 0 and nw-w
+                Ku = ker[i, u]
+                A = _at(Ku, (2, (h + 1) * k, w + 1), ((nw - h) * k * (w + 1), w + 1, 1), 0)
+                B = _at(self.cl, (2, w + 1, D), ((nw - w) * D, D, 1), (by + u) * Wc * D)
+                o = self.side[: 2 * (h + 1) * k * D].view(2, (h + 1) * k, D)
+                torch.baddbmm(o, A, B, beta=beta, out=o)
+            for side, c0 in enumerate((0, nw - h)):
+                out[c0 : c0 + h + 1].copy_(o[side].view(h + 1, k, D))
+
+    def _edge_kernels(self, a0: int, a1: int, c0: int, c1: int, clamp_rows: bool) -> Tensor:
+        """(w+1) x (w+1) kernels of cells a0..a1 x c0..c1, averaged over their covering patches.
+
+        A covering patch sits one cell before the cell on an axis (d = 1) or on it (d = 0); where
+        that axis's windows are clamped its candidates land d cells further, so its weights go
+        in at offset d; elsewhere at 0.
+        """
+        n, m, w, h, nw = a1 - a0, c1 - c0, self.w, self.h, self.nw
+        ker = self.edge[:n, :, :m]
+        ker.zero_()
+        # column ranges with clamped windows (left, right) and the unclamped middle
+        parts = [(lo, hi, clamp) for lo, hi, clamp in ((0, h + 1, True), (h + 1, nw - h, False), (nw - h, nw + 1, True))
+                 if max(lo, c0) < min(hi, c1)]
+        for dy in (0, 1):
+            oy = dy if clamp_rows else 0
+            src_rows = self.wrows[1 - dy : n + 1 - dy]  # patch rows a - dy
+            for dx in (0, 1):
+                for lo, hi, clamp in parts:
+                    lo, hi = max(lo, c0), min(hi, c1)
+                    ox = dx if clamp else 0
+                    src = src_rows[:, lo - dx + 1 : hi - dx + 1].unflatten(-1, (w, w)).permute(0, 3, 1, 2, 4)
+                    ker[:, oy : oy + w, lo - c0 : hi - c0, :, ox : ox + w] += src
+        # divide by the number of covering patches (1 on the outermost cells, else 2 per axis)
+        ar = torch.arange
+        cy = torch.where((ar(a0, a1) == 0) | (ar(a0, a1) == self.nh), 1.0, 2.0)
+        cx = torch.where((ar(c0, c1) == 0) | (ar(c0, c1) == nw), 1.0, 2.0)
+        inv = (1.0 / (cy.view(-1, 1) * cx.view(1, -1))).to(ker)
+        ker.mul_(inv.view(n, 1, m, 1, 1))
+        return ker
+
+    def _write(self, a0: int, a1: int, x: Tensor, top: int, left: int, dst: Tensor) -> None:
+        """N_j - x of cell rows a0..a1, cropped to the image, into ``dst`` (k, C, H, W)."""
+        C, H, W = x.shape
+        s = int(round((self.D // C) ** 0.5))
+        lo, hi = max(a0 * s, top), min(a1 * s, top + H)  # these rows' pixel rows inside the crop
+        if hi <= lo:
+            return
+        n, k = a1 - a0, self.k
+        cells = self.outc[:n].view(n, self.Wc, k, C, s, s)
+        r0, r1 = lo - a0 * s, hi - a0 * s
+        if dst.stride(1) == 1 and C > 1:  # channels-last output: pixels of (j, c) values
+            y = cells.permute(0, 4, 1, 5, 2, 3).reshape(n * s, self.Wc * s, k, C)  # one permuted copy, in cache
+            torch.sub(y[r0:r1, left : left + W], x[:, lo - top : hi - top].permute(1, 2, 0).unsqueeze(2),
+                      out=dst[:, :, lo - top : hi - top].permute(2, 3, 0, 1))
+        else:
+            y = cells.permute(2, 3, 0, 4, 1, 5).reshape(k, C, n * s, self.Wc * s)  # j, c, row, py, col, px
+            torch.sub(y[:, :, r0:r1, left : left + W], x[None, :, lo - top : hi - top],
+                      out=dst[:, :, lo - top : hi - top])
+
+
+def cell_logits(cells: Tensor, window: int, scale: Tensor, shift: Tensor, rows: int = 32, band: int = 16) -> Tensor:
+    """Batch-normalised negative patch distances ``-scale * |e_p - e_q|^2 + shift``, ``(nh, nw, w*w)``.
+
+    ``cells``: ``(D, nh+1, nw+1)`` cells of the embedding. A patch distance is the sum over the
+    patch's four cells of cell distances to the matching cells of the candidate, so each cell's
+    distances to its (w+1) x (w+1) window of cells (the window of the aggregation) are computed once,
+    by matrix products of ``[e, |e|^2, 1, 1]`` against ``[2 s e', -s, -s |e'|^2, shift / 4]``
+    over ``band`` consecutive cells and their shared run of windows; the 2x2 box sums then give
+    every patch's logits. ``scale`` and ``shift`` are the frozen BatchNorm's.
+    """
+    D, Hc, Wc = cells.shape
+    nh, nw = Hc - 1, Wc - 1
+    w, h, T = window, window // 2, window + 1
+    K, L = D + 3, band + T - 1
+    N = Hc * Wc
+    spare = 2 * band + 2 * Wc  # junk cells past the end: blocks of `band` overrun rows
+    X = cells.new_zeros(N + spare, K)
+    Y = cells.new_zeros(N + spare, K)
+    e = cells.permute(1, 2, 0).reshape(N, D)
+    n2 = e.square().sum(-1)
+    X[:N, :D] = e
+    X[:N, D] = n2
+    X[:N, D + 1 :] = 1.0
+    torch.mul(e, 2.0 * scale, out=Y[:N, :D])
+    Y[:N, D] = -scale
+    torch.mul(n2, -scale, out=Y[:N, D + 1])
+    Y[:N, D + 2] = shift / 4
+    cd = cells.new_empty(N + spare, T, T)  # cell-to-window-cell terms, (w+1) x (w+1) per cell
+    G = cells.new_empty(-(-max(rows * Wc, Wc) // band) + 1, band, L)
+
+    def banded(m0: int, m1: int, r_off: int, t: int) -> None:
+        """Cells m0..m1 (flat), window row ``t``: their windows start ``r_off`` cells after them."""
+        nb = -(-(m1 - m0) // band)
+        A = X[m0 : m0 + nb * band].view(nb, band, K)
+        B = _at(Y, (nb, L, K), (band * K, K, 1), (m0 + r_off) * K)
+        g = torch.bmm(A, B.transpose(1, 2), out=G[:nb])
+        diag = _at(g, (nb, band, T), (band * L, L + 1, 1), 0)  # cell i's window: columns i..i+w
+        cd[m0 : m0 + nb * band, t].view(nb, band, T).copy_(diag)
+
+    def sides(a0: int, a1: int, r0: int, t: int, rows_move: bool) -> None:
+        """Left and right h+1 columns of cell rows a0..a1: windows start at columns 0 and nw-w."""
+        n = a1 - a0
+        rs = Wc * K if rows_move else 0
+        for c0, bx in ((0, 0), (nw - h, nw - w)):
+            A = _at(X, (n, h + 1, K), (Wc * K, K, 1), (a0 * Wc + c0) * K)
+            B = _at(Y, (n, T, K), (rs, K, 1), (r0 * Wc + bx) * K)
+            _at(cd, (n, h + 1, T), (Wc * T * T, T * T, 1), ((a0 * Wc + c0) * T + t) * T).copy_(
+                torch.bmm(A, B.transpose(1, 2)))
+
+    # rows whose windows are clamped (top: start at row 0, bottom: at nh-w), one row at a time; the
+    # middle run of a row overruns into the next cells, which are computed after it
+    edge = [(a, 0) for a in range(h + 1)] + [(a, nh - w) for a in range(nh - h, Hc)]
+    inner = range(h + 1, nh - h)
+    for a, by in edge[: h + 1]:
+        _edge_row(banded, sides, a, by, T, Wc, nw, h)
+    for a0 in range(inner.start, inner.stop, rows):
+        a1 = min(a0 + rows, inner.stop)
+        for t in range(w):  # unclamped rows need window rows 0..w-1 only
+            banded(a0 * Wc, a1 * Wc, (t - h) * Wc - h, t)
+            sides(a0, a1, a0 - h + t, t, rows_move=True)
+    for a, by in edge[h + 1 :]:
+        _edge_row(banded, sides, a, by, T, Wc, nw, h)
+
+    # 2x2 box sums. A patch's second cell on an axis (d = 1) sits one column further into its
+    # window where that cell's windows are clamped (the first d = 0 cell never does)
+    cd = cd[:N].view(Hc, Wc, T, T)
+    xs = cells.new_empty(Hc, nw, T, w)
+    xs.copy_(cd[:, :nw, :, :w])
+    for lo, hi, o in _groups(nw, h):
+        xs[:, lo:hi] += cd[:, lo + 1 : hi + 1, :, o : o + w]
+    out = cells.new_empty(nh, nw, w, w)
+    for lo, hi, o in _groups(nh, h):
+        torch.add(xs[lo:hi, :, :w], xs[lo + 1 : hi + 1, :, o : o + w], out=out[lo:hi])
+    return out.view(nh, nw, w * w)
+
+
+def _edge_row(banded, sides, a: int, by: int, T: int, Wc: int, nw: int, h: int) -> None:
+    for t in range(T):
+        nm = nw - 2 * h - 1
+        if nm > 0:
+            banded(a * Wc + h + 1, a * Wc + nw - h, (by + t - a) * Wc - h, t)
+        sides(a, a + 1, by + t, t, rows_move=False)
+
+
+def _groups(n: int, h: int) -> list[tuple[int, int, int]]:
+    """Patch index ranges and the window offset of their d = 1 cell: 1 where that cell is clamped."""
+    g = [(0, h, 1), (h, n - h - 1, 0), (n - h - 1, n, 1)]
+    return [(lo, hi, o) for lo, hi, o in g if hi > lo]
+
+
+def _at(t: Tensor, size: tuple[int, ...], stride: tuple[int, ...], offset: int) -> Tensor:
+    """A strided view of ``t``'s memory starting ``offset`` elements after ``t``'s own start."""
+    return t.as_strided(size, stride, t.storage_offset() + offset)
