@@ -70,10 +70,16 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=16, help="tile context for the memory runs (speed only)")
     ap.add_argument("--layouts", default="channels_last,nchw",
                     help="memory layouts to time, comma-separated: channels_last (what the CLI runs) and/or nchw")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's allocator as it is (the `n3` command tunes it: n3cli/malloc.py)")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if not a.default_malloc:
+        from n3cli.malloc import keep_freed_memory
+
+        keep_freed_memory()  # as the `n3` command does
     if a.rss_child:
         return rss_child(a.rss_child, a.tile, a.overlap)
 
@@ -99,7 +105,8 @@ def main() -> None:
     res = {}
     for mp in (2, 16):
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(mp * 1_000_000), "--tile", str(a.tile),
-                              "--overlap", str(a.overlap), "--threads", str(a.threads)],
+                              "--overlap", str(a.overlap), "--threads", str(a.threads)]
+                             + (["--default-malloc"] if a.default_malloc else []),
                              capture_output=True, text=True, check=True)
         res[mp] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{mp:2d} MP, tile {a.tile}: peak RSS {res[mp]['peak_rss_mb']:7.0f} MB "

@@ -10,6 +10,7 @@ from torch import nn
 from ..checkpoint import LoadedModel
 from ..errors import N3Error
 from ..inference import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
+from ..malloc import release_freed_memory
 
 BYTES_PER_PIXEL = 3000  # measured peak working memory of the N³Net forward pass, float32, per tile pixel
 
@@ -62,7 +63,9 @@ class TorchRunner:
         try:
             with torch.inference_mode():
                 y = self.net(to_input(torch.from_numpy(x).to(self.device)))
-                return y.float().cpu().contiguous().numpy()
+                y = y.float().cpu().contiguous().numpy()
+            release_freed_memory()
+            return y
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -50,6 +50,9 @@ def cli() -> None:
 
 
 def main() -> None:
+    from ..malloc import keep_freed_memory
+
+    keep_freed_memory()
     try:
         cli.main(prog_name="n3", standalone_mode=True)
     except KeyboardInterrupt:
