@@ -68,8 +68,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--rss", action="store_true", help="also measure peak memory, one fresh process per run")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's allocator as it is (the `n3` command tunes it: n3cli/malloc.py)")
     ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if not a.default_malloc:
+        from n3cli.malloc import keep_freed_memory
+
+        keep_freed_memory()  # as the `n3` command does
     if a.child:
         return rss_child(*a.child, a)
     mp = a.size * a.size / 1e6
@@ -81,6 +87,7 @@ def main() -> None:
             if a.rss:
                 cmd = [sys.executable, __file__, "--child", kind, backend, "--size", str(a.size), "--tile",
                        str(a.tile), "--threads", str(a.threads), "--repeat", str(a.repeat)]
+                cmd += ["--default-malloc"] if a.default_malloc else []
                 res[backend] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
             else:
                 res[backend] = {"seconds": time_one(kind, backend, a)}
