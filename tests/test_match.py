@@ -158,3 +158,27 @@ def test_match_training_runs_from_a_config(tmp_path):
     m = load_model(final)
     assert m.info.task == "match" and m.info.args["n3"] is True
     assert any("val_map" in line for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines())
+
+
+def test_match_fine_tuning_starts_from_its_init_model_and_decays_the_lr(tmp_path):
+    import pytest
+    import torch
+
+    from n3cli.checkpoint import load_model
+    from n3cli.errors import ConfigError
+    from n3cli.match.train import train_match, validate_match_config
+
+    base = {"name": "t", "model": {"args": {"channels": 8, "blocks": 2, "n3": False}},
+            "data": {"matches": 64, "batch": 2, "val_pairs": 2, "val_matches": 100},
+            "optim": {"steps": 2, "essential_after": 0}, "val_every": 2}
+    first = train_match(validate_match_config(base, "t"), tmp_path / "a", progress=False)
+    ft = dict(base, seed=1, init=str(first), optim={"lr": 1e-9, "lr_final": 1e-10, "steps": 2, "essential_after": 0})
+    second = train_match(validate_match_config(ft, "t"), tmp_path / "b", progress=False)
+    a, b = load_model(first), load_model(second)
+    # two steps at lr <= 1e-9 leave the init weights (up to Adam's ~lr-sized steps)
+    for (n, p), q in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        if p.dtype.is_floating_point and "running" not in n:
+            assert torch.allclose(p, q, atol=1e-6), n
+    assert b.info.extra["training"]["init"]["file"] == first.name
+    with pytest.raises(ConfigError, match="lr_final"):
+        validate_match_config(dict(base, optim={"lr_final": -1.0}), "t")

@@ -39,7 +39,8 @@ SCHEMA: dict[str, Any] = {
     "model": {"arch": "cnnet", "args": {}, "task": "match", "description": "", "license": ""},
     "data": {"matches": 512, "outliers": [0.5, 0.95], "noise_px": [0.0, 1.5], "batch": 16,
              "val_pairs": 100, "val_matches": 1000, "val_seed": 1234, "pool": 0},
-    "optim": {"lr": 1e-3, "steps": 3000, "essential_weight": 0.1, "essential_after": 1000},
+    "optim": {"lr": 1e-3, "lr_final": None, "steps": 3000, "essential_weight": 0.1, "essential_after": 1000},
+    "init": None,
     "knn": {"reweight": False, "gamma": 2.0, "k": 16, "temperature": 0.05, "refresh_every": 50, "per_pair": 8,
             "store": False, "store_pairs": 1000, "store_per_pair": 32},
     "log_every": 50,
@@ -70,6 +71,11 @@ def validate_match_config(raw: dict[str, Any], where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: knn.gamma must be a number >= 0")
     if not isinstance(cfg["knn"]["temperature"], (int, float)) or cfg["knn"]["temperature"] <= 0:
         raise ConfigError(f"{where}: knn.temperature must be a positive number")
+    lf = cfg["optim"]["lr_final"]
+    if lf is not None and (not isinstance(lf, (int, float)) or lf <= 0):
+        raise ConfigError(f"{where}: optim.lr_final must be a positive number (or absent: constant lr)")
+    if cfg["init"] is not None and not isinstance(cfg["init"], str):
+        raise ConfigError(f"{where}: init must be a model file path")
     lo, hi = cfg["data"]["outliers"]
     if not 0 <= lo <= hi < 1:
         raise ConfigError(f"{where}: data.outliers must be [low, high] within [0, 1)")
@@ -120,6 +126,7 @@ def train_match(cfg: dict[str, Any], out_dir: str | Path, device: str = "cpu", m
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg["seed"])
     net = build_model("cnnet", cfg["model"]["args"]).to(dev)
+    init_training = _load_init(net, cfg) if cfg["init"] else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg["optim"]["lr"])
     d, o = cfg["data"], cfg["optim"]
     steps = min(o["steps"], max_steps or o["steps"])
@@ -137,6 +144,9 @@ def train_match(cfg: dict[str, Any], out_dir: str | Path, device: str = "cpu", m
     store, window = None, []  # the kNN reweighting's datastore and the embeddings for the next one
     net.train()
     for step in range(1, steps + 1):
+        if o["lr_final"] is not None:  # geometric decay over the config's full length
+            for g in opt.param_groups:
+                g["lr"] = o["lr"] * (o["lr_final"] / o["lr"]) ** ((step - 1) / max(1, o["steps"] - 1))
         x, y, e_gt, ids = batch_of(cfg["seed"], (step - 1) * d["batch"], d["batch"], d)
         x, y, e_gt = x.to(dev), y.to(dev), e_gt.to(dev)
         w = None
@@ -189,11 +199,27 @@ def train_match(cfg: dict[str, Any], out_dir: str | Path, device: str = "cpu", m
     extra["training"] = {"config": cfg["name"], "steps": steps, "batch": d["batch"], "matches": d["matches"],
                          "data": "synthetic pairs", "seed": cfg["seed"], "pool": d["pool"],
                          "knn_reweight": bool(kc["reweight"]), "knn_gamma": kc["gamma"] if kc["reweight"] else None}
+    if cfg["init"]:
+        extra["training"]["init"] = {"file": Path(cfg["init"]).name, "training": init_training}
     final = out / "model.safetensors"
     if kc["store"]:
         extra["knn"] = attach_datastore(net, cfg, final, val)
     save_model(final, net, ModelInfo(info.name, info.arch, info.args, "match", "gray", {}, 1, 1, extra))
     return final
+
+
+def _load_init(net: torch.nn.Module, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """Start from the weights of ``cfg["init"]`` (fine-tuning); returns that model's training record."""
+    from safetensors.torch import load_file
+
+    from ..checkpoint import load_state, read_info
+    from ..errors import N3Error
+
+    start = read_info(cfg["init"])
+    if (start.arch, start.args) != ("cnnet", dict(cfg["model"]["args"])):
+        raise N3Error(f"{cfg['init']}: init model is {start.arch} {start.args}, the config cnnet {cfg['model']['args']}")
+    load_state(net, {k: v.to(next(net.parameters()).device) for k, v in load_file(cfg["init"]).items()}, cfg["init"])
+    return start.extra.get("training")
 
 
 def _sample_entries(feats: torch.Tensor, labels: torch.Tensor, ids: np.ndarray, per_pair: int, step: int):

@@ -82,7 +82,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
             validate_match_config,  # synthetic pairs: no data folders
         )
 
-        return validate_match_config(raw, str(path))
+        cfg = validate_match_config(raw, str(path))
+        if cfg["init"]:
+            cfg["init"] = str(_rel(path.parent, cfg["init"]))
+        return cfg
     cfg = validate(raw, str(path))
     base = path.parent
     cfg["data"]["train"] = [str(_rel(base, p)) for p in cfg["data"]["train"]]
