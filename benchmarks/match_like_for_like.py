@@ -4,6 +4,10 @@ in weights/ changes), then robust estimation, CNNet, CNNet+kNN, N³Net and N³Ne
 on the same synthetic test pairs. Prints pose mAP at 5/10/20 degrees.
 
     python benchmarks/match_like_for_like.py [--pairs 500] [--outliers 0.5 0.95] [--json OUT]
+        [--cnnet FILE --n3net FILE --cnnet-config configs/match_ft/cnnet.yaml]
+
+The CNNet datastore is built from ``--cnnet-config``'s training pairs, which should be the config
+that trained ``--cnnet`` last (the shipped N³Net's was built from its own final config).
 """
 from __future__ import annotations
 
@@ -19,6 +23,10 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=500)
     ap.add_argument("--outliers", type=float, nargs=2, default=[0.5, 0.95])
     ap.add_argument("--json", default=None, help="also write the report here")
+    ap.add_argument("--cnnet", default="cnnet-match", help="CNNet model name or file [shipped]")
+    ap.add_argument("--n3net", default="n3net-match", help="N³Net model (with its datastore) name or file [shipped]")
+    ap.add_argument("--cnnet-config", default="configs/match_ft/cnnet.yaml",
+                    help="config whose training pairs build CNNet's datastore (relative to the repository)")
     a = ap.parse_args()
 
     from n3cli import zoo
@@ -31,11 +39,12 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as d:
         cnnet = Path(d) / "cnnet-match.safetensors"
-        shutil.copy(zoo.find("cnnet-match").path, cnnet)
-        knn = add_datastore(load_config(root / "configs" / "cnnet.yaml"), str(cnnet))
+        find = lambda ref: zoo.find(ref).path if ref in zoo.names() else Path(ref)  # noqa: E731
+        shutil.copy(find(a.cnnet), cnnet)
+        knn = add_datastore(load_config(root / a.cnnet_config), str(cnnet))
         print(f"cnnet-match datastore: k {knn['k']}, T {knn['temperature']}, lambda {knn['lambda']}", flush=True)
         nets: dict = {"robust": None}
-        for key, path in (("cnnet", cnnet), ("n3net", zoo.find("n3net-match").path)):
+        for key, path in (("cnnet", cnnet), ("n3net", find(a.n3net))):
             m = load_model(path)
             nets[key] = m.net.eval()
             nets[f"{key}+knn"] = (nets[key], scorer_for(path, m.info, True)[0])
