@@ -175,6 +175,22 @@ def test_folded_batchnorm_equals_the_layers_it_replaces():
     assert (folded - layered).abs().max().item() < 1e-12
 
 
+@pytest.mark.parametrize("batch,size", [(1, (40, 36)), (2, (9, 1)), (1, (1, 1))])
+def test_single_output_convolution_equals_conv2d(batch, size):
+    # the temperature CNN's last layer runs as a matrix product and shifted adds on channels-last
+    # CPU inputs (run_stack); borders (zero padding) and batches must come out as conv2d's
+    from n3cli.models.n3block import conv_stack, run_stack
+
+    torch.manual_seed(5)
+    stack = conv_stack(3, 1, features=16, depth=3).double().eval()
+    x = torch.randn(batch, 3, *size, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = run_stack(stack, x)
+        layered = stack(x)
+    assert fast.shape == layered.shape == (batch, 1, *size)
+    assert (fast - layered).abs().max().item() < 1e-12
+
+
 def test_channels_last_input_gives_the_same_result_in_channels_last():
     """CPU inference runs channels-last (faster convolutions); the block keeps that layout."""
     torch.manual_seed(4)
