@@ -70,8 +70,25 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         state = load_file(str(path))
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable tensors ({_short(e)})") from None
-    load_state(net, state, str(path))
+    load_state(net, flush_subnormals(state), str(path))
     return LoadedModel(net.to(device).eval(), info, path)
+
+
+def flush_subnormals(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with subnormal floating-point values set to zero.
+
+    Weight decay leaves thousands of weights below float32's smallest normal number (1.2e-38) in
+    trained models; on Intel CPUs every multiply with one takes a slow microcode path, which made
+    the shipped gray model's convolutions 80x slower (300x300 image: 34 s instead of 0.4 s). Their
+    contribution to any output is below float32 resolution.
+    """
+    out = {}
+    for k, t in state.items():
+        if t.is_floating_point():
+            tiny = torch.finfo(t.dtype).tiny
+            t = torch.where(t.abs() < tiny, torch.zeros((), dtype=t.dtype), t)
+        out[k] = t
+    return out
 
 
 def load_state(net: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

@@ -57,6 +57,8 @@ class OnnxRunner:
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such model file")
         opts = ort.SessionOptions()
+        # subnormal weights and activations run a slow path on Intel CPUs (see checkpoint.flush_subnormals)
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         if threads:
             opts.intra_op_num_threads = threads
         try:
