@@ -148,7 +148,9 @@ def test_import_of_authors_layout_equals_direct_computation(tmp_path):
     assert res.exit_code == 0, res.output
     m = load_model(tmp_path / "imp.safetensors")
     assert m.info.noise == {"kind": "fixed", "sigma": 25.0} and m.info.color == "gray"
-    x = torch.rand(1, 1, 80, 86, dtype=torch.float64)
+    # a fixed input: with random ones (unseeded) about one in six differed by ~1e-2 (near-tied
+    # distances with these random weights; the same in the fused, unfused and log-space forms)
+    x = torch.rand(1, 1, 80, 86, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = m.net.double()(x)
         ref = _direct_forward(sd, x)
