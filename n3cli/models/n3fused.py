@@ -9,10 +9,11 @@ per cell, and the neighbour image is
 
     N_j(a) = 1/4 * sum_(u, v) Wbar_j(a, u, v) * cells(a - h + (u, v))
 
-one small matrix product per cell and kernel row ``u``, ``(k x w) @ (w x D)``, whose right operand is
-``w`` consecutive cells of the channels-last cell map: an overlapping strided view, never copied.
-That is the minimum of multiply-adds (no zeros multiplied, no band gathered); one call per kernel
-row covers a whole chunk of rows.
+For the unclamped rows, the ``w + 1`` cell rows a row's windows reach are copied once into a
+column-major strip, where every cell's ``(w+1) x (w+1)`` window is one contiguous block: a row is
+then one batched ``(k x (w+1)^2) @ ((w+1)^2 x D)`` product (14% zeros multiplied, but a BLAS shape
+that runs ~3.5x faster than ``w`` products of ``w + 1`` columns). The top and bottom rows still
+take one product per kernel row over a strided view of the cell map.
 
 Near the borders the windows are clamped: the two covering patches' windows start at the same
 patch, so their neighbour cells are one cell apart. There each cell gets a ``(w+1) x (w+1)``
