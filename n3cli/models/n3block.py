@@ -52,9 +52,21 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     bias = bn.bias - bn.running_mean * scale
     if conv.bias is not None:
         bias = bias + conv.bias * scale
-    w = conv.weight * scale.view(-1, 1, 1, 1)
-    # subnormal products of small weights and scales run a slow path on Intel CPUs
-    return torch.where(w.abs() < torch.finfo(w.dtype).tiny, torch.zeros((), dtype=w.dtype), w), bias
+    # products of small weights and scales can be subnormal, as trained weights can
+    return flush_subnormal(conv.weight * scale.view(-1, 1, 1, 1)), bias
+
+
+def flush_subnormal(t: Tensor) -> Tensor:
+    """``t`` with subnormal values set to zero (floating-point tensors; others unchanged).
+
+    Weight decay leaves thousands of weights below float32's smallest normal number (1.2e-38);
+    on Intel CPUs every multiply with one takes a slow microcode path, which made the shipped
+    gray model 40x slower (300x300 image: 36.5 s instead of 0.87 s). Their contribution to any
+    output is below float32 resolution.
+    """
+    if not t.is_floating_point():
+        return t
+    return torch.where(t.abs() < torch.finfo(t.dtype).tiny, torch.zeros((), dtype=t.dtype, device=t.device), t)
 
 
 def run_stack(stack: nn.Sequential, x: Tensor) -> Tensor:

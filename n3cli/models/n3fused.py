@@ -148,7 +148,8 @@ class _Image:
             if nm > 0:
                 top = ws[i, mid].view(nm, k, w, w).transpose(-1, -2)  # (u, v) -> (v, u)
                 torch.add(top, ws[i + 1, mid].view(nm, k, w, w).transpose(-1, -2), out=ker)
-                B = _at(self.strip, (nm, K, D), ((w + 1) * D, D, 1), (h + 1 - h) * (w + 1) * D)
+                # column h+1's window starts at strip column 1, each next one a column later
+                B = _at(self.strip, (nm, K, D), ((w + 1) * D, D, 1), (w + 1) * D)
                 out = self.outc[i, mid]
                 torch.baddbmm(out, self.amid.view(nm, k, K), B, beta=0.0, alpha=0.25, out=out)
             for side, (c0, bx) in enumerate(((0, 0), (nw - h, nw - w))):
