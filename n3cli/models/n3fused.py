@@ -86,22 +86,21 @@ class _Image:
         self.wsum = self.cl.new_zeros(R + 1, Wc + group, k, ww)
         # kernels of the unclamped middle columns, G consecutive cells per matrix: the G cells'
         # windows in a row's strip (below) overlap in all but G - 1 of their w + G columns, so one
-        # (G*k x (w+G)(w+1)) @ ((w+G)(w+1) x D) product serves G cells. With G = 4 that multiplies
-        # 19% more zeros than one product per cell, whose M = k = 7 rows leave most of a BLAS
-        # kernel idle, and runs 1.9x faster (w = 15, D = 200; 2 cores, AMD EPYC). Each cell's
-        # kernel sits at its own column offset of the matrix, on a (w+1)-row grid; everything
-        # outside the cell's window stays zero (inner rows never write the last row, u = w)
+        # (G*k x (w+G)*r) @ ((w+G)*r x D) product serves G cells (r: the strip's rows, w for inner
+        # rows, w + 1 for border rows). With G = 4 that multiplies 19% more zeros than one product
+        # per cell, whose M = k = 7 rows leave most of a BLAS kernel idle, and runs 1.9x faster
+        # (w = 15, D = 200; 2 cores, AMD EPYC). Each cell's kernel sits at its own column offset of
+        # the matrix; everything outside the cell's window stays zero
         self.group = group
         nm = max(self.nw - 2 * self.h - 1, 0)
         self.ngroups = -(-nm // group)
-        self.kgroup = (group + w) * (w + 1)
-        self.amid = self.cl.new_zeros(self.ngroups, group, k, self.kgroup)
-        self.aedge = torch.zeros_like(self.amid)  # the same for border rows, whose kernels are (w+1)^2
-        # the w+1 cell rows a cell row's windows reach, column-major (cell column, row, D): every
-        # middle cell's (w+1) x (w+1) window is then one contiguous block, consecutive cells' blocks
-        # (w+1)*D apart (spare zero columns past the end, where the last group reaches)
-        self.strip = self.cl.new_zeros(Wc + group, w + 1, D)
-        self.aside = new(2, R, self.h + 1, k, w + 1, w + 1)  # side columns' kernels, (v, u) order
+        self.amid = self.cl.new_zeros(self.ngroups, group, k, (group + w) * w)
+        self.aedge = self.cl.new_zeros(self.ngroups, group, k, (group + w) * (w + 1))  # border rows
+        # the cell rows a cell row's windows reach, column-major (cell column, row, D): every
+        # middle cell's window is then one contiguous block, consecutive cells' blocks r*D apart
+        # (spare zero columns past the end, where the last group reaches)
+        self.strips = self.cl.new_zeros((Wc + group) * (w + 1) * D)
+        self.asides = new(2 * R * (self.h + 1) * k * (w + 1) * (w + 1))  # side columns' kernels
         # (w+1)^2 kernels of border cells as (row, kernel row, column, j, kernel column)
         self.edge = new(R, w + 1, Wc, k, w + 1)
         self.outc = new(R, Wc + group, k, D)  # spare columns: the last group's overrun
@@ -146,17 +145,19 @@ class _Image:
         wr, ws = self.wrows[: n + 1], self.wsum[: n + 1]
         torch.add(wr[:, :-1], wr[:, 1:], out=ws[:, :Wc])
         for side, c0 in enumerate((0, nw - h)):  # one at a time: both live in self.edge
-            self._side_kernels(side, self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows=False))
+            # unclamped rows: kernel rows 0..w-1 only
+            self._side_kernels(side, self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows=False)[:, :w])
         G, ng = self.group, self.ngroups
         mid = slice(h + 1, h + 1 + ng * G)
         ker = self._group_kernels(self.amid, w)
+        strip = self._strip(w)
         for i in range(n):
             a = a0 + i
-            self.strip[:Wc].copy_(self.cl[a - h : a + h + 2].transpose(0, 1))
+            strip[:Wc].copy_(self.cl[a - h : a + h + 1].transpose(0, 1))
             if ng > 0:
                 top = ws[i, mid].view(ng, G, k, w, w).transpose(-1, -2)  # (u, v) -> (v, u)
                 torch.add(top, ws[i + 1, mid].view(ng, G, k, w, w).transpose(-1, -2), out=ker)
-            self._row_products(i, self.amid, 0.25)  # the mid kernels are sums of 4 patches' weights
+            self._row_products(i, self.amid, 0.25, w)  # the mid kernels are sums of 4 patches' weights
 
     def _edge_rows(self, a0: int, a1: int) -> None:
         """Cells of the top (or bottom) h+1 rows: every window starts at row 0 (or nh-w)."""
@@ -166,7 +167,7 @@ class _Image:
         for side, c0 in enumerate((0, nw - h)):  # one at a time: both live in self.edge
             self._side_kernels(side, self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows=True))
         by = 0 if a0 == 0 else self.nh - w
-        self.strip[:Wc].copy_(self.cl[by : by + w + 1].transpose(0, 1))  # the same rows for all
+        self._strip(w + 1)[:Wc].copy_(self.cl[by : by + w + 1].transpose(0, 1))  # the same rows for all
         G, ng = self.group, self.ngroups
         mid = slice(h + 1, h + 1 + ng * G)
         # unclamped columns, clamped rows: the covering patch a-1's candidates land one row
@@ -179,33 +180,45 @@ class _Image:
                 ker[..., :w].copy_(ws[i + 1, mid].view(ng, G, k, w, w).transpose(-1, -2))  # patch row a
                 ker[..., 1:].add_(ws[i, mid].view(ng, G, k, w, w).transpose(-1, -2))  # patch row a-1
             # the outermost rows have one covering patch row, the others two (and two columns)
-            self._row_products(i, self.aedge, 0.5 if a in (0, self.nh) else 0.25)
+            self._row_products(i, self.aedge, 0.5 if a in (0, self.nh) else 0.25, w + 1)
 
-    def _group_kernels(self, buf: Tensor, rows: int) -> Tensor:
-        """The ``(ng, G, k, w, rows)`` view of a group-kernel buffer where each cell's ``(v, u)``
-        kernel goes: cell gi of a group at K offset ``(gi + v) * (w+1) + u``."""
-        G, k, Kg, T = self.group, self.k, self.kgroup, self.w + 1
-        return _at(buf, (self.ngroups, G, k, self.w, rows), (G * k * Kg, k * Kg + T, Kg, T, 1), 0)
+    def _strip(self, r: int) -> Tensor:
+        """The strip buffer as ``(Wc + G, r, D)``: cell column, window row, cell values."""
+        return self.strips[: (self.Wc + self.group) * r * self.D].view(-1, r, self.D)
+
+    def _group_kernels(self, buf: Tensor, r: int) -> Tensor:
+        """The ``(ng, G, k, w, r)`` view of a group-kernel buffer (strip of ``r`` rows) where each
+        cell's ``(v, u)`` kernel goes: cell gi of a group at K offset ``(gi + v) * r + u``."""
+        G, k, Kg = self.group, self.k, (self.group + self.w) * r
+        return _at(buf, (self.ngroups, G, k, self.w, r), (G * k * Kg, k * Kg + r, Kg, r, 1), 0)
+
+    def _aside(self, r: int) -> Tensor:
+        """Side-column kernels against a strip of ``r`` rows, ``(2, R, h+1, k, w+1, r)``, (v, u) order."""
+        return self.asides[: 2 * max(self.rows, self.h + 1) * (self.h + 1) * self.k * (self.w + 1) * r].view(
+            2, -1, self.h + 1, self.k, self.w + 1, r)
 
     def _side_kernels(self, side: int, ker: Tensor) -> None:
-        """Store the (w+1)^2 kernels ``(n, u, h+1, k, v)`` of side columns 0..h (``side`` 0) or
-        nw-h..nw (1), whose windows start at columns 0 and nw-w, in a strip's (v, u) order."""
-        self.aside[side, : ker.shape[0]].copy_(ker.permute(0, 2, 3, 4, 1))
+        """Store the kernels ``(n, u, h+1, k, v)`` of side columns 0..h (``side`` 0) or nw-h..nw (1),
+        whose windows start at columns 0 and nw-w, in a strip's (v, u) order."""
+        self._aside(ker.shape[1])[side, : ker.shape[0]].copy_(ker.permute(0, 2, 3, 4, 1))
 
-    def _row_products(self, i: int, groups: Tensor, alpha: float) -> None:
-        """Output cells of chunk row ``i`` from the row's strip: the middle columns with the group
-        kernels ``groups`` (scaled by ``alpha``), then the side columns with ``aside``."""
+    def _row_products(self, i: int, groups: Tensor, alpha: float, r: int) -> None:
+        """Output cells of chunk row ``i`` from the row's strip of ``r`` rows: the middle columns with
+        the group kernels ``groups`` (scaled by ``alpha``), then the side columns."""
         k, w, h, nw, D = self.k, self.w, self.h, self.nw, self.D
-        G, ng, Kg, T = self.group, self.ngroups, self.kgroup, w + 1
+        G, ng, Kg, T = self.group, self.ngroups, (self.group + self.w) * r, w + 1
+        strip = self._strip(r)
         if ng > 0:
             # column h+1's window starts at strip column 1, each next group's G columns later
-            B = _at(self.strip, (ng, Kg, D), (G * T * D, D, 1), T * D)
+            B = _at(strip, (ng, Kg, D), (G * r * D, D, 1), r * D)
             out = self.outc[i, h + 1 : h + 1 + ng * G].view(ng, G * k, D)
             torch.baddbmm(out, groups.view(ng, G * k, Kg), B, beta=0.0, alpha=alpha, out=out)
         # after the middle: the last group's spare cells overran into the right side's columns
+        aside = self._aside(r)
         for side, (c0, bx) in enumerate(((0, 0), (nw - h, nw - w))):
-            B = _at(self.strip, (h + 1, T * T, D), (0, D, 1), bx * T * D)  # one window for all
-            torch.bmm(self.aside[side, i].view(h + 1, k, T * T), B, out=self.outc[i, c0 : c0 + h + 1])
+            # one window for all h+1 cells of a side: one product with (h+1)*k rows
+            B = strip[bx : bx + T].view(T * r, D)
+            torch.mm(aside[side, i].view((h + 1) * k, T * r), B, out=self.outc[i, c0 : c0 + h + 1].view(-1, D))
 
     def _edge_kernels(self, a0: int, a1: int, c0: int, c1: int, clamp_rows: bool) -> Tensor:
         """(w+1) x (w+1) kernels of cells a0..a1 x c0..c1, averaged over their covering patches.
