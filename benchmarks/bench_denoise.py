@@ -3,10 +3,16 @@
 Prints, in one run on the same image and thread count:
   * seconds for the paper's gray N³Net and for DnCNN-17 on a 1024x1024 gray image, and their ratio;
   * peak RSS of denoising a 2 MP and a 16 MP gray image with the same tile size (each in a fresh
-    process), and their ratio: memory must not grow with the image beyond the tile.
+    process), and their ratio: memory must not grow with the image beyond the tile;
+  * with --breakdown, the same N³Net with its N³ blocks reduced to their two CNNs (embedding,
+    temperature; no distances, relaxation or aggregation): the convolutions alone, a floor set by
+    the CPU's convolution speed, and what the rest of the blocks adds on top.
+
+The machines these run on are shared: times vary by up to 30% from run to run, so compare
+best-of-N figures from one run (--repeat 5 or more), not figures from separate runs.
 
     python benchmarks/bench_denoise.py [--threads 2] [--size 1024] [--tile 512] [--repeat 3]
-                                       [--layouts channels_last,nchw]
+                                       [--layouts channels_last,nchw] [--breakdown]
 """
 from __future__ import annotations
 
@@ -33,6 +39,30 @@ def _time(nets, x, repeat):
                 net(x)
                 best[i] = min(best[i], time.perf_counter() - t)
     return best
+
+
+class _ConvolutionsOnly(torch.nn.Module):
+    """``net`` with each N³ block running its embedding and temperature CNNs only, its output the
+    input repeated to the block's width: every convolution the N³Net runs, nothing else."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from n3cli.models.n3block import N3Block2d, run_stack
+
+        real = N3Block2d.forward
+
+        def cnns_only(block, y):
+            run_stack(block.embedcnn, y), run_stack(block.tempcnn, y)
+            return torch.cat([y] * (block.k + 1), 1)  # keeps the memory format, as the block does
+
+        N3Block2d.forward = cnns_only
+        try:
+            return self.net(x)
+        finally:
+            N3Block2d.forward = real
 
 
 def rss_child(pixels: int, tile: int, overlap: int) -> None:
@@ -73,6 +103,8 @@ def main() -> None:
     ap.add_argument("--default-malloc", action="store_true",
                     help="leave glibc's allocator as it is (the `n3` command tunes it: n3cli/malloc.py)")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the N3Net with its blocks reduced to their CNNs (the convolutions alone)")
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -95,11 +127,15 @@ def main() -> None:
         xi = x
         if layout == "channels_last":  # what `n3 denoise` runs on CPUs
             n3, dn, xi = prepare_for_inference(n3), prepare_for_inference(dn), to_input(x)
-        t_dn, t_n3 = _time([dn, n3], xi, a.repeat)
+        nets = [dn, n3] + ([_ConvolutionsOnly(n3)] if a.breakdown else [])
+        t_dn, t_n3, *t_conv = _time(nets, xi, a.repeat)
         print(f"[{layout}]")
         print(f"  DnCNN-17       {t_dn:8.2f} s")
         print(f"  N3Net (paper)  {t_n3:8.2f} s")
         print(f"  ratio N3Net / DnCNN-17: {t_n3 / t_dn:.2f}  (target <= 1.6)")
+        if t_conv:
+            print(f"  N3Net convolutions alone {t_conv[0]:8.2f} s = {t_conv[0] / t_dn:.2f} x DnCNN-17; the rest of "
+                  f"the N3 blocks adds {(t_n3 - t_conv[0]) / t_dn:.2f} x")
     if a.skip_rss:
         return
     res = {}

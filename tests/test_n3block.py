@@ -82,6 +82,22 @@ def test_block_equals_direct_reference_float64(size, block, fused):
     assert (fast - ref).abs().max().item() < 1e-6
 
 
+@pytest.mark.parametrize("window,size", [(3, (23, 41)), (5, (47, 36)), (7, (61, 58))])
+def test_fused_block_equals_direct_reference_for_other_windows(window, size):
+    """Smaller windows: fewer middle columns than one group of cells, groups clamped to h + 2, and
+    grids just above the minimum size (every row a border row)."""
+    torch.manual_seed(1)
+    m = N3Block2d(3, k=4, window=window).double().eval()
+    m.fused = True
+    with torch.no_grad():
+        m.bn.running_var.fill_(2.0)
+    x = torch.randn(1, 3, *size, dtype=torch.float64)
+    with torch.no_grad():
+        fast = m(x)
+        ref = n3_direct(x, m.embedcnn(x), m.tempcnn(x), bn_params(m.bn), m.k, m.patch, m.stride, window)
+    assert (fast - ref).abs().max().item() < 1e-6
+
+
 def test_block_trains_with_batch_statistics_and_finite_gradients():
     torch.manual_seed(0)
     m = N3Block2d(3, k=7)
