@@ -9,11 +9,12 @@ per cell, and the neighbour image is
 
     N_j(a) = 1/4 * sum_(u, v) Wbar_j(a, u, v) * cells(a - h + (u, v))
 
-For the unclamped rows, the ``w + 1`` cell rows a row's windows reach are copied once into a
-column-major strip, where every cell's ``(w+1) x (w+1)`` window is one contiguous block: a row is
-then one batched ``(k x (w+1)^2) @ ((w+1)^2 x D)`` product (14% zeros multiplied, but a BLAS shape
-that runs ~3.5x faster than ``w`` products of ``w + 1`` columns). The top and bottom rows still
-take one product per kernel row over a strided view of the cell map.
+For each cell row, the cell rows its windows reach (``w``; ``w + 1`` for the clamped top and
+bottom rows) are copied once into a column-major strip, where every cell's window is one
+contiguous block, consecutive cells' blocks one strip column apart. Four consecutive cells then
+share one ``(4k x K) @ (K x D)`` product over the span of their windows, each cell's kernel at its
+own offset and zeros elsewhere (one product per cell, with ``k`` rows, runs far below BLAS peak).
+The side columns of a row all share one window: one product per side.
 
 Near the borders the windows are clamped: the two covering patches' windows start at the same
 patch, so their neighbour cells are one cell apart. There each cell gets a ``(w+1) x (w+1)``
@@ -88,7 +89,7 @@ class _Image:
         # windows in a row's strip (below) overlap in all but G - 1 of their w + G columns, so one
         # (G*k x (w+G)*r) @ ((w+G)*r x D) product serves G cells (r: the strip's rows, w for inner
         # rows, w + 1 for border rows). With G = 4 that multiplies 19% more zeros than one product
-        # per cell, whose M = k = 7 rows leave most of a BLAS kernel idle, and runs 1.9x faster
+        # per cell, whose M = k = 7 rows leave most of a BLAS kernel idle, and runs ~1.5x faster
         # (w = 15, D = 200; 2 cores, AMD EPYC). Each cell's kernel sits at its own column offset of
         # the matrix; everything outside the cell's window stays zero
         self.group = group
@@ -297,7 +298,7 @@ def cell_logits(cells: Tensor, window: int, scale: Tensor, shift: Tensor, group:
 
     One cell row at a time: the window rows of the row are copied once into a column-major strip
     where each cell's window is one contiguous block, as in the aggregation, so ``group``
-    consecutive cells take one ``(G x K) @ (K x (G+w) * rows)`` product (2-3x the speed of one
+    consecutive cells take one ``(G x K) @ (K x (G+w) * rows)`` product (~3x the speed of one
     product per window row). The box sums follow while the row is in cache.
     """
     D, Hc, Wc = cells.shape
