@@ -99,7 +99,8 @@ class _Image:
         self.aedge = self.cl.new_zeros(self.ngroups, group, k, (group + w) * (w + 1))  # border rows
         # the cell rows a cell row's windows reach, column-major (cell column, row, D): every
         # middle cell's window is then one contiguous block, consecutive cells' blocks r*D apart
-        # (spare zero columns past the end, where the last group reaches)
+        # (spare columns past the end, where the last group's spare cells reach: zeros or earlier
+        # rows' values, finite either way, and multiplied only by zero kernel entries of real cells)
         self.strips = self.cl.new_zeros((Wc + group) * (w + 1) * D)
         self.asides = new(2 * R * (self.h + 1) * k * (w + 1) * (w + 1))  # side columns' kernels
         # (w+1)^2 kernels of border cells as (row, kernel row, column, j, kernel column)
