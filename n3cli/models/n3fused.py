@@ -63,8 +63,7 @@ class _Image:
     def __init__(self, logits: Tensor, temp: Tensor, cells: Tensor, channels: int, k: int, window: int, rows: int,
                  group: int = 4) -> None:
         D, Hc, Wc = cells.shape
-        # a border row's groups take their kernels from its Wc columns: G <= h + 2 keeps them inside
-        group = max(1, min(group, window // 2 + 2))
+        group = max(1, group)
         self.nh, self.nw = Hc - 1, Wc - 1
         self.logits, self.temp = logits, temp
         self.k, self.w, self.h = k, window, window // 2
@@ -143,12 +142,8 @@ class _Image:
 
     def _inner_rows(self, a0: int, a1: int) -> None:
         """Cells of rows a0..a1 (all unclamped): w x w kernels in the middle, (w+1) kernels at the sides."""
-        n, k, w, h, nw, Wc = a1 - a0, self.k, self.w, self.h, self.nw, self.Wc
-        wr, ws = self.wrows[: n + 1], self.wsum[: n + 1]
-        torch.add(wr[:, :-1], wr[:, 1:], out=ws[:, :Wc])
-        for side, c0 in enumerate((0, nw - h)):  # one at a time: both live in self.edge
-            # unclamped rows: kernel rows 0..w-1 only
-            self._side_kernels(side, self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows=False)[:, :w])
+        n, k, w, h, Wc = a1 - a0, self.k, self.w, self.h, self.Wc
+        ws = self._chunk_kernels(a0, a1, clamp_rows=False)
         G, ng = self.group, self.ngroups
         mid = slice(h + 1, h + 1 + ng * G)
         ker = self._group_kernels(self.amid, w)
@@ -163,11 +158,8 @@ class _Image:
 
     def _edge_rows(self, a0: int, a1: int) -> None:
         """Cells of the top (or bottom) h+1 rows: every window starts at row 0 (or nh-w)."""
-        n, k, w, h, nw, Wc = a1 - a0, self.k, self.w, self.h, self.nw, self.Wc
-        wr, ws = self.wrows[: n + 1], self.wsum[: n + 1]
-        torch.add(wr[:, :-1], wr[:, 1:], out=ws[:, :Wc])
-        for side, c0 in enumerate((0, nw - h)):  # one at a time: both live in self.edge
-            self._side_kernels(side, self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows=True))
+        n, k, w, h, Wc = a1 - a0, self.k, self.w, self.h, self.Wc
+        ws = self._chunk_kernels(a0, a1, clamp_rows=True)
         by = 0 if a0 == 0 else self.nh - w
         self._strip(w + 1)[:Wc].copy_(self.cl[by : by + w + 1].transpose(0, 1))  # the same rows for all
         G, ng = self.group, self.ngroups
@@ -183,6 +175,17 @@ class _Image:
                 ker[..., 1:].add_(ws[i, mid].view(ng, G, k, w, w).transpose(-1, -2))  # patch row a-1
             # the outermost rows have one covering patch row, the others two (and two columns)
             self._row_products(i, self.aedge, 0.5 if a in (0, self.nh) else 0.25, w + 1)
+
+    def _chunk_kernels(self, a0: int, a1: int, clamp_rows: bool) -> Tensor:
+        """Kernels of chunk rows a0..a1 that do not change per row: the side columns' (stored) and
+        the sums over each cell's two covering patch columns, returned ``(n+1, Wc+G, k, w*w)``."""
+        n, w, h, nw, Wc = a1 - a0, self.w, self.h, self.nw, self.Wc
+        wr, ws = self.wrows[: n + 1], self.wsum[: n + 1]
+        torch.add(wr[:, :-1], wr[:, 1:], out=ws[:, :Wc])
+        for side, c0 in enumerate((0, nw - h)):  # one at a time: both live in self.edge
+            ker = self._edge_kernels(a0, a1, c0, c0 + h + 1, clamp_rows)
+            self._side_kernels(side, ker if clamp_rows else ker[:, :w])  # unclamped rows: kernel rows 0..w-1
+        return ws
 
     def _strip(self, r: int) -> Tensor:
         """The strip buffer as ``(Wc + G, r, D)``: cell column, window row, cell values."""
