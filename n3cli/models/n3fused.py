@@ -324,7 +324,8 @@ def cell_logits(cells: Tensor, window: int, scale: Tensor, shift: Tensor, group:
     Y[:, D + 2] = shift / 4
     nm = max(nw - w, 0)  # middle columns h+1 .. nw-h-1, whose windows start h cells before them
     ng = -(-nm // G)
-    strip = cells.new_zeros((Wc + G + T) * T * K)  # spare zero columns where the last group reaches
+    # spare columns where the last group reaches: zeros or another view's values, finite either way
+    strip = cells.new_zeros((Wc + G + T) * T * K)
     prod = cells.new_empty(max(ng, 1) * G * (G + w) * T)
     cd = cells.new_empty(2, Wc + G, T, T)  # two cell rows: each cell's (v, t) window terms
     xs = cells.new_empty(2, nw, w, T)  # their horizontal box sums, (column, v, t)
