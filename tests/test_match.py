@@ -31,6 +31,24 @@ def test_pose_map_is_the_mean_cumulative_accuracy_over_5_degree_bins():
     assert m == {"5": 0.25, "10": 0.375, "20": 0.5625}
 
 
+def test_paired_bootstrap_gives_the_map_gap_and_an_interval_that_separates_only_real_gaps():
+    from n3cli.match.evaluate import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 30, 400)
+    same = paired_bootstrap(base, base.copy())
+    assert all(g == {"diff": 0.0, "low": 0.0, "high": 0.0} for g in same.values())
+    better = np.where(rng.random(400) < 0.2, base / 4, base)  # a fifth of the pairs improved
+    gap = paired_bootstrap(better, base)
+    for t, g in gap.items():
+        assert g["diff"] == pytest.approx(pose_map(better)[t] - pose_map(base)[t], abs=1e-12)
+        assert 0 < g["low"] <= g["diff"] <= g["high"]
+    noise = paired_bootstrap(rng.permutation(base), base)  # same errors, shuffled over pairs: no gap
+    assert all(g["low"] < 0 < g["high"] for g in noise.values())
+    with pytest.raises(ValueError):
+        paired_bootstrap(base, base[:10])
+
+
 def test_synthetic_pairs_are_reproducible_and_labelled_by_the_true_geometry():
     p = make_pair(np.random.default_rng([5, 3]), 400, outliers=(0.6, 0.6), noise_px=(0.0, 0.0))
     q = make_pair(np.random.default_rng([5, 3]), 400, outliers=(0.6, 0.6), noise_px=(0.0, 0.0))
@@ -76,6 +94,25 @@ def test_low_outlier_pairs_give_rotations_within_one_degree():
         assert rotation_error_deg(r[1], p.R) < 1.0
 
 
+def test_pose_verification_recovers_when_the_kept_matches_are_a_small_cluster():
+    """Where nearly all matches are right but the network keeps a confident cluster only (its pose
+    ill-conditioned), the hypothesis from all matches wins on the others' summed probability."""
+    from n3cli.match.evaluate import pose_from_scores
+    from n3cli.match.geometry import pose_error_deg
+
+    kept_only, verified = [], []
+    for i in range(8):
+        p = make_pair(np.random.default_rng([7, i]), 600, outliers=(0.1, 0.1), noise_px=(0.5, 0.5))
+        d = np.linalg.norm(p.xa - np.median(p.xa[p.labels], 0), axis=1)
+        cluster = p.labels & (d < np.quantile(d[p.labels], 0.08))
+        logits = np.where(cluster, 3.0, np.where(p.labels, -1.0, -6.0))
+        for out, verify in ((kept_only, False), (verified, True)):
+            r = pose_from_scores(p.xa, p.xb, logits, verify)
+            out.append(pose_error_deg(r[1], r[2], p.R, p.t))
+    assert max(kept_only) > 5.0  # the failure verification exists for
+    assert max(verified) < 1.5
+
+
 def _pair_of_views(tmp_path):
     """Two views of the example photo: B is A seen under a small homography."""
     a = cv2.imread(str(EXAMPLE))
@@ -101,7 +138,13 @@ def test_match_cli_writes_the_documented_json_and_a_visualisation(tmp_path):
     R, t = np.array(d["R"]), np.array(d["t"])
     assert np.allclose(R @ R.T, np.eye(3), atol=1e-6) and abs(np.linalg.norm(t) - 1) < 1e-6
     assert cv2.imread(str(viz)).shape[1] == 2 * 256
-    assert d["knn"] is not None and 0 <= d["knn"]["lambda"] <= 1  # the shipped model's datastore helped on validation
+    from n3cli.checkpoint import read_info
+    from n3cli.zoo import find
+
+    knn = read_info(find("n3net-match").path).extra["knn"]
+    assert (d["knn"] is not None) == knn["gain"]  # on by default only where validation showed a gain
+    res = CliRunner().invoke(cli, ["match", str(pa), str(pb), "-o", str(out), "--focal", "300", "--knn", "--overwrite"])
+    assert res.exit_code == 0 and json.loads(out.read_text())["knn"]["lambda"] == knn["lambda"]
     res = CliRunner().invoke(cli, ["match", str(pa), str(pb), "-o", str(out), "--focal", "300", "--no-knn", "--overwrite"])
     assert res.exit_code == 0 and json.loads(out.read_text())["knn"] is None
 
@@ -145,6 +188,28 @@ def test_pairs_file_loader_reads_the_superglue_format(tmp_path):
     f.write_text(f"a.jpg b.jpg 0 0 {K} {K}\n")
     with pytest.raises(N3Error, match="expected 38 fields"):
         load_pairs_file(f)
+
+
+@shipped
+def test_eval_scores_a_folder_of_rendered_pairs_against_their_true_poses(tmp_path):
+    """The whole real-pair path: rendered views + pairs.txt (x_B = R x_A + t), SIFT, the loader,
+    labels from the true pose, and pose mAP; a wrong pose convention anywhere fails it."""
+    from n3cli.match.rendered import load_textures, write_pairs
+
+    write_pairs(tmp_path, load_textures(EXAMPLE.parent, limit=1), 3, seed=0, size=(320, 240))
+    reports = {}
+    for ratio in ("0.8", "1"):
+        res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path), "--ratio", ratio, "--json"])
+        assert res.exit_code == 0, res.output
+        (reports[ratio],) = json.loads(res.stdout)["results"]
+    r = reports["0.8"]
+    assert r["pairs"] == 3 and r["data"] == str(tmp_path / "pairs.txt")
+    assert r["inlier_fraction"] > 0.8 > reports["1"]["inlier_fraction"]  # the ratio test drops wrong matches
+    assert r["map"]["robust"]["20"] >= 0.6 and r["map"]["n3net"]["20"] >= 0.6
+    (tmp_path / "pairs.txt").rename(tmp_path / "mine.txt")
+    (tmp_path / "notes.txt").write_text("")  # two candidate files and no pairs.txt: which one is meant?
+    res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path)])
+    assert res.exit_code != 0 and "pairs.txt" in res.output
 
 
 def test_match_training_runs_from_a_config(tmp_path):

@@ -85,6 +85,15 @@ def test_lambda_zero_reproduces_the_network_exactly_and_one_is_pure_knn():
     assert np.array_equal(combine_logits(plain, p_knn, 0.0), plain)
 
 
+def test_a_gain_needs_at_least_one_validation_pair_of_improvement():
+    from n3cli.match.knn_vote import has_gain
+
+    assert has_gain(0.985, 0.965, 100)  # two pairs' worth
+    assert has_gain(0.975, 0.965, 100)  # exactly one pair below 5 degrees instead of above 10
+    assert not has_gain(1.0, 0.995, 100)  # one pair across one bin edge: noise
+    assert not has_gain(0.96, 0.965, 100)
+
+
 def test_datastore_files_round_trip_and_bad_files_fail_in_one_line(tmp_path):
     store = random_store()
     store.meta = {"model": "m"}

@@ -13,8 +13,8 @@ from .common import backend_option, device_option, fail, reports_errors
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Model to evaluate [default: the one `n3 denoise` picks for these images].")
 @click.option("--data", type=click.Path(exists=True),
-              help="Folder of clean images (e.g. Set12, BSD68, CBSD68); --task match: a pairs file "
-                   "[default for match: the synthetic test set].")
+              help="Folder of clean images (e.g. Set12, BSD68, CBSD68); --task match: a pairs file, or a "
+                   "folder with its pairs.txt [default for match: the synthetic test set].")
 @click.option("--task", type=click.Choice(["denoise", "sr", "raw", "match"]), default="denoise", show_default=True,
               help="What to measure: denoising (needs --sigma), super-resolution (needs --scale), raw "
                    "denoising (synthetic raw from --data), or match (pose mAP of robust estimation, CNNet and N³Net).")
@@ -26,6 +26,8 @@ from .common import backend_option, device_option, fail, reports_errors
               help="--task match: number of synthetic test pairs (fixed seed).")
 @click.option("--outliers", type=(click.FloatRange(0, 0.99), click.FloatRange(0, 0.99)), default=(0.5, 0.95),
               show_default=True, metavar="LO HI", help="--task match: range of wrong-match fractions of the synthetic pairs.")
+@click.option("--ratio", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
+              help="--task match with --data: SIFT ratio test; 1 keeps every nearest neighbour (CNNet's protocol).")
 @click.option("-s", "--sigma", "sigmas", multiple=True, type=click.FloatRange(min=0, max=255),
               help="Noise level(s), 0-255 units; repeat for several.")
 @click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
@@ -39,7 +41,7 @@ from .common import backend_option, device_option, fail, reports_errors
 @device_option
 @backend_option
 @reports_errors
-def evaluate(model, data, task, levels, baseline, pairs, outliers, sigmas, scales, seed, estimate_noise, save_dir, tile,
+def evaluate(model, data, task, levels, baseline, pairs, outliers, ratio, sigmas, scales, seed, estimate_noise, save_dir, tile,
              as_json, device, backend):
     """Measure a model with the paper's protocol.
 
@@ -56,7 +58,7 @@ def evaluate(model, data, task, levels, baseline, pairs, outliers, sigmas, scale
     Without --model: the model `n3 denoise` / `n3 upscale` would pick.
     """
     if task == "match":
-        return _evaluate_match(model, data, pairs, outliers, as_json)
+        return _evaluate_match(model, data, pairs, outliers, None if ratio >= 1 else ratio, as_json)
     if data is None:
         fail("missing option --data (a folder of clean images)")
     if task == "raw":
@@ -121,7 +123,7 @@ def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
         click.echo(f"{'mean':<24} {res['mean_psnr']:7.2f} {res['mean_ssim']:7.4f} {res['bicubic_psnr']:8.2f}")
 
 
-def _evaluate_match(model, data, pairs, outliers, as_json) -> None:
+def _evaluate_match(model, data, pairs, outliers, ratio, as_json) -> None:
     from ..api import resolve_model
     from ..checkpoint import load_model
     from ..match.evaluate import evaluate_match
@@ -135,14 +137,14 @@ def _evaluate_match(model, data, pairs, outliers, as_json) -> None:
         if m.info.extra.get("knn"):  # its kNN interpolation too, with the lambda tuned on validation
             scorer, _ = scorer_for(path, m.info, True)
             nets[f"{key}+knn"] = (nets[key], scorer)
-    report = evaluate_match(nets, data, pairs, outliers=tuple(outliers))
+    report = evaluate_match(nets, data, pairs, outliers=tuple(outliers), ratio=ratio)
     if model is not None:
         report["n3net"] = str(model)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     for res in report["results"]:
-        click.echo(f"\npose mAP on {res['data']}, {res['pairs']} pairs")
+        click.echo(f"\npose mAP on {res['data']}, {res['pairs']} pairs ({res['inlier_fraction']:.0%} right matches)")
         click.echo(f"{'method':<12} {'5 deg':>7} {'10 deg':>7} {'20 deg':>7}")
         for m, v in res["map"].items():
             click.echo(f"{m:<12} {v['5']:7.3f} {v['10']:7.3f} {v['20']:7.3f}")

@@ -6,6 +6,9 @@ import torch
 from torch import Tensor
 
 
+RANSAC_THRESHOLD = 1e-3  # Sampson distance in normalised coordinates (about 0.06 degrees)
+
+
 def skew(t: np.ndarray) -> np.ndarray:
     return np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]], dtype=np.float64)
 
@@ -24,6 +27,16 @@ def sym_epipolar_distance(xa: np.ndarray, xb: np.ndarray, E: np.ndarray) -> np.n
     Eb = hb @ E  # in A
     num = np.sum(hb * Ea, 1) ** 2
     return num * (1.0 / (Ea[:, 0] ** 2 + Ea[:, 1] ** 2 + 1e-15) + 1.0 / (Eb[:, 0] ** 2 + Eb[:, 1] ** 2 + 1e-15))
+
+
+def sampson_distance(xa: np.ndarray, xb: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Sampson distance (not squared) of matches under ``E``: what OpenCV's essential-matrix
+    RANSAC compares with its threshold."""
+    ha = np.concatenate([xa, np.ones((len(xa), 1))], 1)
+    hb = np.concatenate([xb, np.ones((len(xb), 1))], 1)
+    Ea, Eb = ha @ E.T, hb @ E
+    num = np.sum(hb * Ea, 1) ** 2
+    return np.sqrt(num / (Ea[:, 0] ** 2 + Ea[:, 1] ** 2 + Eb[:, 0] ** 2 + Eb[:, 1] ** 2 + 1e-15))
 
 
 def weighted_eight_point(x: Tensor, w: Tensor) -> Tensor:
@@ -71,7 +84,7 @@ def pose_map(errors: list[float], thresholds: tuple[int, ...] = (5, 10, 20), ste
 
 
 def recover_pose(xa: np.ndarray, xb: np.ndarray, mask: np.ndarray | None = None, ransac: bool = True,
-                 threshold: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+                 threshold: float = RANSAC_THRESHOLD, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """E, R, t and the inlier mask from normalised matches: OpenCV's five-point RANSAC finds the
     consensus, USAC_ACCURATE (local optimisation) re-fits E on RANSAC's inliers, then the cheirality
     check. ``mask`` restricts the matches used. None when fewer than 5 remain.

@@ -86,7 +86,9 @@ class KnnScorer:
 
 def tune(net: torch.nn.Module, store: Datastore, val: list[Pair]) -> dict[str, Any]:
     """Choose k and T by the mean log-likelihood of p_knn on the validation matches, then lambda by
-    validation pose mAP at 10 degrees (ties: the smaller lambda). Sets them on ``store``."""
+    validation pose mAP at 10 degrees (ties: the smaller lambda). Sets them on ``store``. The
+    result's ``gain`` (kNN on by default) needs mAP@10 up by at least one validation pair's worth
+    (1 / pairs): a single pair crossing one 5-degree bin edge is noise, not a gain."""
     from .evaluate import evaluate_pairs
 
     emb = [embed(net, p.xa, p.xb) for p in val]
@@ -106,7 +108,12 @@ def tune(net: torch.nn.Module, store: Datastore, val: list[Pair]) -> dict[str, A
         maps[lam] = evaluate_pairs(val, {"n": (net, KnnScorer(store, lam))})["n"]
     lam = max(LAMBDA_GRID, key=lambda v: (round(maps[v]["10"], 6), -v))
     return {"k": store.k, "temperature": store.temperature, "lambda": lam, "val_loglik": best[0],
-            "val_map": {str(v): maps[v] for v in LAMBDA_GRID}, "gain": maps[lam]["10"] > maps[0.0]["10"]}
+            "val_map": {str(v): maps[v] for v in LAMBDA_GRID}, "gain": has_gain(maps[lam]["10"], maps[0.0]["10"], len(val))}
+
+
+def has_gain(with_knn: float, without: float, pairs: int) -> bool:
+    """Whether validation mAP@10 rose by at least one pair's worth (see :func:`tune`)."""
+    return with_knn - without >= 1.0 / pairs - 1e-9
 
 
 def scorer_for(model_path, info, want: bool | None) -> tuple[KnnScorer | None, str | None]:

@@ -19,9 +19,10 @@ def _uint8_gray(path: str | os.PathLike) -> tuple[np.ndarray, Any]:
     return np.clip(np.rint(to_gray(img.pixels)[:, :, 0] * 255), 0, 255).astype(np.uint8), img
 
 
-def sift_matches(a: np.ndarray, b: np.ndarray, max_features: int = 2000, ratio: float = 0.8,
+def sift_matches(a: np.ndarray, b: np.ndarray, max_features: int = 2000, ratio: float | None = 0.8,
                  names: tuple[str, str] = ("A", "B")) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates ``(N, 2)`` of ratio-test SIFT matches between two uint8 gray images."""
+    """Pixel coordinates ``(N, 2)`` of ratio-test SIFT matches between two uint8 gray images;
+    ``ratio=None``: every keypoint of A with its nearest neighbour in B (CNNet's setting, mostly wrong)."""
     import cv2
 
     sift = cv2.SIFT_create(nfeatures=max_features)
@@ -31,7 +32,7 @@ def sift_matches(a: np.ndarray, b: np.ndarray, max_features: int = 2000, ratio: 
         if k is None or len(k) < 8:
             raise N3Error(f"{name}: no usable features found (blank or featureless image)")
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < ratio * m[1].distance]
+    good = [m[0] for m in pairs if m and (ratio is None or len(m) == 2 and m[0].distance < ratio * m[1].distance)]
     pa = np.array([ka[m.queryIdx].pt for m in good], dtype=np.float64).reshape(-1, 2)
     pb = np.array([kb[m.trainIdx].pt for m in good], dtype=np.float64).reshape(-1, 2)
     return pa, pb
