@@ -177,6 +177,6 @@ def evaluate_match(nets: dict[str, Any], data: str | Path | None = None, pairs: 
         path = pairs_file(data)
         test, name = real_pairs(path, ratio=ratio), str(path)
     res = evaluate_pairs(test, nets)
-    inl = float(np.mean([p.labels.mean() for p in test])) if test else 0.0
+    inl = float(np.mean([p.labels.mean() if len(p.labels) else 0.0 for p in test]))  # a pair may have no matches
     return {"task": "match", "models": list(nets),
             "results": [{"data": name, "pairs": len(test), "inlier_fraction": round(inl, 4), "map": res}]}
