@@ -143,12 +143,13 @@ def write_pairs(out_dir: str | Path, textures: list[np.ndarray], n: int, seed: i
                 size: tuple[int, int] = SIZE, progress: bool = False) -> Path:
     """Render ``n`` pairs into ``out_dir`` (PNGs and ``pairs.txt``); returns the pairs file."""
     import imageio.v3 as iio
+    from tqdm import tqdm
+
+    from ..fileio import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lines = []
-    from tqdm import tqdm
-
     for i in tqdm(range(n), desc="rendering", unit="pair", disable=not progress):
         p = make_rendered_pair(np.random.default_rng([seed, i]), textures, size)
         names = (f"pair{i:04d}_a.png", f"pair{i:04d}_b.png")
@@ -158,6 +159,6 @@ def write_pairs(out_dir: str | Path, textures: list[np.ndarray], n: int, seed: i
         T[:3, :3], T[:3, 3] = p.R, p.t
         nums = " ".join(f"{v:.10g}" for v in np.concatenate([p.Ka.ravel(), p.Kb.ravel(), T.ravel()]))
         lines.append(f"{names[0]} {names[1]} 0 0 {nums}")
-    path = out / "pairs.txt"
-    path.write_text("\n".join(lines) + "\n")
+    path = out / "pairs.txt"  # written last and whole: an interrupted run leaves no pairs file
+    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     return path
