@@ -83,11 +83,46 @@ def pose_map(errors: list[float], thresholds: tuple[int, ...] = (5, 10, 20), ste
     return out
 
 
+def unique_matches(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the first of each distinct match (x_A, y_A, x_B, y_B), ascending, and for every
+    match the position of its representative among them. SIFT repeats a keypoint with another
+    orientation, so 2-15% of a photo pair's matches are exact copies: one piece of evidence, which
+    should get one vote in RANSAC's consensus."""
+    rows = np.concatenate([xa, xb], 1).astype(np.float64)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.ravel()]
+
+
+def _find_essential(a: np.ndarray, b: np.ndarray, method: int, threshold: float):
+    """cv2.findEssentialMat, falling back to MAGSAC++ when the classic five-point RANSAC raises.
+
+    It raises on OpenCV 5 when one minimal sample is degenerate: three matches on one point of an
+    image (nearest-neighbour matching sends many keypoints to one), or matches that do not move.
+    The solver's degree-10 polynomial then loses its leading coefficient, which OpenCV 4's
+    solvePoly skipped and OpenCV 5's asserts on, ending the whole estimation. USAC's own minimal
+    solver rejects such samples and goes on. (None, None) when no estimator gives an answer."""
+    import cv2
+
+    for m in (method, cv2.USAC_MAGSAC) if method != cv2.USAC_MAGSAC else (method,):
+        try:
+            E, inl = cv2.findEssentialMat(a, b, np.eye(3), method=m, prob=0.999, threshold=threshold)
+        except cv2.error:
+            continue
+        if E is not None and E.shape[0] >= 3 and inl is not None:
+            return E[:3], inl
+    return None, None
+
+
 def recover_pose(xa: np.ndarray, xb: np.ndarray, mask: np.ndarray | None = None, ransac: bool = True,
                  threshold: float = RANSAC_THRESHOLD, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """E, R, t and the inlier mask from normalised matches: OpenCV's five-point RANSAC finds the
     consensus, USAC_ACCURATE (local optimisation) re-fits E on RANSAC's inliers, then the cheirality
-    check. ``mask`` restricts the matches used. None when fewer than 5 remain.
+    check. ``mask`` restricts the matches used; repeated matches count once (:func:`unique_matches`)
+    and share their representative's inlier flag. None when fewer than 5 distinct matches remain or
+    no estimate is found: a pair without a pose is a result, not an error. Works on OpenCV 4 and 5.
 
     The re-fit matters: RANSAC returns the best minimal-sample model, whose rotation was off by up to
     1.2 degrees on low-outlier synthetic pairs where the true inliers give 0.15; with the re-fit the
@@ -96,26 +131,26 @@ def recover_pose(xa: np.ndarray, xb: np.ndarray, mask: np.ndarray | None = None,
     import cv2
 
     idx = np.arange(len(xa)) if mask is None else np.flatnonzero(mask)
-    if len(idx) < 5:
+    first, rep = unique_matches(xa[idx], xb[idx])
+    if len(first) < 5:
         return None
-    a = np.ascontiguousarray(xa[idx], dtype=np.float64)
-    b = np.ascontiguousarray(xb[idx], dtype=np.float64)
+    a = np.ascontiguousarray(xa[idx][first], dtype=np.float64)
+    b = np.ascontiguousarray(xb[idx][first], dtype=np.float64)
     cv2.setRNGSeed(seed)
-    E, inl = cv2.findEssentialMat(a, b, np.eye(3), method=cv2.RANSAC if ransac else cv2.LMEDS, prob=0.999,
-                                  threshold=threshold)
-    if E is None or E.shape != (3, 3):
-        if E is None or E.shape[0] < 3:
-            return None
-        E = E[:3]
+    E, inl = _find_essential(a, b, cv2.RANSAC if ransac else cv2.LMEDS, threshold)
+    if E is None:
+        return None
     keep = np.flatnonzero(inl.ravel() > 0)
     if len(keep) >= 8:
-        E2, inl_k = cv2.findEssentialMat(a[keep], b[keep], np.eye(3), method=cv2.USAC_ACCURATE, prob=0.999,
-                                         threshold=threshold)
-        if E2 is not None and E2.shape[0] >= 3:
-            E = E2[:3]
+        E2, inl_k = _find_essential(a[keep], b[keep], cv2.USAC_ACCURATE, threshold)
+        if E2 is not None:
+            E = E2
             inl = np.zeros_like(inl)
             inl[keep] = inl_k.reshape(-1, 1)
-    _, R, t, inl2 = cv2.recoverPose(E, a, b, np.eye(3), mask=inl.copy())
+    try:
+        _, R, t, inl2 = cv2.recoverPose(E, a, b, np.eye(3), mask=inl.copy())
+    except cv2.error:
+        return None
     full = np.zeros(len(xa), dtype=bool)
-    full[idx] = inl2.ravel() > 0
+    full[idx] = (inl2.ravel() > 0)[rep]
     return E, R, t.ravel(), full
