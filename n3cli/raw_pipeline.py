@@ -110,8 +110,14 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
         # reads it would denoise the result a second time
         write_dng(dst, replace(raw, noise_profile=None), mosaic)
         return
+    from . import __version__
+    from .io.metadata import exif_bytes, srgb_icc
+
     bits = 16 if ext in (".tif", ".tiff") else 8
-    write_image(dst, Image(developed(src, raw, mosaic, bits), np.dtype(np.uint16 if bits == 16 else np.uint8)))
+    # LibRaw turns the pixels upright, so the orientation tag stays behind
+    exif = exif_bytes({**raw.tags, 271: raw.make, 272: raw.model, 305: f"n3 {__version__} (denoised)"})
+    write_image(dst, Image(developed(src, raw, mosaic, bits), np.dtype(np.uint16 if bits == 16 else np.uint8),
+                           icc=srgb_icc(), exif=exif))
 
 
 def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,

@@ -64,7 +64,7 @@ def test_dng_to_dng_keeps_layout_and_levels_and_removes_noise(tmp_path, pattern)
     assert gain > 4.0, f"raw PSNR gain only {gain:.2f} dB"
     with tifffile.TiffFile(dst) as t:
         tags = t.pages[0].tags
-        assert tags["Software"].value == "n3 (denoised)"
+        assert tags["Software"].value.startswith("n3 ") and tags["Software"].value.endswith("(denoised)")
         assert 51041 not in tags  # no stale NoiseProfile
 
 
@@ -202,3 +202,27 @@ def test_eval_task_raw_reports_each_level_for_model_baseline_and_noisy_input(tmp
     assert rep["results"][0]["noisy_psnr"] > rep["results"][1]["noisy_psnr"] + 5.0  # 10x the noise
     again = json.loads(CliRunner().invoke(cli, args).output)
     assert again["results"] == rep["results"]  # fixed seed: the same synthetic set every time
+
+
+def test_developed_outputs_carry_camera_exposure_and_an_srgb_profile(tmp_path):
+    """A developed TIFF/JPEG/PNG says what camera and exposure made it, that n3 did, and (sRGB
+    pixels) carries an sRGB ICC profile; the orientation stays behind (LibRaw turned the pixels)."""
+    from PIL import Image as PILImage
+
+    from n3cli.raw_pipeline import write_raw_output
+
+    src = tmp_path / "in.dng"
+    make_dng(src, "RGGB")
+    raw = read_raw(src)
+    raw.tags = {33434: 1 / 125, 33437: 2.8, 34855: 800, 37386: 35.0, 36867: "2025:06:01 12:00:00"}
+    for ext in (".tif", ".jpg", ".png"):
+        dst = tmp_path / f"out{ext}"
+        write_raw_output(dst, src, raw, raw.mosaic)
+        with PILImage.open(dst) as im:
+            assert im.info.get("icc_profile"), ext
+            exif = im.getexif()
+            sub = exif.get_ifd(0x8769)
+            merged = {**dict(exif), **dict(sub)}
+            assert merged[271] == "Testcam" and merged[272] == "N1" and merged[305].startswith("n3 "), ext
+            assert float(merged[33434]) == pytest.approx(1 / 125) and merged[34855] == 800, ext
+            assert merged[36867] == "2025:06:01 12:00:00" and 274 not in merged, ext

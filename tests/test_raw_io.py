@@ -1,4 +1,5 @@
 """Reading Bayer raw files, aligning every CFA layout to RGGB, and writing DNGs rawpy reads back."""
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,88 @@ def test_noise_profile_round_trips_and_the_estimator_finds_a_and_b_on_a_smooth_s
     for a, b in [(1e-3, 1e-5), (1e-2, 1e-4)]:
         ea, _ = estimate_noise_params(add_poisson_gaussian(clean, a, b, rng))
         assert abs(ea / a - 1) < 0.15
+
+
+BAYER_SAMPLES = ["blackmagic_pocket4k.dng", "canon_powershot_g2.crw", "kodak_dc120.kdc"]
+
+
+def _developed(path, **kw) -> np.ndarray:
+    import rawpy
+
+    with rawpy.imread(str(path)) as r:
+        return r.postprocess(use_camera_wb=True, output_bps=16, no_auto_bright=True, half_size=True, **kw)
+
+
+def _channel_means(img: np.ndarray) -> np.ndarray:
+    return img.reshape(-1, 3).astype(np.float64).mean(0)
+
+
+@needs_samples
+@pytest.mark.parametrize("name", BAYER_SAMPLES)
+def test_dng_of_a_real_file_develops_like_the_original_and_keeps_its_metadata(tmp_path, name):
+    """A raw developer must see in n3's DNG what it sees in the camera's file: the same size and
+    aspect (the DC120's photosites are 1.53 times wider than tall), the same colour (the DC120 has
+    no matrix LibRaw reports and no as-shot balance: identity/1,1,1 gave a magenta cast), and the
+    camera, exposure and ISO."""
+    import tifffile
+
+    src = SAMPLES / name
+    raw = read_raw(src)
+    dng = tmp_path / "out.dng"
+    write_dng(dng, raw)
+    want, got = _developed(src), _developed(dng)
+    assert got.shape == want.shape
+    rel = _channel_means(got) / _channel_means(want)
+    assert np.all(np.abs(rel - 1) < 0.02), rel
+    with tifffile.TiffFile(dng) as t:
+        tags = t.pages[0].tags
+        assert tags["Software"].value.startswith("n3 ")
+        if raw.make:  # the CRW (CIFF) has no TIFF Make; LibRaw does not pass it on
+            assert tags["Make"].value == raw.make and tags["UniqueCameraModel"].value == f"{raw.make} {raw.model}"
+        if name != "blackmagic_pocket4k.dng":  # a cinema camera's DNG holds no exposure data
+            assert tags["ExposureTime"].value[0] > 0 and tags["ISOSpeedRatings"].value > 0
+            assert tags["DateTimeOriginal"].value[:2] in ("19", "20")
+
+
+@needs_samples
+def test_kodak_dng_carries_a_real_colour_matrix_the_measured_balance_and_its_pixel_aspect():
+    raw = read_raw(SAMPLES / "kodak_dc120.kdc")
+    assert not np.allclose(raw.color_matrix, np.eye(3), atol=0.2)
+    assert raw.wb != [1.0, 1.0, 1.0] and raw.wb[1] == 1.0
+    assert abs(raw.pixel_aspect - 1.5346) < 1e-3
+    assert raw.tags[34855] == 160 and abs(raw.tags[33437] - 3.7) < 1e-6
+
+
+def _gray_patches(img: np.ndarray) -> np.ndarray:
+    """Mean colour of the DC120 sample's four lightest ColorChecker gray patches, (4, 3), scaled
+    to the image's size (the patches sit at rows 615-645, columns 65-505 of 976 x 1301)."""
+    h, w = img.shape[:2]
+    out = []
+    for x in (80, 220, 350, 490):
+        y0, x0 = int(615 * h / 976), int((x - 15) * w / 1301)
+        out.append(img[y0 : y0 + int(30 * h / 976), x0 : x0 + int(30 * w / 1301)].reshape(-1, 3).mean(0))
+    return np.asarray(out, np.float64)
+
+
+@needs_samples
+@pytest.mark.skipif(shutil.which("dcraw") is None, reason="dcraw not installed (apt-get install dcraw)")
+def test_dcraw_develops_the_kodak_dng_with_neutral_grays_and_the_true_aspect(tmp_path):
+    """dcraw is the classic raw developer (LibRaw's ancestor): its development of n3's DNG must
+    give the gray patches the colour LibRaw gives them in the original, and the 1.53 aspect."""
+    import subprocess
+
+    import tifffile
+
+    dng = tmp_path / "k.dng"
+    write_dng(dng, read_raw(SAMPLES / "kodak_dc120.kdc"))
+    out = subprocess.run(["dcraw", "-w", "-T", "-c", str(dng)], capture_output=True, check=True).stdout
+    (tmp_path / "k.tiff").write_bytes(out)
+    got = tifffile.imread(tmp_path / "k.tiff")
+    import rawpy
+
+    with rawpy.imread(str(SAMPLES / "kodak_dc120.kdc")) as r:
+        want = r.postprocess(use_camera_wb=True, output_bps=8)
+    assert got.shape == want.shape == (976, 1301, 3)
+    g, w = _gray_patches(got), _gray_patches(want)
+    chroma = (g / g[:, 1:2]) / (w / w[:, 1:2])  # R/G and B/G of each patch, against the original's
+    assert np.all(np.abs(chroma - 1) < 0.03), chroma

@@ -132,11 +132,14 @@ def _read_tiff(path: Path):
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
         photometric = page.photometric
+        from .metadata import exif_bytes, tags_from_tiff
+
+        exif = exif_bytes(tags_from_tiff(page.tags, skip=(274,)))  # pixels are read as stored
     if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar storage
     if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
         arr = np.iinfo(arr.dtype).max - arr if arr.dtype.kind == "u" else 1.0 - arr
-    return arr, icc, None
+    return arr, icc, exif
 
 
 def to_array(img: Image, pixels: np.ndarray | None = None, dtype: np.dtype | None = None) -> np.ndarray:
@@ -199,8 +202,12 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
         c = arr.shape[2]
         photometric = "minisblack" if c <= 2 else "rgb"
         extras = ["unassalpha"] if c in (2, 4) else None
+        from .metadata import tags_from_exif, tiff_extratags
+
+        tags = tags_from_exif(exif)
+        software = tags.pop(305, None)
         tifffile.imwrite(buf, arr if c > 1 else arr[:, :, 0], photometric=photometric, extrasamples=extras,
-                         compression="zlib", iccprofile=icc)
+                         compression="zlib", iccprofile=icc, software=software, extratags=tiff_extratags(tags))
         return buf.getvalue()
     if ext == ".png":
         import cv2

@@ -43,12 +43,14 @@ class RawImage:
     white: float  # white level, raw units
     dtype: np.dtype = np.dtype(np.uint16)
     wb: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # as-shot R, G, B multipliers
-    color_matrix: np.ndarray | None = None  # 3x3 XYZ -> camera (DNG ColorMatrix1)
+    color_matrix: np.ndarray | None = None  # 3x3 XYZ -> camera under D65 (DNG ColorMatrix1); None: linear sRGB
     make: str = ""
     model: str = ""
     noise_profile: list[tuple[float, float]] | None = None  # DNG NoiseProfile (S, O) pairs: var = S*x + O
     orientation: int = 1  # TIFF/EXIF Orientation of the image as shot (1: as stored)
-    text_tags: dict[int, str] = field(default_factory=dict)  # DateTime, Artist, Copyright of TIFF-based files
+    tags: dict[int, object] = field(default_factory=dict)  # capture metadata, see n3cli.io.metadata.TAGS
+    pixel_aspect: float = 1.0  # width / height of one photosite (DNG DefaultScale)
+    dng_tags: list[tuple] = field(default_factory=list)  # a DNG source's own colour/crop tags, copied as they are
 
     def to_raw_units(self, mosaic: np.ndarray | None = None) -> np.ndarray:
         """Back to the file's integer values: levels as the camera wrote them, clipped to the valid range."""
@@ -85,11 +87,12 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             black = np.array([[bl[pat[i, j]] for j in range(2)] for i in range(2)])
             white = float(r.white_level)
             raw = r.raw_image_visible.astype(np.float32)
-            wbc = list(r.camera_whitebalance)
-            wb = [wbc[0], wbc[1], wbc[2]] if wbc[1] > 0 and wbc[0] > 0 else [1.0, 1.0, 1.0]
-            xyz_cam = np.asarray(r.rgb_xyz_matrix, dtype=np.float64)[:3]
-            cm = xyz_cam if np.abs(xyz_cam).sum() > 0 else None
+            wb = _white_balance(r)
+            cm = _xyz_to_camera(r)
             orientation = _LIBRAW_FLIP_TO_TIFF.get(int(r.sizes.flip), 1)
+            aspect = float(r.sizes.pixel_aspect) if np.isfinite(r.sizes.pixel_aspect) and r.sizes.pixel_aspect > 0 else 1.0
+            uncropped = (r.sizes.raw_height, r.sizes.raw_width) == raw.shape
+            other = r.other
     except ImageError:
         raise
     except Exception as e:  # LibRaw raises several types for truncated/corrupt/unknown files
@@ -102,17 +105,105 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         for j in range(2):
             mosaic[i::2, j::2] -= np.float32(black[i, j])
             mosaic[i::2, j::2] /= np.float32(max(white - black[i, j], 1.0))
-    make, model, profile, text = _tiff_tags(path)
-    return RawImage(mosaic, pattern, black, white, np.dtype(np.uint16), [float(v) for v in wb], cm, make, model,
-                    profile, orientation, text)
+    make, model, profile, tags, dng_tags = _tiff_tags(path, uncropped)
+    # LibRaw reads exposure, aperture, ISO, focal length and time from every format it knows
+    # (CIFF and maker notes too); a TIFF-based file's own EXIF values win where both exist
+    from .metadata import clean_tags, exif_datetime
+
+    libraw = {33434: other.shutter_speed, 33437: other.aperture, 34855: other.iso_speed,
+              37386: other.focal_length}
+    if other.timestamp is not None and other.timestamp.year > 1970:
+        libraw[36867] = exif_datetime(other.timestamp)
+    tags = {**clean_tags(libraw), **tags}
+    raw_image = RawImage(mosaic, pattern, black, white, np.dtype(np.uint16), wb or [1.0, 1.0, 1.0], cm, make,
+                         model, profile, orientation, tags, aspect, dng_tags)
+    if (cm is None or wb is None) and not any(t[0] in (50721, 50728) for t in dng_tags):
+        try:
+            rgb_cam, measured_wb = _measure_development(path, raw_image)
+        except Exception:  # noqa: BLE001  (LibRaw could not develop it: keep what is known)
+            rgb_cam, measured_wb = None, None
+        if cm is None:
+            ok = rgb_cam is not None and np.isfinite(rgb_cam).all() and np.linalg.cond(rgb_cam) < 1e6
+            raw_image.color_matrix = np.linalg.inv(rgb_cam) @ XYZ_TO_SRGB if ok else XYZ_TO_SRGB.copy()
+        if wb is None and measured_wb is not None and np.isfinite(measured_wb).all():
+            raw_image.wb = measured_wb
+    return raw_image
 
 
 _LIBRAW_FLIP_TO_TIFF = {0: 1, 3: 3, 5: 8, 6: 6}  # LibRaw sizes.flip -> TIFF Orientation
-_TEXT_TAGS = (306, 315, 33432)  # DateTime, Artist, Copyright
+# sRGB (D65) -> XYZ, as LibRaw develops: a camera without a matrix is taken to be linear sRGB
+_SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                         [0.019334, 0.119193, 0.950227]])
+XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
+# a DNG source's tags that say how to develop its mosaic: copied to the denoised DNG unchanged
+_DNG_COLOUR_TAGS = (50721, 50722, 50723, 50724, 50727, 50728, 50729, 50730, 50778, 50779, 50931, 50932, 50936,
+                    50964, 50965, 51108, 51109, 51110, 51111)
+_DNG_CROP_TAGS = (50718, 50719, 50720, 50829)  # DefaultScale, DefaultCrop*, ActiveArea: in mosaic pixels
 
 
-def _tiff_tags(path: Path) -> tuple[str, str, list[tuple[float, float]] | None, dict[int, str]]:
-    """Make, Model, the DNG NoiseProfile and a few text tags of TIFF-based raw files (empty for others)."""
+def _white_balance(r) -> list[float] | None:
+    """The camera's as-shot R, G, B multipliers; None when the file has none (LibRaw then
+    balances automatically, see :func:`_measure_development`)."""
+    wb = list(r.camera_whitebalance)
+    if len(wb) >= 3 and min(wb[:3]) > 0 and np.isfinite(wb[:3]).all():
+        return [float(v) for v in wb[:3]]
+    return None
+
+
+def _xyz_to_camera(r) -> np.ndarray | None:
+    """XYZ (D65) -> camera RGB: LibRaw's table entry for the camera, else derived from the camera
+    -> sRGB matrix it reports (a DNG's own); None when it reports neither."""
+    xyz_cam = np.asarray(r.rgb_xyz_matrix, dtype=np.float64)[:3]
+    if np.abs(xyz_cam).sum() > 0:
+        return xyz_cam
+    rgb_cam = np.asarray(r.color_matrix, dtype=np.float64)[:3, :3]
+    if np.abs(rgb_cam).sum() > 0 and np.linalg.cond(rgb_cam) < 1e6:
+        return np.linalg.inv(rgb_cam) @ XYZ_TO_SRGB
+    return None
+
+
+def _measure_development(path: Path, raw: RawImage) -> tuple[np.ndarray, list[float]]:
+    """The camera -> sRGB matrix and the white balance LibRaw develops ``path`` with, measured by
+    developing test mosaics, for files whose matrix or as-shot balance LibRaw keeps to itself
+    (old cameras: the Kodak DC120 has a built-in matrix and no as-shot balance, so LibRaw
+    balances automatically). A DNG must carry both, or raw developers give it a colour cast.
+
+    Matrix: a flat mosaic at 0.2 and the same with one colour's sites raised by 0.1, developed
+    linearly without balance; the difference is that colour's column. Balance: the file's own
+    mosaic developed with the camera's setting and without, in camera colours; the ratio of the
+    unclipped pixels' sums is the multipliers."""
+    import rawpy
+
+    def dev(mosaic: np.ndarray, **kw) -> np.ndarray:
+        with rawpy.imread(str(path)) as r:
+            r.raw_image_visible[...] = raw.to_raw_units(mosaic)
+            out = r.postprocess(output_bps=16, no_auto_bright=True, gamma=(1, 1), half_size=True, **kw)
+        return out.reshape(-1, 3).astype(np.float64)
+
+    unit = dict(user_wb=[1.0, 1.0, 1.0, 1.0])
+    base = np.full(raw.mosaic.shape, 0.2, np.float32)
+    flat = dev(base, **unit).mean(0)
+    rgb_cam = np.empty((3, 3))
+    for i, colour in enumerate("RGB"):
+        m = base.copy()
+        for k, c in enumerate(raw.pattern):
+            if c == colour:
+                m[k // 2 :: 2, k % 2 :: 2] += 0.1
+        rgb_cam[:, i] = (dev(m, **unit).mean(0) - flat) / (0.1 * 65535)
+    plain = dev(raw.mosaic, output_color=rawpy.ColorSpace.raw, **unit)
+    shot = dev(raw.mosaic, output_color=rawpy.ColorSpace.raw, use_camera_wb=True)
+    ok = (plain.max(1) < 60000) & (shot.max(1) < 60000) & (plain.min(1) > 256)
+    wb = shot[ok].sum(0) / plain[ok].sum(0) if ok.sum() > 100 else np.ones(3)
+    return rgb_cam, [float(v / wb[1]) for v in wb]
+
+
+def _tiff_tags(path: Path, uncropped: bool) -> tuple[str, str, list[tuple[float, float]] | None, dict[int, object],
+                                                     list[tuple]]:
+    """Make, Model, the DNG NoiseProfile, the capture tags (n3cli.io.metadata.TAGS) and a DNG's
+    own colour tags (and its crop tags, when the mosaic is the file's whole raw area) of TIFF-based
+    raw files; empty for others."""
+    from .metadata import tags_from_tiff
+
     try:
         import tifffile
 
@@ -124,11 +215,14 @@ def _tiff_tags(path: Path) -> tuple[str, str, list[tuple[float, float]] | None, 
             if 51041 in tags:
                 v = np.asarray(tags[51041].value, dtype=np.float64).ravel()
                 profile = [(float(v[i]), float(v[i + 1])) for i in range(0, len(v) - 1, 2)]
-            text = {code: str(tags[code].value).strip() for code in _TEXT_TAGS
-                    if code in tags and isinstance(tags[code].value, str) and tags[code].value.strip()}
-            return make, model, profile, text
+            found = tags_from_tiff(tags, skip=(271, 272, 274, 305))
+            dng = []
+            if 50706 in tags:  # DNGVersion
+                codes = _DNG_COLOUR_TAGS + (_DNG_CROP_TAGS if uncropped else ())
+                dng = [(c, int(tags[c].dtype), tags[c].count, tags[c].value) for c in codes if c in tags]
+            return make, model, profile, found, dng
     except Exception:  # noqa: BLE001  (not a TIFF-based raw: nothing known)
-        return "", "", None, {}
+        return "", "", None, {}, []
 
 
 def rggb_offset(pattern: str) -> tuple[int, int]:
@@ -163,16 +257,20 @@ def unpack(planes: np.ndarray, offset: tuple[int, int], like: np.ndarray) -> np.
 
 
 def write_dng(path: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None = None,
-              software: str = "n3 (denoised)") -> None:
-    """Write a Bayer DNG with the original's pattern, levels, colour matrix, white balance and
-    camera names; marked as made by n3 so nobody denoises it twice. Atomic."""
+              software: str | None = None) -> None:
+    """Write a Bayer DNG that raw developers (LibRaw, dcraw, darktable) develop as they develop the
+    original: its pattern, levels, colour matrix and as-shot white balance (a DNG source's own
+    colour tags, copied), pixel aspect, orientation, camera names and capture metadata. Software
+    names n3, so nobody denoises it twice. Atomic."""
     import tifffile
 
+    from .. import __version__
     from ..fileio import atomic_write
+    from .metadata import tiff_extratags
 
     data = raw.to_raw_units(mosaic)
     cfa = bytes(_CFA_CODES[c] for c in raw.pattern)
-    cm = raw.color_matrix if raw.color_matrix is not None else np.eye(3)
+    cm = raw.color_matrix if raw.color_matrix is not None else XYZ_TO_SRGB
     neutral = [raw.wb[1] / v if v > 0 else 1.0 for v in raw.wb]
 
     def rationals(vals, denom=10000):
@@ -181,31 +279,32 @@ def write_dng(path: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None 
             out += [int(round(v * denom)), denom]
         return out
 
-    model = f"{raw.make} {raw.model}".strip() or "n3"
-    extratags = [
-        (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
-        (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
-        (50708, "s", 0, model, True),  # UniqueCameraModel
-        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, "B", 4, tuple(cfa), True),  # CFAPattern
-        (50710, "B", 3, (0, 1, 2), True),  # CFAPlaneColor
-        (50713, "H", 2, (2, 2), True),  # BlackLevelRepeatDim
-        (50714, "2I", 4, tuple(rationals(raw.black.ravel(), 1)), True),  # BlackLevel
-        (50717, "I", 1, (int(raw.white),), True),  # WhiteLevel
-        (50721, "2i", 9, tuple(rationals(cm.ravel())), True),  # ColorMatrix1
-        (50728, "2I", 3, tuple(rationals(neutral)), True),  # AsShotNeutral
-        (50778, "H", 1, (21,), True),  # CalibrationIlluminant1: D65
-    ]
+    tags: dict[int, tuple] = {
+        50706: ("B", 4, (1, 4, 0, 0)),  # DNGVersion
+        50707: ("B", 4, (1, 1, 0, 0)),  # DNGBackwardVersion
+        50708: ("s", 0, f"{raw.make} {raw.model}".strip() or "unknown camera"),  # UniqueCameraModel
+        33421: ("H", 2, (2, 2)),  # CFARepeatPatternDim
+        33422: ("B", 4, tuple(cfa)),  # CFAPattern
+        50710: ("B", 3, (0, 1, 2)),  # CFAPlaneColor
+        50713: ("H", 2, (2, 2)),  # BlackLevelRepeatDim
+        50714: ("2I", 4, tuple(rationals(raw.black.ravel(), 1))),  # BlackLevel
+        50717: ("I", 1, (int(raw.white),)),  # WhiteLevel
+        50721: ("2i", 9, tuple(rationals(cm.ravel()))),  # ColorMatrix1
+        50728: ("2I", 3, tuple(rationals(neutral))),  # AsShotNeutral
+        50778: ("H", 1, (21,)),  # CalibrationIlluminant1: D65
+    }
+    if abs(raw.pixel_aspect - 1.0) > 1e-3:  # non-square photosites: readers stretch to the true aspect
+        tags[50718] = ("2I", 2, tuple(rationals([raw.pixel_aspect, 1.0], 100000)))  # DefaultScale (h, v)
+    for code, dtype, count, value in raw.dng_tags:  # a DNG source knows best how it is developed
+        tags[code] = (dtype, count, value)
     if raw.orientation != 1:
-        extratags.append((274, "H", 1, (int(raw.orientation),), True))
-    for code, value in raw.text_tags.items():
-        extratags.append((code, "s", 0, value, True))
+        tags[274] = ("H", 1, (int(raw.orientation),))
     if raw.noise_profile:
-        extratags.append((51041, "d", 2 * len(raw.noise_profile), tuple(v for p in raw.noise_profile for v in p), True))
-    if raw.make:
-        extratags.append((271, "s", 0, raw.make, True))
-    if raw.model:
-        extratags.append((272, "s", 0, raw.model, True))
+        tags[51041] = ("d", 2 * len(raw.noise_profile), tuple(v for p in raw.noise_profile for v in p))
+    extratags = [(code, *spec, True) for code, spec in tags.items()]
+    meta = {**raw.tags, 271: raw.make, 272: raw.model}
+    extratags += tiff_extratags({k: v for k, v in meta.items() if k not in tags and k not in (274, 305)})
+    software = software or f"n3 {__version__} (denoised)"
 
     def write(tmp: str) -> None:
         tifffile.imwrite(tmp, data, photometric=32803, extratags=extratags, metadata=None, software=software)
