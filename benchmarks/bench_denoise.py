@@ -6,13 +6,16 @@ Prints, in one run on the same image and thread count:
     process), and their ratio: memory must not grow with the image beyond the tile;
   * with --breakdown, the same N³Net with its N³ blocks reduced to their two CNNs (embedding,
     temperature; no distances, relaxation or aggregation): the convolutions alone, a floor set by
-    the CPU's convolution speed, and what the rest of the blocks adds on top.
+    the CPU's convolution speed, and what the rest of the blocks adds on top;
+  * with --photo, `n3 denoise photo.jpg -o out.jpg` end to end on a 12 MP (4000x3000) colour JPEG
+    in a fresh process, default tiling (noise estimate, file reading and writing included): wall
+    seconds and peak RSS. The photo is the bundled astronaut crop enlarged, with noise, q92.
 
 The machines these run on are shared: times vary by up to 30% from run to run, so compare
 best-of-N figures from one run (--repeat 5 or more), not figures from separate runs.
 
     python benchmarks/bench_denoise.py [--threads 2] [--size 1024] [--tile 512] [--repeat 3]
-                                       [--layouts channels_last,nchw] [--breakdown]
+                                       [--layouts channels_last,nchw] [--breakdown] [--photo]
 """
 from __future__ import annotations
 
@@ -82,6 +85,33 @@ def rss_child(pixels: int, tile: int, overlap: int) -> None:
                       "peak_rss_mb": peak / 1024, "before_mb": base / 1024}))
 
 
+def make_photo(path, width: int = 4000, height: int = 3000, sigma: float = 12.0) -> None:
+    """A noisy colour JPEG of ``width`` x ``height`` from the bundled (public-domain) example."""
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    src = Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png"
+    rgb = cv2.resize(cv2.imread(str(src)), (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    rgb += np.random.default_rng(0).normal(0, sigma, rgb.shape).astype(np.float32)
+    cv2.imwrite(str(path), np.clip(rgb, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+
+def photo_row() -> None:
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cli_child import measure
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "photo12mp.jpg", Path(d) / "out.jpg"
+        make_photo(src)
+        seconds, peak = measure(["denoise", str(src), "-o", str(dst), "-q"])
+    print(f"12 MP colour JPEG, `n3 denoise` end to end (default tiles): {seconds:.1f} s, peak RSS {peak:.0f} MB")
+
+
 def _hwm_kb() -> float:
     # VmHWM is this process's own peak RSS (ru_maxrss can carry the parent's over fork+exec)
     with open("/proc/self/status") as f:
@@ -105,6 +135,8 @@ def main() -> None:
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time the N3Net with its blocks reduced to their CNNs (the convolutions alone)")
+    ap.add_argument("--photo", action="store_true", help="also the 12 MP colour JPEG, end to end through `n3 denoise`")
+    ap.add_argument("--photo-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -114,6 +146,9 @@ def main() -> None:
         keep_freed_memory()  # as the `n3` command does
     if a.rss_child:
         return rss_child(a.rss_child, a.tile, a.overlap)
+
+    if a.photo_only:
+        return photo_row()
 
     from n3cli.backends.torch_backend import prepare_for_inference, to_input
     from n3cli.models.registry import build_model
@@ -136,6 +171,8 @@ def main() -> None:
         if t_conv:
             print(f"  N3Net convolutions alone {t_conv[0]:8.2f} s = {t_conv[0] / t_dn:.2f} x DnCNN-17; the rest of "
                   f"the N3 blocks adds {(t_n3 - t_conv[0]) / t_dn:.2f} x")
+    if a.photo:
+        photo_row()
     if a.skip_rss:
         return
     res = {}

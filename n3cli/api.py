@@ -101,18 +101,24 @@ def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device
 
 def upscale(model: Any, pixels: np.ndarray, scale: int, tile: int | None = None, overlap: int | None = None,
             on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Enlarge an H x W x C float image in [0, 1] by ``scale``; returns (H*scale) x (W*scale) x C.
+    """Enlarge an image by ``scale``: H x W x C (C = 1 or 3) or H x W, float in [0, 1] (returned
+    float32) or uint8/uint16 (returned in the same type); the result is (H*scale) x (W*scale)[ x C].
 
     Colour images: the model refines the bicubic-upsampled luma (Y of BT.601 YCbCr); chroma is
     upsampled bicubically. Gray images go to the model directly. Tiles are planned on the input.
     """
-    from .resize import imresize
-    from .sr import LowResRunner, rgb_to_ycbcr, ycbcr_to_rgb
+    from .sr import LowResRunner
 
     runner = LowResRunner(_as_runner(model), scale)
+    pixels, restore = _as_float_image(pixels)
+    return restore(_upscale(runner, pixels, scale, tile, overlap, on_tile))
+
+
+def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile) -> np.ndarray:
+    from .resize import imresize
+    from .sr import rgb_to_ycbcr, ycbcr_to_rgb
+
     H, W, C = pixels.shape
-    if C not in (1, 3):
-        raise N3Error(f"upscale takes gray or RGB images, got {C} channels")
     ycc = rgb_to_ycbcr(pixels) if C == 3 else pixels.astype(np.float64)
     x = np.ascontiguousarray(ycc[None, :, :, 0], dtype=np.float32)[None]
     y = run_image(runner, x, tile, overlap, on_tile, scale=scale)[0, 0]
@@ -130,6 +136,31 @@ def _as_runner(model: Any) -> Runner:
     return TorchRunner(model)
 
 
+def _as_float_image(pixels: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """``pixels`` as H x W x C float32 in [0, 1], and the function that gives a result back in the
+    caller's layout: H x W stays H x W; uint8/uint16 are scaled by their maximum and the result
+    rounded back to that type (clipped); floats stay float32, not clipped."""
+    a = np.asarray(pixels)
+    if a.ndim not in (2, 3) or a.size == 0 or (a.ndim == 3 and a.shape[2] not in (1, 3)):
+        raise N3Error(f"expected an H x W or H x W x C image with C = 1 or 3, got an array of shape {a.shape}")
+    if a.dtype in (np.uint8, np.uint16):
+        peak = float(np.iinfo(a.dtype).max)
+        f = a.astype(np.float32) / np.float32(peak)
+        back_dtype = a.dtype
+
+        def restore_int(y: np.ndarray) -> np.ndarray:
+            return np.clip(np.rint(y * peak), 0, peak).astype(back_dtype)
+        restore = restore_int
+    elif a.dtype.kind == "f":
+        f = a.astype(np.float32, copy=False)
+        restore = lambda y: y  # noqa: E731
+    else:
+        raise N3Error(f"unsupported pixel type {a.dtype}: give uint8, uint16 or float in [0, 1]")
+    if a.ndim == 2:
+        return f[:, :, None], lambda y: restore(y[:, :, 0])
+    return f, restore
+
+
 def denoise(
     model: Any,
     pixels: np.ndarray,
@@ -139,24 +170,29 @@ def denoise(
     strength: float = 1.0,
     on_tile: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Denoise an H x W x C float image in [0, 1]; returns the same shape (not clipped).
+    """Denoise an image: H x W x C (C = 1 or 3) or H x W; float in [0, 1] (returned float32, not
+    clipped) or uint8/uint16 (returned in the same type). The result has the input's shape.
 
     ``model`` is what :func:`load_denoiser` returns (or a loaded checkpoint). ``sigma`` (0-255
-    units) steers models that take a noise level: a number, or an H x W map; when absent it is
-    estimated. Models trained for one sigma ignore it. A gray model on a colour image works per
-    channel; a colour model on a gray image works on the gray replicated. ``strength`` blends the
-    result with the input (1: fully denoised).
+    units, whatever the pixel type) steers models that take a noise level: a number, or an H x W
+    map; when absent it is estimated. Models trained for one sigma ignore it. A gray model on a
+    colour image works per channel; a colour model on a gray image works on the gray replicated.
+    ``strength`` blends the result with the input (1: fully denoised).
     """
-    runner = _as_runner(model)
+    pixels, restore = _as_float_image(pixels)
+    return restore(_denoise(_as_runner(model), pixels, sigma, tile, overlap, strength, on_tile))
+
+
+def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength, on_tile) -> np.ndarray:
     info = runner.info
     H, W, C = pixels.shape
     want = info.image_channels
     if C != want:
         if want == 1:
-            return np.concatenate([denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, strength, on_tile)
+            return np.concatenate([_denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, strength, on_tile)
                                    for i in range(C)], axis=2)
         if C == 1 and want == 3:
-            out = denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, strength, on_tile)
+            out = _denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, strength, on_tile)
             return out.mean(axis=2, keepdims=True)
         raise N3Error(f"model {info.name} takes {want}-channel images, got {C} channels")
     x = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)[None]

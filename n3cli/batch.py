@@ -43,20 +43,31 @@ def expand_inputs(inputs: Iterable[str], recursive: bool, accept: Callable[[Path
     return out
 
 
-def plan_jobs(inputs: Iterable[str], output: str, recursive: bool, accept: Callable[[Path], bool],
+def plan_jobs(inputs: Iterable[str], output: str | None, recursive: bool, accept: Callable[[Path], bool],
               ext: str | None = None, out_ext_ok: Callable[[str], bool] = lambda e: True,
-              default_ext: Callable[[Path], str] | None = None) -> list[Job]:
+              default_ext: Callable[[Path], str] | None = None, suffix: str = "") -> list[Job]:
     """Map inputs to outputs.
 
     One input file and an output with a file extension: that file. Otherwise ``output`` is a
-    folder; each output keeps its input's stem (and, with ``recursive``, its sub-folder), with
-    ``ext`` if given, else ``default_ext(input)``, else the input's extension.
+    folder; each output keeps its input's stem plus ``suffix`` (and, with ``recursive``, its
+    sub-folder), with ``ext`` if given, else ``default_ext(input)``, else the input's extension.
+    No ``output``: each output goes beside its input, named with ``suffix`` (which must then be
+    non-empty, so that no output is its input).
     """
+    inputs = list(inputs)
     files = expand_inputs(inputs, recursive, accept)
     if not files:
         raise N3Error("no input images found")
+    if suffix:  # outputs of an earlier run in the same folder are not inputs of this one
+        files = [(f, root) for f, root in files if not f.stem.endswith(suffix)]
+        if not files:
+            raise N3Error(f"no input images found (names ending in {suffix!r} are taken for earlier outputs)")
+    if output is None:
+        if not suffix:
+            raise N3Error("missing -o/--output (or --suffix, to write beside each input)")
+        return _dedupe([Job(f, f.parent / (f.stem + suffix + _ext(f, ext, default_ext))) for f, _ in files])
     out = Path(output)
-    single_file = len(files) == 1 and not Path(list(inputs)[0]).is_dir() and out.suffix != "" and not out.is_dir()
+    single_file = len(files) == 1 and not Path(inputs[0]).is_dir() and out.suffix != "" and not out.is_dir()
     if single_file:
         if not out_ext_ok(out.suffix.lower()):
             raise N3Error(f"{out}: unsupported output type {out.suffix}")
@@ -66,10 +77,17 @@ def plan_jobs(inputs: Iterable[str], output: str, recursive: bool, accept: Calla
     jobs = []
     for f, root in files:
         rel = f.relative_to(root) if recursive and _is_under(f, root) else Path(f.name)
-        suffix = ext if ext else default_ext(f) if default_ext else f.suffix
-        if not suffix.startswith("."):
-            suffix = "." + suffix
-        jobs.append(Job(f, out / rel.parent / (rel.stem + suffix)))
+        jobs.append(Job(f, out / rel.parent / (rel.stem + suffix + _ext(f, ext, default_ext))))
+    return _dedupe(jobs)
+
+
+def _ext(f: Path, ext: str | None, default_ext: Callable[[Path], str] | None) -> str:
+    e = ext if ext else default_ext(f) if default_ext else f.suffix
+    return e if e.startswith(".") else "." + e
+
+
+def _dedupe(jobs: list[Job]) -> list[Job]:
+    """``jobs``, or an error when two inputs would be written to one output."""
     dsts = {}
     for j in jobs:
         k = os.path.abspath(j.dst)

@@ -18,7 +18,7 @@ from .errors import ImageError, N3Error
 from .inference import Runner, run_image
 from .io.raw import RawImage, pack, read_raw, unpack, write_dng
 
-DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
+DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
 
 

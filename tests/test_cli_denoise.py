@@ -177,3 +177,88 @@ def test_compare_writes_input_and_result_side_by_side(tmp_path):
     inp, out = read_image(src).pixels, read_image(tmp_path / "out.png").pixels
     assert side.shape == (96, 2 * 96 + 8, 3)
     assert np.abs(side[:, :96] - inp).max() <= 1 / 255 and np.abs(side[:, 104:] - out).max() <= 1 / 255
+
+
+def _n3(*args, cwd=None):
+    """`n3 ARGS` in a fresh process: what a shell user sees on the real stderr (native libraries'
+    prints included, which CliRunner does not catch)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "n3cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_a_bad_file_gets_one_line_naming_it_and_the_problem_and_nothing_else(tmp_path):
+    """No stray libpng line, no Python class name, the error once (a single file prints no
+    summary list), and a text file called .nef is called a text file, not an I/O error."""
+    good = tmp_path / "good.png"
+    noisy_file(good)
+    data = bytearray(good.read_bytes())
+    i = data.find(b"IDAT")
+    data[i + 60 : i + 120] = b"\x00" * 60  # damaged image data: libpng complains on stderr
+    (tmp_path / "damaged.png").write_bytes(bytes(data))
+    (tmp_path / "notes.nef").write_text("shopping list\n")
+    for name, needle in (("damaged.png", "not a readable PNG file ("), ("notes.nef", "not a camera raw file (it is a text file)")):
+        res = _n3("denoise", "-q", tmp_path / name, "-o", tmp_path / "out.tif")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 1, res.stderr
+        assert lines[0].startswith(f"error: {tmp_path / name}: ") and needle in lines[0], res.stderr
+        assert lines[1:] == ["denoised 0, skipped 0, failed 1"], res.stderr
+        assert "Error:" not in res.stderr and "libpng" not in res.stderr
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_suffix_writes_beside_the_inputs_and_takes_no_earlier_output_for_an_input(tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    noisy_file(shots / "a.png")
+    noisy_file(shots / "b.jpg")
+    res = run(shots, "--suffix", "_clean")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in shots.iterdir()) == ["a.png", "a_clean.png", "b.jpg", "b_clean.jpg"]
+    res = run(shots, "--suffix", "_clean")  # a second run: the outputs exist and are no inputs
+    assert res.exit_code == 0 and "skipped 2" in res.stderr
+    assert not list(shots.glob("*_clean_clean*"))
+    res = run(shots / "a.png", "-o", tmp_path / "out", "--suffix", "-n3")
+    assert (tmp_path / "out" / "a-n3.png").exists()
+    res = run(shots / "a.png")
+    assert res.exit_code == 2 and "--suffix" in res.stderr
+
+
+def test_short_s_is_scale_in_upscale_and_nothing_in_denoise():
+    assert "-s, --scale" in CliRunner().invoke(cli, ["upscale", "--help"]).output
+    helptext = CliRunner().invoke(cli, ["denoise", "--help"]).output
+    assert "--sigma" in helptext and "-s," not in helptext
+
+
+def test_webp_in_and_out(tmp_path):
+    src = tmp_path / "in.webp"
+    clean = scene()
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
+    PILImage.fromarray(np.rint(noisy * 255).astype(np.uint8)).save(src, lossless=True)
+    res = run(src, "-o", tmp_path / "out.webp")
+    assert res.exit_code == 0, res.output
+    out = read_image(tmp_path / "out.webp")
+    assert out.dtype == np.uint8 and out.pixels.shape == (96, 96, 3)
+    assert psnr(out.pixels, clean) > psnr(read_image(src).pixels, clean) + 4
+
+
+def test_api_takes_uint8_uint16_and_2d_arrays_as_a_user_hands_them():
+    from n3cli import api
+
+    model = api.load_denoiser(None, "rgb")
+    f = np.clip(scene() + np.random.default_rng(0).normal(0, 20 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
+    ref = api.denoise(model, f, sigma=20)
+    for dtype in (np.uint8, np.uint16):
+        m = np.iinfo(dtype).max
+        out = api.denoise(model, np.rint(f * m).astype(dtype), sigma=20)
+        assert out.dtype == dtype and out.shape == f.shape
+        assert np.abs(out / m - np.clip(ref, 0, 1)).mean() < 2 / 255  # the float result, quantised
+    gray = api.denoise(model, f[:, :, 0], sigma=20)
+    assert gray.shape == (96, 96) and gray.dtype == np.float32
+    from n3cli.errors import N3Error
+
+    with pytest.raises(N3Error, match="shape"):
+        api.denoise(model, np.zeros((4, 96, 96), np.float32))
+    with pytest.raises(N3Error, match="int32"):
+        api.denoise(model, np.zeros((96, 96), np.int32))

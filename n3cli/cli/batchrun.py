@@ -23,9 +23,30 @@ class Reporter:
             click.echo(msg, err=True)
 
     def on_tile(self) -> Callable[[int, int], None] | None:
+        """A callback that shows one image's tiles as a second bar under the batch's, with the
+        ETA of that image (a single large photo would otherwise show no progress until done)."""
         if self.bar is None:
             return None
-        return lambda d, t: self.bar.set_postfix_str(f"tile {d}/{t}")
+        from tqdm import tqdm
+
+        inner = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal inner
+            if inner is not None and (done < inner.n or total != inner.total):  # next pass (e.g. a channel)
+                inner.close()
+                inner = None
+            if inner is None:
+                if total <= 1:
+                    return
+                inner = tqdm(total=total, unit="tile", desc="  tiles", leave=False, position=1,
+                             dynamic_ncols=True, file=sys.stderr)
+            inner.update(done - inner.n)
+            if done >= total:
+                inner.close()
+                inner = None
+
+        return update
 
 
 def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrite: bool, quiet: bool) -> None:
@@ -53,18 +74,28 @@ def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrit
             else:
                 rep.say(process(job, rep))
                 done += 1
-        except N3Error as e:
-            failed.append(str(e))
-            rep.say(f"error: {e}", err=True)
-        except Exception as e:  # an unexpected bug must not stop a batch; report it in one line
-            failed.append(f"{job.src}: {type(e).__name__}: {e}")
-            rep.say(f"error: {job.src}: {type(e).__name__}: {e}", err=True)
+        except Exception as e:  # one bad file (or an unexpected bug) must not stop a batch: one line each
+            msg = describe_error(e, job.src)
+            failed.append(msg)
+            rep.say(f"error: {msg}", err=True)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     past = {"denoise": "denoised", "upscale": "upscaled"}.get(verb, verb)
     click.echo(f"{past} {done}, skipped {skipped}, failed {len(failed)}", err=True)
-    for msg in failed:
-        click.echo(f"  failed: {msg}", err=True)
+    if len(jobs) > 1:  # a single file's error was just printed
+        for msg in failed:
+            click.echo(f"  failed: {msg}", err=True)
     sys.exit(1 if failed else 0)
+
+
+def describe_error(e: Exception, src) -> str:
+    """One line naming the file: n3's own errors as they are; what NumPy or a file reader raised on
+    a bad file (ValueError, OSError) as its message; anything else is a bug, said as such."""
+    text = (str(e).strip().splitlines() or [""])[0][:300]
+    if isinstance(e, N3Error):
+        return text
+    if isinstance(e, (ValueError, OSError)):
+        return f"{src}: {text or 'cannot process this file'}"
+    return f"{src}: internal error ({text or type(e).__name__}); please report it with this file"

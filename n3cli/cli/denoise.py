@@ -11,17 +11,20 @@ from .common import backend_option, device_option, fail, tile_options
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", default=None, help="Output file (one input) or folder (several inputs, folders, globs).")
+@click.option("-o", "--output", default=None,
+              help="Output file (one input) or folder (several inputs, folders, globs). Without it, --suffix writes beside each input.")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray, colour or RAW model matching each input.")
-@click.option("-s", "--sigma", type=click.FloatRange(min=0, max=255), default=None,
+@click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
               help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
 @click.option("--noise", "noise", default=None, metavar="A,B",
               help="Raw files: noise variance a*x + b on the [0, 1] mosaic. Default: the DNG NoiseProfile, else estimated.")
-@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "dng"]), default=None,
+@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "dng"]), default=None,
               help="Output format in folder mode [default: the input's; dng for raw files].")
+@click.option("--suffix", default=None, metavar="TEXT",
+              help="Add TEXT to each output's name (photo.jpg -> photoTEXT.jpg); without -o, outputs go beside their inputs.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("--print-noise", is_flag=True,
@@ -32,9 +35,9 @@ from .common import backend_option, device_option, fail, tile_options
 @tile_options
 @device_option
 @backend_option
-def denoise(inputs, output, model, sigma, strength, noise, ext, recursive, overwrite, print_noise, compare, quiet, tile,
-            overlap, device, backend):
-    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP) and camera raw files
+def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
+            tile, overlap, device, backend):
+    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
     Raw files are denoised on the mosaic; the output's extension picks what is written:
@@ -47,6 +50,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, recursive, overw
       n3 denoise shots/*.jpg -o cleaned/ --sigma 15
       n3 denoise shots/ -o cleaned/ --recursive --ext tif
       n3 denoise photo.dng -o clean.tiff
+      n3 denoise shots/*.jpg --suffix _clean        # shots/a_clean.jpg, ...
       n3 denoise raws/*.NEF -o cleaned/            # clean DNGs
       n3 denoise noisy.png -o clean.png --backend onnx
 
@@ -66,11 +70,9 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, recursive, overw
         fail(str(e))
     if print_noise:
         return _print_noise(inputs, recursive, ab)
-    if output is None:
-        fail("missing option -o/--output")
     try:
         jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",
-                         default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix)
+                         default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
     except N3Error as e:
         fail(str(e))
     from .. import api

@@ -9,20 +9,23 @@ from .common import backend_option, device_option, fail, tile_options
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Output file (one input) or folder (several inputs, folders, globs).")
+@click.option("-o", "--output", default=None,
+              help="Output file (one input) or folder (several inputs, folders, globs). Without it, --suffix writes beside each input.")
 @click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), required=True, help="Enlargement factor.")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx SR model. "
                    "Default: the shipped model for the scale.")
-@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp"]), default=None,
+@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp"]), default=None,
               help="Output format in folder mode [default: the input's].")
+@click.option("--suffix", default=None, metavar="TEXT",
+              help="Add TEXT to each output's name (photo.png -> photoTEXT.png); without -o, outputs go beside their inputs.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @tile_options
 @device_option
 @backend_option
-def upscale(inputs, output, scale, model, ext, recursive, overwrite, quiet, tile, overlap, device, backend):
+def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tile, overlap, device, backend):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
     The model refines the bicubic-upsampled luma; colour is upsampled bicubically, alpha too
@@ -33,6 +36,7 @@ def upscale(inputs, output, scale, model, ext, recursive, overwrite, quiet, tile
     Examples:
       n3 upscale small.png -o big.png --scale 2
       n3 upscale shots/ -o big/ --scale 4 --ext tif
+      n3 upscale shots/*.png --scale 2 --suffix _x2   # beside the inputs
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -44,7 +48,7 @@ def upscale(inputs, output, scale, model, ext, recursive, overwrite, quiet, tile
 
     s = int(scale)
     try:
-        jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS)
+        jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS, suffix=suffix or "")
         runner = api.load_upscaler(model, s, device, backend)
     except N3Error as e:
         fail(str(e))

@@ -1,4 +1,4 @@
-"""sRGB image files: PNG, JPEG, TIFF (8/16-bit, float), BMP; gray, RGB, with or without alpha.
+"""sRGB image files: PNG, JPEG, TIFF (8/16-bit, float), BMP, WebP; gray, RGB, with or without alpha.
 
 Pixels come back as float32 in [0, 1], H x W x C (C = 1 or 3); alpha is kept aside in its
 original dtype so it can be written back untouched. Bit depth is taken from the file's dtype,
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ImageError
 
-READ_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+READ_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 WRITE_EXTS = READ_EXTS
 
 
@@ -51,7 +51,7 @@ def read_image(path: str | os.PathLike) -> Image:
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if ext not in READ_EXTS:
-        raise ImageError(f"{path}: unsupported image type {ext or '(none)'} (use PNG, JPEG, TIFF or BMP)")
+        raise ImageError(f"{path}: unsupported image type {ext or '(none)'} (use PNG, JPEG, TIFF, BMP or WebP)")
     try:
         if ext in (".tif", ".tiff"):
             arr, icc, exif = _read_tiff(path)
@@ -90,10 +90,14 @@ def _read_png(path: Path):
     import cv2
     from PIL import Image as PILImage
 
+    from .native_stderr import captured_stderr
+
     data = np.fromfile(path, dtype=np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ImageError(f"{path}: not a readable PNG file")
+    with captured_stderr() as said:  # libpng's complaint, e.g. "bad adaptive filter value"
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or "error" in said.text.lower():  # a warning alone (an odd iCCP chunk) is no failure
+        why = said.first_line().removeprefix("libpng error:").strip()
+        raise ImageError(f"{path}: not a readable PNG file" + (f" ({why})" if why else ""))
     color_type = data[25] if len(data) > 25 else None
     if arr.ndim == 3 and color_type == 4 and arr.shape[2] == 4:  # OpenCV expands gray+alpha to BGRA
         arr = arr[:, :, [0, 3]]
@@ -170,15 +174,16 @@ def _convert_alpha(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None) -> None:
     """Write atomically (temporary file + rename). Bit depth follows the source where the format
-    holds it: JPEG and BMP are 8-bit; float sources become 16-bit PNG or float32 TIFF."""
+    holds it: JPEG, BMP and WebP are 8-bit (WebP lossy at quality 95, gray stored as RGB); float
+    sources become 16-bit PNG or float32 TIFF."""
     from ..fileio import atomic_write
 
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in WRITE_EXTS:
-        raise ImageError(f"{path}: unsupported output type {ext or '(none)'} (use .png, .jpg, .tif or .bmp)")
+        raise ImageError(f"{path}: unsupported output type {ext or '(none)'} (use .png, .jpg, .tif, .bmp or .webp)")
     dtype = img.dtype
-    if ext in (".jpg", ".jpeg", ".bmp"):
+    if ext in (".jpg", ".jpeg", ".bmp", ".webp"):
         dtype = np.dtype(np.uint8)
     elif ext == ".png" and dtype.kind == "f":
         dtype = np.dtype(np.uint16)
@@ -233,6 +238,10 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
         if exif:
             kw["exif"] = exif
         im.save(buf, format="JPEG", quality=95, subsampling=0, **kw)
+    elif ext == ".webp":
+        if exif:
+            kw["exif"] = exif
+        im.save(buf, format="WEBP", quality=95, method=4, **kw)
     else:
         im.save(buf, format="BMP")
     return buf.getvalue()

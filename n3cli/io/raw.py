@@ -71,8 +71,10 @@ def read_raw(path: str | os.PathLike) -> RawImage:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    from .native_stderr import captured_stderr
+
     try:
-        with rawpy.imread(str(path)) as r:
+        with captured_stderr() as said, rawpy.imread(str(path)) as r:
             if r.raw_type != rawpy.RawType.Flat or r.raw_pattern is None or r.raw_pattern.shape != (2, 2):
                 kind = "X-Trans" if r.raw_pattern is not None and r.raw_pattern.shape == (6, 6) else \
                     "not a Bayer mosaic (linear/demosaiced DNG, Foveon or scanner data)"
@@ -96,10 +98,15 @@ def read_raw(path: str | os.PathLike) -> RawImage:
     except ImageError:
         raise
     except Exception as e:  # LibRaw raises several types for truncated/corrupt/unknown files
+        kind = sniff(path)
+        if kind is not None:  # LibRaw calls these "Input/output error" or "Unsupported file format"
+            raise ImageError(f"{path}: not a camera raw file ({kind})") from None
         arg = e.args[0] if e.args else ""
         text = arg.decode(errors="replace") if isinstance(arg, bytes) else str(e)
-        msg = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
+        msg = text.strip().splitlines()[0][:160] if text.strip() else "unreadable"
         raise ImageError(f"{path}: cannot read raw file ({msg}; LibRaw {libraw_version()})") from None
+    if any(w in said.text for w in ("Premature end", "Corrupt", "corrupt")):  # libjpeg inside LibRaw, decoding on
+        raise ImageError(f"{path}: truncated or corrupt raw file ({said.first_line()})")
     mosaic = raw  # normalised in place, per CFA position
     for i in range(2):
         for j in range(2):
@@ -223,6 +230,32 @@ def _tiff_tags(path: Path, uncropped: bool) -> tuple[str, str, list[tuple[float,
             return make, model, profile, found, dng
     except Exception:  # noqa: BLE001  (not a TIFF-based raw: nothing known)
         return "", "", None, {}, []
+
+
+_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+          (b"BM", "a BMP image"), (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"))
+
+
+def sniff(path: Path) -> str | None:
+    """What a file that LibRaw refused is, when its first bytes tell: an image of another kind,
+    text, an empty file. None when they do not (then LibRaw's own message is the best there is)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if not head:
+        return "the file is empty"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"it is {what}"
+    if head[8:12] == b"WEBP" and head.startswith(b"RIFF"):
+        return "it is a WebP image"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "it is a text file" if all(c.isprintable() or c in "\r\n\t" for c in text) else None
 
 
 def rggb_offset(pattern: str) -> tuple[int, int]:
