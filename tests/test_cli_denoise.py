@@ -262,3 +262,15 @@ def test_api_takes_uint8_uint16_and_2d_arrays_as_a_user_hands_them():
         api.denoise(model, np.zeros((4, 96, 96), np.float32))
     with pytest.raises(N3Error, match="int32"):
         api.denoise(model, np.zeros((96, 96), np.int32))
+
+
+def test_progress_shows_the_tiles_of_one_image_with_an_eta(tmp_path):
+    """One large photo is one step of the batch bar: its tiles get a bar of their own, with an ETA."""
+    import re
+
+    src = tmp_path / "in.png"
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)).save(src)
+    res = _n3("denoise", src, "-o", tmp_path / "out.png", "--tile", "64", "--overlap", "16", "--sigma", "20")
+    assert res.returncode == 0, res.stderr
+    frames = res.stderr.replace("\r", "\n")
+    assert re.search(r"tiles: .* \d+/\d+ \[\d\d:\d\d<\d\d:\d\d", frames), frames  # done/total [elapsed<ETA
