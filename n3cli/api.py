@@ -153,6 +153,8 @@ def _as_float_image(pixels: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarra
         restore = restore_int
     elif a.dtype.kind == "f":
         f = a.astype(np.float32, copy=False)
+        if not np.isfinite(f).all():
+            raise N3Error(f"{int((~np.isfinite(f)).sum())} value(s) of the image are NaN or infinite")
         restore = lambda y: y  # noqa: E731
     else:
         raise N3Error(f"unsupported pixel type {a.dtype}: give uint8, uint16 or float in [0, 1]")
@@ -273,7 +275,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  sigma: float | None = None, tile: int | None = None, overlap: int | None = None,
                  strength: float = 1.0, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
-                 noise: tuple[float, float] | None = None, compare: bool = False) -> dict:
+                 noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -282,18 +284,27 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``
     (raw files: ``"noise"`` instead of ``"sigma"``). ``compare`` also writes
     ``<dst>.compare.png``: the centre 512 px of input and result side by side (raw files: both
-    developed by LibRaw); its path is returned as ``"compare"``.
+    developed by LibRaw); its path is returned as ``"compare"``. The comparison obeys the rules of
+    every output: never the input (an error, before any work), an existing file only with
+    ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
     """
     from .io.images import read_image, write_image
     from .io.raw import is_raw_path
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
+    cmp, skipped = None, {}
+    if compare:
+        from .compare import compare_target
+
+        cmp, write_it = compare_target(src, dst, overwrite)
+        if not write_it:
+            cmp, skipped = None, {"compare_skipped": cmp}
     if is_raw_path(src):
         from .raw_pipeline import denoise_raw_file
 
         loaded = cache.for_raw()
-        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, compare)
-        return {**used, "backend": loaded.describe()}
+        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp)
+        return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     img = read_image(src)
@@ -304,9 +315,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile)
     write_image(dst, img, out)
     res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
-           "backend": loaded.describe()}
-    if compare:
+           "backend": loaded.describe(), **skipped}
+    if cmp:
         from .compare import write_compare
 
-        res["compare"] = write_compare(dst, img.pixels, out)
+        res["compare"] = write_compare(cmp, img.pixels, out)
     return res

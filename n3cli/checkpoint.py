@@ -98,6 +98,10 @@ def load_state(net: nn.Module, state: dict[str, torch.Tensor], where: str) -> No
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         raise CheckpointError(f"{where}: weights do not match the config: " + "; ".join(parts))
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:  # NaN weights turn every image black (or NaN) without an error
+        raise CheckpointError(f"{where}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}); "
+                              "the model is broken (a diverged training?)")
     net.load_state_dict(state, strict=True)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -25,10 +26,21 @@ def compare_path(dst: str | os.PathLike) -> str:
     return root + ".compare.png"
 
 
-def write_compare(dst: str | os.PathLike, before: np.ndarray, after: np.ndarray, size: int = 512) -> str:
-    """Write the side-by-side crop as an 8-bit PNG beside ``dst``; returns its path."""
-    from .io.images import Image, write_image
+def compare_target(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> tuple[str, bool]:
+    """The comparison's path for input ``src`` and output ``dst``, and whether to write it: the
+    rules of every output (never the input: an error; an existing file only with ``overwrite``)."""
+    from .batch import same_file
+    from .errors import N3Error
 
     path = compare_path(dst)
+    if same_file(Path(src), Path(path)):
+        raise N3Error(f"{src}: --compare would write {path}, which is the input; choose another -o")
+    return path, overwrite or not os.path.exists(path)
+
+
+def write_compare(path: str | os.PathLike, before: np.ndarray, after: np.ndarray, size: int = 512) -> str:
+    """Write the side-by-side crop to ``path`` as an 8-bit PNG (atomically); returns the path."""
+    from .io.images import Image, write_image
+
     write_image(path, Image(side_by_side(before, after, size), np.dtype(np.uint8)))
-    return path
+    return str(path)

@@ -74,8 +74,19 @@ def infer_args(state: dict[str, torch.Tensor]) -> dict[str, int]:
             "mid_channels": mid, "k": k, "embed_channels": emb}
 
 
-def import_legacy(src: str | os.PathLike, dst: str | os.PathLike, sigma: float, name: str | None = None) -> ModelInfo:
-    """Convert the authors' checkpoint ``src`` into our model file ``dst`` (trained for ``sigma``)."""
+def import_legacy(src: str | os.PathLike, dst: str | os.PathLike, sigma: float, name: str | None = None,
+                  overwrite: bool = False) -> ModelInfo:
+    """Convert the authors' checkpoint ``src`` into our model file ``dst`` (trained for ``sigma``).
+    ``dst`` must be a ``.safetensors`` path, never ``src``; an existing file only with ``overwrite``."""
+    from .batch import same_file
+
+    src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{dst}: the model file must be a .safetensors file")
+    if same_file(src, dst):
+        raise CheckpointError(f"{dst}: that is the checkpoint being imported; choose another -o")
+    if dst.exists() and not overwrite:
+        raise CheckpointError(f"{dst}: exists; --overwrite to replace it")
     raw = read_legacy(src)
     try:
         args = infer_args(raw)

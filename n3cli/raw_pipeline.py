@@ -123,10 +123,11 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
 def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,
                      noise: tuple[float, float] | None = None, tile: int | None = None,
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                     strength: float = 1.0, compare: bool = False) -> dict[str, Any]:
+                     strength: float = 1.0, compare: str | None = None) -> dict[str, Any]:
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`). Returns ``{"model", "noise"}``
-    (and ``"compare"``: the side-by-side crop of both developments, when asked)."""
+    (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
+    written to, when one is given)."""
     _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise)
@@ -136,5 +137,5 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     if compare:
         from .compare import write_compare
 
-        used["compare"] = write_compare(dst, developed(src, raw, None), developed(src, raw, clean))
+        used["compare"] = write_compare(compare, developed(src, raw, None), developed(src, raw, clean))
     return used

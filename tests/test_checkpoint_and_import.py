@@ -169,3 +169,26 @@ def test_import_refuses_pickles_that_run_code(tmp_path):
     assert "pwned" not in res.output
     assert "not a loadable tensor-only checkpoint" in res.output
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_import_never_replaces_its_input_or_an_existing_file_and_writes_only_safetensors(tmp_path):
+    """`n3 import a.t7 -o a.t7` turned the user's only copy of the checkpoint into a model file."""
+    src = tmp_path / "a.t7"
+    torch.save({"net": _legacy_state(), "epoch": 50}, src, _use_new_zipfile_serialization=False)
+    original = src.read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for out, needle in ((src, ".safetensors"), (notes, ".safetensors")):
+        res = CliRunner().invoke(cli, ["import", str(src), "-o", str(out), "--sigma", "25"])
+        assert res.exit_code == 2 and needle in res.output
+    assert src.read_bytes() == original and notes.read_text() == "keep me"
+    link = tmp_path / "same.safetensors"
+    link.symlink_to(src)
+    res = CliRunner().invoke(cli, ["import", str(src), "-o", str(link), "--sigma", "25"])
+    assert res.exit_code == 2 and "being imported" in res.output and src.read_bytes() == original
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"previous model")
+    res = CliRunner().invoke(cli, ["import", str(src), "-o", str(out), "--sigma", "25"])
+    assert res.exit_code == 2 and "--overwrite" in res.output and out.read_bytes() == b"previous model"
+    res = CliRunner().invoke(cli, ["import", str(src), "-o", str(out), "--sigma", "25", "--overwrite"])
+    assert res.exit_code == 0 and load_model(out).info.noise["sigma"] == 25.0

@@ -1,6 +1,7 @@
 """`n3 denoise` end to end on generated images: formats, batches, and every bad-input path."""
 
 import numpy as np
+import torch
 import pytest
 import tifffile
 from click.testing import CliRunner
@@ -179,6 +180,24 @@ def test_compare_writes_input_and_result_side_by_side(tmp_path):
     assert np.abs(side[:, :96] - inp).max() <= 1 / 255 and np.abs(side[:, 104:] - out).max() <= 1 / 255
 
 
+def test_compare_never_replaces_the_input_or_an_existing_file_without_overwrite(tmp_path):
+    """`n3 denoise shot.compare.png -o shot.jpg --compare` replaced its own input with the crop."""
+    src = tmp_path / "shot.compare.png"
+    noisy_file(src)
+    before = src.read_bytes()
+    res = run(src, "-o", tmp_path / "shot.jpg", "--compare")
+    assert res.exit_code == 1 and "which is the input" in res.stderr
+    assert src.read_bytes() == before and not (tmp_path / "shot.jpg").exists()
+    other = tmp_path / "in.png"
+    noisy_file(other)
+    (tmp_path / "out.compare.png").write_bytes(b"mine")
+    res = run(other, "-o", tmp_path / "out.png", "--compare")
+    assert res.exit_code == 0 and "skip" in res.stderr and (tmp_path / "out.png").exists()
+    assert (tmp_path / "out.compare.png").read_bytes() == b"mine"
+    res = run(other, "-o", tmp_path / "out.png", "--compare", "--overwrite")
+    assert res.exit_code == 0 and read_image(tmp_path / "out.compare.png").pixels.shape == (96, 200, 3)
+
+
 def _n3(*args, cwd=None):
     """`n3 ARGS` in a fresh process: what a shell user sees on the real stderr (native libraries'
     prints included, which CliRunner does not catch)."""
@@ -274,3 +293,23 @@ def test_progress_shows_the_tiles_of_one_image_with_an_eta(tmp_path):
     assert res.returncode == 0, res.stderr
     frames = res.stderr.replace("\r", "\n")
     assert re.search(r"tiles: .* \d+/\d+ \[\d\d:\d\d<\d\d:\d\d", frames), frames  # done/total [elapsed<ETA
+
+
+def test_nan_pixels_and_nan_weights_are_refused_instead_of_writing_garbage(tmp_path):
+    """A float TIFF with a NaN patch came out all NaN with exit code 0; NaN weights gave black images."""
+    img = np.full((96, 96, 3), 0.5, np.float32)
+    img[10:20, 10:20] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", img, photometric="rgb")
+    res = run(tmp_path / "nan.tif", "-o", tmp_path / "out.tif", "--sigma", "25")
+    assert res.exit_code == 1 and not (tmp_path / "out.tif").exists()
+    one_error_line(res, "100 pixel(s) are NaN or infinite")
+    net = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "depth": 3, "features": 8})
+    with torch.no_grad():
+        next(net.parameters())[0, 0, 0, 0] = float("nan")
+    save_model(tmp_path / "nan.safetensors", net, ModelInfo("nan", "dncnn", {"in_channels": 1, "out_channels": 1,
+                                                                              "depth": 3, "features": 8}))
+    good = tmp_path / "good.png"
+    noisy_file(good, c=1)
+    res = run(good, "-o", tmp_path / "o.png", "-m", tmp_path / "nan.safetensors")
+    assert res.exit_code != 0 and not (tmp_path / "o.png").exists()
+    one_error_line(res, "NaN or infinite")

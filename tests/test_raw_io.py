@@ -188,3 +188,37 @@ def test_dcraw_develops_the_kodak_dng_with_neutral_grays_and_the_true_aspect(tmp
     g, w = _gray_patches(got), _gray_patches(want)
     chroma = (g / g[:, 1:2]) / (w / w[:, 1:2])  # R/G and B/G of each patch, against the original's
     assert np.all(np.abs(chroma - 1) < 0.03), chroma
+
+
+@needs_samples
+@pytest.mark.parametrize("name,keep", [("blackmagic_pocket4k.dng", 1024), ("blackmagic_pocket4k.dng", 2_000_000),
+                                       ("kodak_dc120.kdc", 82179)])
+def test_truncated_real_files_are_refused_in_one_line(tmp_path, capfd, name, keep):
+    """A DNG cut to 1 KB was read as an all-zero mosaic (5 minutes, an 18 MB DNG of nothing); a KDC
+    cut in half passed with libjpeg's complaint on stderr."""
+    cut = tmp_path / f"cut{Path(name).suffix}"
+    cut.write_bytes((SAMPLES / name).read_bytes()[:keep])
+    with pytest.raises(ImageError, match="truncated") as e:
+        read_raw(cut)
+    assert str(cut) in str(e.value) and "\n" not in str(e.value)
+    assert capfd.readouterr().err == ""  # neither libjpeg's nor tifffile's messages reach the terminal
+
+
+def test_a_blank_mosaic_is_no_photo(tmp_path):
+    raw = synthetic("RGGB")
+    raw.mosaic[:] = 0.0
+    f = tmp_path / "blank.dng"
+    write_dng(f, raw)
+    with pytest.raises(ImageError, match="no image data"):
+        read_raw(f)
+
+
+def test_files_that_are_not_raw_say_what_they_are(tmp_path):
+    from PIL import Image as PILImage
+
+    (tmp_path / "a.nef").write_text("shopping list\n")
+    PILImage.new("RGB", (8, 8)).save(tmp_path / "b.cr2", format="JPEG")
+    (tmp_path / "c.dng").write_bytes(b"")
+    for f, what in (("a.nef", "a text file"), ("b.cr2", "a JPEG image"), ("c.dng", "empty")):
+        with pytest.raises(ImageError, match=f"not a camera raw file .*{what}"):
+            read_raw(tmp_path / f)

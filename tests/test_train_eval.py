@@ -79,6 +79,46 @@ def test_cli_reports_config_errors_in_one_line(tmp_path):
     assert res.exit_code == 2 and "unknown key 'speed'" in res.stderr and "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("text,msg", [
+    ("name: /tmp/elsewhere\nmodel: {arch: n3net}\ndata: {train: x}\n", "name must be a plain name"),
+    ("name: ../../escape\nmodel: {arch: n3net}\ndata: {train: x}\n", "name must be a plain name"),
+    ("name: 12345\nmodel: {arch: n3net}\ndata: {train: x}\n", "name must be a plain name"),
+    ("name: x\nmodel: {arch: n3net}\ndata: {train: x}\noptim: {lr: .inf}\n", "optim.lr is inf"),
+    ("name: x\nmodel: {arch: n3net}\ndata: {train: x}\nnoise: {sigma: .nan}\n", "noise.sigma is nan"),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "name: x\nmodel: {arch: n3net, description: [*b, *b, *b, *b, *b, *b, *b, *b]}\n", "aliases"),
+])
+def test_configs_that_escape_runs_or_poison_training_are_refused_in_one_line(tmp_path, text, msg):
+    """A name is a folder under runs/, never a path; lr .inf or sigma .nan trained NaN weights;
+    nested YAML aliases expanded a 700-byte file to gigabytes."""
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    res = CliRunner().invoke(cli, ["train", "--config", str(p), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and msg in res.stderr and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "run").exists()
+    p.write_bytes(b"name: \xff\xfe\n")
+    res = CliRunner().invoke(cli, ["train", "--config", str(p)])
+    assert res.exit_code == 2 and "not UTF-8" in res.stderr
+
+
+def test_a_run_folder_holding_a_run_needs_resume_or_overwrite(tmp_path):
+    import yaml
+
+    cfg = tiny_config(tmp_path, optim={"epochs": 1, "steps_per_epoch": 2})
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    args = ["train", "--config", str(p), "--out", str(out), "--device", "cpu"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    log = (out / "log.jsonl").read_text()
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "--resume" in res.stderr and (out / "log.jsonl").read_text() == log
+    (out / "mine.txt").write_text("not n3's")
+    res = CliRunner().invoke(cli, args + ["--overwrite"])
+    assert res.exit_code == 0 and (out / "log.jsonl").read_text().count('"step"') == log.count('"step"')
+    assert (out / "mine.txt").read_text() == "not n3's"
+
+
 def test_shipped_configs_validate():
     from pathlib import Path
 

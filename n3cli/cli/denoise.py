@@ -90,11 +90,13 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
 
     def process(job, rep) -> str:
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
-                                noise=ab, compare=compare)
+                                noise=ab, compare=compare, overwrite=overwrite)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")
         also = f" and {used['compare']}" if "compare" in used else ""
+        if "compare_skipped" in used:
+            rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
         if "noise" in used:
             return f"wrote {job.dst}{also} with {used['model']} (noise {used['noise']})"
         if sigma is not None and used["sigma"] is None and not state["warned"]:

@@ -12,8 +12,9 @@ from .common import reports_errors
 @click.option("--sigma", required=True, type=click.FloatRange(min=0, max=255),
               help="Noise level the checkpoint was trained for (0-255 units).")
 @click.option("--name", default=None, help="Model name stored in the file [default: the output's stem].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (never the checkpoint itself).")
 @reports_errors
-def import_cmd(legacy: str, output: str, sigma: float, name: str | None) -> None:
+def import_cmd(legacy: str, output: str, sigma: float, name: str | None, overwrite: bool) -> None:
     """Convert the N³Net authors' denoising checkpoint to an n3 model file.
 
     The authors' weights are under a non-commercial licence that forbids redistribution: bring
@@ -22,5 +23,5 @@ def import_cmd(legacy: str, output: str, sigma: float, name: str | None) -> None
     """
     from ..legacy import import_legacy
 
-    info = import_legacy(legacy, output, sigma, name)
+    info = import_legacy(legacy, output, sigma, name, overwrite)
     click.echo(f"wrote {output} ({info.arch}, {info.color}, sigma {sigma:g})")

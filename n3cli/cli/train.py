@@ -15,6 +15,7 @@ from .common import device_option, reports_errors
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder [default: runs/<config name>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--overwrite", is_flag=True, help="Start again in an --out that holds a run (its n3 files are removed).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Stop after this many steps (the LR schedule still follows the config); resume later.")
 @click.option("--build-datastore", "build_for", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -22,14 +23,15 @@ from .common import device_option, reports_errors
                                     "from the config's training pairs, tune k, T and lambda, and record them in MODEL.")
 @device_option
 @reports_errors
-def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | None, build_for: str | None,
-          device: str) -> None:
+def train(config_path: str, out_dir: str | None, resume: bool, overwrite: bool, max_steps: int | None,
+          build_for: str | None, device: str) -> None:
     """Train a model from a YAML config (also under `torchrun --nproc_per_node N`).
 
     Writes latest/best checkpoints, log.jsonl and, at the end, model.safetensors, which
     `n3 denoise --model` loads.
     """
     from ..train.config import load_config
+    from ..train.loop import prepare_run_dir
     from ..train.loop import train as run
 
     cfg = load_config(config_path)
@@ -43,6 +45,7 @@ def train(config_path: str, out_dir: str | None, resume: bool, max_steps: int | 
         click.echo(f"wrote {knn['datastore']} ({knn['entries']} entries) beside {build_for}: k {knn['k']}, "
                    f"T {knn['temperature']}, lambda {knn['lambda']} (validation gain: {'yes' if knn['gain'] else 'no'})")
         return
+    prepare_run_dir(out, resume, overwrite)
     if cfg["model"]["task"] == "match":
         from ..match.train import train_match
 

@@ -82,6 +82,9 @@ def _from_array(arr: np.ndarray, icc: bytes | None, exif: bytes | None, path: Pa
     if arr.shape[2] in (2, 4):
         alpha = arr[:, :, -1].copy()
         arr = arr[:, :, :-1]
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # NaN spreads through every tile it touches
+        bad = int((~np.isfinite(arr)).any(axis=2).sum())
+        raise ImageError(f"{path}: {bad} pixel(s) are NaN or infinite; n3 takes finite values only")
     pixels = arr.astype(np.float32) / np.float32(scale)
     return Image(np.ascontiguousarray(pixels), np.dtype(arr.dtype), alpha, icc, exif)
 

@@ -1,8 +1,10 @@
-"""What native decoders (libpng inside OpenCV, libjpeg inside LibRaw) print on the process's
-stderr, caught so that it becomes part of n3's one-line error instead of a stray line."""
+"""Third-party noise kept off the user's terminal: what native decoders (libpng inside OpenCV,
+libjpeg inside LibRaw) print on the process's stderr, caught so that it becomes part of n3's
+one-line error instead of a stray line, and Python libraries' log warnings (tifffile)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -25,10 +27,7 @@ def captured_stderr() -> Iterator[Captured]:
     too. Falls back to capturing nothing where fd 2 cannot be redirected."""
     out = Captured()
     _quiet_opencv()
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # e.g. stderr replaced by a test runner
-        fd = 2
+    fd = 2  # where C libraries write, whatever Python's sys.stderr has become
     try:
         saved = os.dup(fd)
     except OSError:
@@ -64,3 +63,15 @@ def _quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except Exception:  # noqa: BLE001  (an OpenCV without the logging API: nothing to silence)
         pass
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Silence the Python logger ``name`` for the block (tifffile logs each odd tag it skips)."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

@@ -98,6 +98,9 @@ def read_raw(path: str | os.PathLike) -> RawImage:
     except ImageError:
         raise
     except Exception as e:  # LibRaw raises several types for truncated/corrupt/unknown files
+        short = _missing_tiff_data(path)
+        if short:
+            raise ImageError(f"{path}: truncated raw file ({short})") from None
         kind = sniff(path)
         if kind is not None:  # LibRaw calls these "Input/output error" or "Unsupported file format"
             raise ImageError(f"{path}: not a camera raw file ({kind})") from None
@@ -107,11 +110,17 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         raise ImageError(f"{path}: cannot read raw file ({msg}; LibRaw {libraw_version()})") from None
     if any(w in said.text for w in ("Premature end", "Corrupt", "corrupt")):  # libjpeg inside LibRaw, decoding on
         raise ImageError(f"{path}: truncated or corrupt raw file ({said.first_line()})")
+    short = _missing_tiff_data(path)
+    if short:  # LibRaw reads what is there and leaves the rest zero
+        raise ImageError(f"{path}: truncated raw file ({short})")
     mosaic = raw  # normalised in place, per CFA position
     for i in range(2):
         for j in range(2):
             mosaic[i::2, j::2] -= np.float32(black[i, j])
             mosaic[i::2, j::2] /= np.float32(max(white - black[i, j], 1.0))
+    if mosaic.size and float(mosaic.min()) == float(mosaic.max()):
+        raise ImageError(f"{path}: no image data (every photosite reads its black level or one value: "
+                         "a truncated or blank file)")
     make, model, profile, tags, dng_tags = _tiff_tags(path, uncropped)
     # LibRaw reads exposure, aperture, ISO, focal length and time from every format it knows
     # (CIFF and maker notes too); a TIFF-based file's own EXIF values win where both exist
@@ -146,6 +155,30 @@ XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
 _DNG_COLOUR_TAGS = (50721, 50722, 50723, 50724, 50727, 50728, 50729, 50730, 50778, 50779, 50931, 50932, 50936,
                     50964, 50965, 51108, 51109, 51110, 51111)
 _DNG_CROP_TAGS = (50718, 50719, 50720, 50829)  # DefaultScale, DefaultCrop*, ActiveArea: in mosaic pixels
+
+
+def _missing_tiff_data(path: Path) -> str | None:
+    """For TIFF-based raws (DNG, NEF, CR2, ARW, ...): how much of the image data the file's
+    directories point past its end, or None (complete, or not a TIFF)."""
+    from .native_stderr import quiet_logger
+
+    size = path.stat().st_size
+    try:
+        import tifffile
+
+        with quiet_logger("tifffile"), tifffile.TiffFile(path) as t:
+            pages = list(t.pages)
+            for p in list(pages):
+                try:
+                    pages += list(p.pages or [])  # SubIFDs, where DNG converters put the raw image
+                except Exception:  # noqa: BLE001  (unreadable SubIFDs: judged by what is readable)
+                    pass
+            end = max((o + c for p in pages for o, c in zip(p.dataoffsets, p.databytecounts) if c), default=0)
+    except Exception:  # noqa: BLE001  (not TIFF-based: LibRaw's own checks are all there is)
+        return None
+    if end > size:
+        return f"{end - size} bytes of image data missing: the file ends at {size}, its image data at {end}"
+    return None
 
 
 def _white_balance(r) -> list[float] | None:
@@ -210,11 +243,12 @@ def _tiff_tags(path: Path, uncropped: bool) -> tuple[str, str, list[tuple[float,
     own colour tags (and its crop tags, when the mosaic is the file's whole raw area) of TIFF-based
     raw files; empty for others."""
     from .metadata import tags_from_tiff
+    from .native_stderr import quiet_logger
 
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as t:
+        with quiet_logger("tifffile"), tifffile.TiffFile(path) as t:
             tags = t.pages[0].tags
             make = str(tags["Make"].value).strip() if "Make" in tags else ""
             model = str(tags["Model"].value).strip() if "Model" in tags else ""

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +70,80 @@ _POSITIVE = {("data", "patch"), ("data", "batch"), ("optim", "lr"), ("optim", "e
              ("log_every",), ("val_every",), ("checkpoint_every",)}
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a training config is a page of YAML; more is a mistake or an attack
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a 700-byte file of nested aliases expands to
+    gigabytes ("billion laughs"), and no config needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"YAML aliases (*name) are not accepted in configs (line {mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's contents: UTF-8, at most MAX_CONFIG_BYTES, no aliases, no non-finite numbers;
+    ConfigError (one line naming the file) otherwise."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes; a config may have at most {MAX_CONFIG_BYTES}")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a config file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  (a SafeLoader subclass)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    _check_finite(raw, str(path), ())
+    return raw
+
+
+def _check_finite(v: Any, where: str, key: tuple) -> None:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"{where}: {'.'.join(map(str, key)) or 'value'} is {v}; numbers must be finite")
+    if isinstance(v, dict):
+        for k, x in v.items():
+            _check_finite(x, where, key + (k,))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            _check_finite(x, where, key + (i,))
+
+
+def check_name(name: Any, where: str) -> str:
+    """A run's name is a plain name: it becomes a folder under runs/ and a model's name."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ConfigError(f"{where}: name must be a plain name (letters, digits, '.', '_', '-'; no paths), "
+                          f"got {name!r}")
+    return name
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a training config; relative data paths are taken from the config's folder."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = read_yaml(path)
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("task") == "match":
         from ..match.train import (
             validate_match_config,  # synthetic pairs: no data folders
         )
 
         cfg = validate_match_config(raw, str(path))
+        check_name(cfg["name"], str(path))
         if cfg["init"]:
             cfg["init"] = str(_rel(path.parent, cfg["init"]))
         return cfg
     cfg = validate(raw, str(path))
+    check_name(cfg["name"], str(path))
     base = path.parent
     cfg["data"]["train"] = [str(_rel(base, p)) for p in cfg["data"]["train"]]
     if cfg["data"]["val"]:

@@ -125,6 +125,24 @@ def validate_raw_psnr(net: torch.nn.Module, images: list[np.ndarray], a: float, 
     return float(np.mean(vals))
 
 
+RUN_FILES = ("log.jsonl", "latest.safetensors", "latest.state.pt", "best.safetensors", "model.safetensors",
+             "config.json")
+
+
+def prepare_run_dir(out_dir: str | Path, resume: bool, overwrite: bool) -> None:
+    """A run folder that already holds a run is continued (``resume``), started again from
+    nothing (``overwrite``: n3's own files in it are removed, nothing else) or refused."""
+    out = Path(out_dir)
+    present = [f for f in RUN_FILES if (out / f).exists()]
+    if resume or not present:
+        return
+    if not overwrite:
+        raise N3Error(f"{out}: holds a run already ({', '.join(present)}); --resume to continue it, "
+                      "--overwrite to start again")
+    for f in present:
+        (out / f).unlink()
+
+
 def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device: str = "auto",
           max_steps: int | None = None, progress: bool = True,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> Path:
