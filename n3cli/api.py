@@ -224,16 +224,18 @@ def run_model(net, x, tile: int | None = None, overlap: int | None = None,
 
 def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
-                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto") -> dict:
+                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
+                 max_pixels: int | None = None) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
-    upscaled bicubically without the model). Returns ``{"model", "backend"}``."""
+    upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
+    see :func:`n3cli.io.images.read_image`."""
     from dataclasses import replace
 
     from .io.images import read_image, write_image
     from .resize import imresize
 
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
-    img = read_image(src)
+    img = read_image(src, max_pixels)
     out = upscale(runner, img.pixels, scale, tile, overlap, on_tile)
     alpha = img.alpha
     if alpha is not None:
@@ -275,7 +277,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  sigma: float | None = None, tile: int | None = None, overlap: int | None = None,
                  strength: float = 1.0, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
-                 noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False) -> dict:
+                 noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
+                 max_pixels: int | None = None) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -287,6 +290,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     developed by LibRaw); its path is returned as ``"compare"``. The comparison obeys the rules of
     every output: never the input (an error, before any work), an existing file only with
     ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
+    ``max_pixels``: see :func:`n3cli.io.images.read_image`.
     """
     from .io.images import read_image, write_image
     from .io.raw import is_raw_path
@@ -307,7 +311,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
-    img = read_image(src)
+    img = read_image(src, max_pixels)
     loaded = cache.for_channels(img.channels)
     used = sigma
     if loaded.info.takes_noise_map and sigma is None:

@@ -52,6 +52,15 @@ class ModelInfo:
         if not isinstance(ver, int) or ver > FORMAT_VERSION:
             raise CheckpointError(f"{where}: format version {ver} is newer than this n3 understands ({FORMAT_VERSION})")
         known = {"format_version", "name", "arch", "args", "task", "color", "noise", "scale", "min_size"}
+        kinds = {"arch": str, "args": dict, "task": str, "color": str, "noise": dict}
+        for key, kind in kinds.items():
+            if key in d and d[key] is not None and not isinstance(d[key], kind):
+                raise CheckpointError(f"{where}: config {key} must be a {'mapping' if kind is dict else 'string'}, "
+                                      f"got {d[key]!r:.60}")
+        for key, lo in (("scale", 1), ("min_size", 1)):
+            v = d.get(key, 1)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= 4096:
+                raise CheckpointError(f"{where}: config {key} must be a whole number from {lo} to 4096, got {v!r:.60}")
         return cls(name=str(d.get("name", "")), arch=d["arch"], args=dict(d["args"]), task=d["task"],
-                   color=d.get("color", "gray"), noise=dict(d.get("noise") or {}), scale=int(d.get("scale", 1)),
-                   min_size=int(d.get("min_size", 1)), extra={k: v for k, v in d.items() if k not in known})
+                   color=d.get("color", "gray"), noise=dict(d.get("noise") or {}), scale=d.get("scale", 1),
+                   min_size=d.get("min_size", 1), extra={k: v for k, v in d.items() if k not in known})

@@ -192,3 +192,25 @@ def test_import_never_replaces_its_input_or_an_existing_file_and_writes_only_saf
     assert res.exit_code == 2 and "--overwrite" in res.output and out.read_bytes() == b"previous model"
     res = CliRunner().invoke(cli, ["import", str(src), "-o", str(out), "--sigma", "25", "--overwrite"])
     assert res.exit_code == 0 and load_model(out).info.noise["sigma"] == 25.0
+
+
+@pytest.mark.parametrize("args,msg", [
+    ({"features": 4096}, "from 0 to 1024"), ({"depth": 10**7}, "from 0 to 1024"), ({"features": -5}, "from 0 to 1024"),
+    ({"features": "abc"}, "from 0 to 1024"), ({"features": 1024, "depth": 100}, "parameters; at most"),
+    ([1, 2], "must be a mapping"), ({"features": 8}, "min_size must be"),
+])
+def test_model_files_that_declare_huge_or_bad_networks_are_refused_before_building(tmp_path, args, msg):
+    """A model file's config declaring 4,096 features or depth 10^7 reached 4.4 GB while building."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from n3cli.checkpoint import META_KEY
+
+    f = tmp_path / "m.safetensors"
+    meta = {"name": "x", "arch": "n3net", "args": args, "task": "denoise", "color": "gray"}
+    if msg.startswith("min_size"):
+        meta["min_size"] = "abc"
+    save_file({"w": torch.zeros(1)}, str(f), metadata={META_KEY: json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=msg):
+        load_model(f)

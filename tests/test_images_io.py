@@ -90,3 +90,54 @@ def test_float_tiff_and_16bit_to_8bit_formats(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "g.tif").pixels, f)
     write_image(tmp_path / "g.jpg", img)
     assert read_image(tmp_path / "g.jpg").dtype == np.uint8
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A valid tiny PNG whose header declares ``width`` x ``height`` RGBA 16-bit (no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _jpeg_declaring(tmp_path, width: int, height: int):
+    """A 16 x 16 JPEG whose frame header is rewritten to declare ``width`` x ``height``."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    PILImage.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    path = tmp_path / "big.jpg"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_declared_size_is_checked_before_decoding(tmp_path):
+    """A 30000 x 30000 RGBA16 PNG header made OpenCV ask for 7.2 GB; a 13000 x 13000 JPEG went past
+    2.4 GB with Pillow's warning on stderr. Both are refused from their headers alone."""
+    import tracemalloc
+
+    png = tmp_path / "big.png"
+    png.write_bytes(_png_declaring(30000, 30000))
+    jpg = _jpeg_declaring(tmp_path, 13000, 13000)
+    tracemalloc.start()
+    try:
+        for f, mp in ((png, "900 MP"), (jpg, "169 MP")):
+            with pytest.raises(ImageError, match=f"{mp}, over the limit of 120 MP"):
+                read_image(f)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6
+    with pytest.raises(ImageError, match="over the limit of 1 MP"):
+        read_image(jpg, max_pixels=1_000_000)
+    small = tmp_path / "small.png"
+    PILImage.fromarray(np.zeros((20, 30, 3), np.uint8)).save(small)
+    assert read_image(small, max_pixels=600).pixels.shape == (20, 30, 3)  # at the limit: read

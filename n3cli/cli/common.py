@@ -44,3 +44,13 @@ backend_option = click.option(
     "--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
     help="What runs the model: torch, or onnxruntime (`onnx`: .onnx files, or the exported copy of a shipped "
          "model; needs no torch). `auto` goes by the model file's extension.")
+
+
+def max_pixels_option(fn):
+    """--max-megapixels, shared by the image commands: the size limit checked on each header."""
+    from ..io.images import MAX_PIXELS
+
+    return click.option("--max-megapixels", "max_megapixels", type=click.FloatRange(min=0), default=MAX_PIXELS / 1e6,
+                        show_default=True,
+                        help="Refuse images whose header declares more pixels than this, before decoding them "
+                             "(0: no limit); the whole image is held in memory, several float32 copies of it.")(fn)

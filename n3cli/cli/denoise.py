@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..errors import N3Error
-from .common import backend_option, device_option, fail, tile_options
+from .common import backend_option, device_option, fail, max_pixels_option, tile_options
 
 
 @click.command()
@@ -33,10 +33,11 @@ from .common import backend_option, device_option, fail, tile_options
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @tile_options
+@max_pixels_option
 @device_option
 @backend_option
 def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
-            tile, overlap, device, backend):
+            tile, overlap, max_megapixels, device, backend):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
@@ -69,7 +70,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     except N3Error as e:
         fail(str(e))
     if print_noise:
-        return _print_noise(inputs, recursive, ab)
+        return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6))
     try:
         jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
@@ -90,7 +91,8 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
 
     def process(job, rep) -> str:
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
-                                noise=ab, compare=compare, overwrite=overwrite)
+                                noise=ab, compare=compare, overwrite=overwrite,
+                                max_pixels=int(max_megapixels * 1e6))
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")
@@ -115,7 +117,7 @@ def _accept(path) -> bool:
     return is_image_path(path) or is_raw_path(path)
 
 
-def _print_noise(inputs, recursive, ab) -> None:
+def _print_noise(inputs, recursive, ab, max_pixels: int) -> None:
     from ..batch import expand_inputs
     from ..estimate import estimate_sigma
     from ..io.images import read_image
@@ -129,7 +131,7 @@ def _print_noise(inputs, recursive, ab) -> None:
                 p = noise_params(read_raw(f), ab)
                 click.echo(f"{f}\ta={p.a:.4g}\tb={p.b:.4g}\t({p.source})")
             else:
-                click.echo(f"{f}\tsigma={estimate_sigma(read_image(f).pixels):.2f}")
+                click.echo(f"{f}\tsigma={estimate_sigma(read_image(f, max_pixels).pixels):.2f}")
         except (N3Error, ValueError) as e:
             bad += 1
             click.echo(f"error: {e}", err=True)

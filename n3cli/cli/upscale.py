@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import N3Error
-from .common import backend_option, device_option, fail, tile_options
+from .common import backend_option, device_option, fail, max_pixels_option, tile_options
 
 
 @click.command()
@@ -23,9 +23,11 @@ from .common import backend_option, device_option, fail, tile_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @tile_options
+@max_pixels_option
 @device_option
 @backend_option
-def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tile, overlap, device, backend):
+def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tile, overlap, max_megapixels, device,
+            backend):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
     The model refines the bicubic-upsampled luma; colour is upsampled bicubically, alpha too
@@ -55,7 +57,8 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     click.echo(f"running on {runner.describe()}", err=True)
 
     def process(job, rep) -> str:
-        used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile())
+        used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
+                                max_pixels=int(max_megapixels * 1e6))
         return f"wrote {job.dst} (x{s}) with {used['model']}"
 
     run_batch(jobs, process, "upscale", overwrite, quiet)

@@ -44,21 +44,33 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in READ_EXTS
 
 
-def read_image(path: str | os.PathLike) -> Image:
-    """Read an image file; raises ImageError (one line, naming the file) when it cannot."""
+MAX_PIXELS = 120_000_000  # per image: a 100 MP medium-format photo passes; raise with max_pixels
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image:
+    """Read an image file; raises ImageError (one line, naming the file) when it cannot, or when
+    its header declares more than ``max_pixels`` (default :data:`MAX_PIXELS`; 0: no limit) pixels,
+    which is checked before any pixel is decoded (a 2 MB file can declare gigabytes)."""
     path = Path(path)
     ext = path.suffix.lower()
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if ext not in READ_EXTS:
         raise ImageError(f"{path}: unsupported image type {ext or '(none)'} (use PNG, JPEG, TIFF, BMP or WebP)")
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+
+    def check(width: int, height: int) -> None:
+        if limit and width * height > limit:
+            raise ImageError(f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of "
+                             f"{limit / 1e6:.0f} MP (--max-megapixels raises it)")
+
     try:
         if ext in (".tif", ".tiff"):
-            arr, icc, exif = _read_tiff(path)
+            arr, icc, exif = _read_tiff(path, check)
         elif ext == ".png":
-            arr, icc, exif = _read_png(path)
+            arr, icc, exif = _read_png(path, check)
         else:
-            arr, icc, exif = _read_pil(path)
+            arr, icc, exif = _read_pil(path, check)
     except ImageError:
         raise
     except Exception as e:
@@ -89,13 +101,15 @@ def _from_array(arr: np.ndarray, icc: bytes | None, exif: bytes | None, path: Pa
     return Image(np.ascontiguousarray(pixels), np.dtype(arr.dtype), alpha, icc, exif)
 
 
-def _read_png(path: Path):
+def _read_png(path: Path, check):
     import cv2
     from PIL import Image as PILImage
 
     from .native_stderr import captured_stderr
 
     data = np.fromfile(path, dtype=np.uint8)
+    if len(data) >= 24 and bytes(data[12:16]) == b"IHDR":
+        check(*struct.unpack(">II", bytes(data[16:24])))
     with captured_stderr() as said:  # libpng's complaint, e.g. "bad adaptive filter value"
         arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or "error" in said.text.lower():  # a warning alone (an odd iCCP chunk) is no failure
@@ -112,10 +126,21 @@ def _read_png(path: Path):
     return arr, icc, exif
 
 
-def _read_pil(path: Path):
+def _read_pil(path: Path, check):
+    import warnings
+
     from PIL import Image as PILImage
 
-    with PILImage.open(path) as im:
+    with warnings.catch_warnings():
+        # n3's own limit (checked on the header below) replaces Pillow's decompression-bomb guard
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        saved, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
+        try:
+            im = PILImage.open(path)
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
+    with im:
+        check(*im.size)
         im.load()
         icc = im.info.get("icc_profile")
         exif = im.info.get("exif") or None
@@ -130,11 +155,12 @@ def _read_pil(path: Path):
     return arr, icc, exif
 
 
-def _read_tiff(path: Path):
+def _read_tiff(path: Path, check):
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
         page = tf.pages[0]
+        check(page.imagewidth, page.imagelength)
         arr = page.asarray()
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None

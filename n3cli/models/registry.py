@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from ..errors import CheckpointError
@@ -37,17 +38,37 @@ def dncnn(in_channels: int = 1, out_channels: int = 1, features: int = 64, depth
 register("cnnet")(CNNet)
 
 
+MAX_ARG = 1024  # no size argument of a network here (features, depth, channels, ...) needs more
+MAX_PARAMETERS = 50_000_000  # the shipped models have 0.1-0.7 M; a file asking for more is a mistake or an attack
+
+
 def build_model(arch: str, args: dict[str, Any] | None = None) -> nn.Module:
-    """Instantiate a registered architecture; unknown names or arguments raise CheckpointError."""
-    if arch not in ARCHITECTURES:
+    """Instantiate a registered architecture; unknown names or arguments, and sizes past
+    :data:`MAX_ARG` or :data:`MAX_PARAMETERS`, raise CheckpointError before anything is allocated."""
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise CheckpointError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))})")
+    if args is not None and not isinstance(args, dict):
+        raise CheckpointError(f"architecture {arch!r}: its arguments must be a mapping, got {type(args).__name__}")
     fn = ARCHITECTURES[arch]
     args = dict(args or {})
-    allowed = set(inspect.signature(fn).parameters)
-    bad = sorted(set(args) - allowed)
+    params = inspect.signature(fn).parameters
+    bad = sorted(set(args) - set(params))
     if bad:
-        raise CheckpointError(f"architecture {arch!r} takes no argument(s) {', '.join(bad)}")
+        raise CheckpointError(f"architecture {arch!r} takes no argument(s) {', '.join(map(str, bad))}")
+    for name, value in args.items():
+        want_bool = isinstance(params[name].default, bool)
+        if want_bool:
+            if not isinstance(value, bool):
+                raise CheckpointError(f"architecture {arch!r}: {name} must be true or false, got {value!r}")
+        elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ARG:
+            raise CheckpointError(f"architecture {arch!r}: {name} must be a whole number from 0 to {MAX_ARG}, "
+                                  f"got {value!r}")
     try:
+        with torch.device("meta"):  # count the parameters without allocating them
+            size = sum(p.numel() for p in fn(**args).parameters())
+        if size > MAX_PARAMETERS:
+            raise CheckpointError(f"architecture {arch!r} with {args} has {size:,} parameters; "
+                                  f"at most {MAX_PARAMETERS:,} are accepted")
         return fn(**args)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"architecture {arch!r}: {e}") from None
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"architecture {arch!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
