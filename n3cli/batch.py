@@ -1,6 +1,7 @@
 """Turning command-line inputs (files, folders, globs) into (input, output) jobs."""
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from dataclasses import dataclass
@@ -14,26 +15,74 @@ from .errors import N3Error
 class Job:
     src: Path
     dst: Path
+    error: str | None = None  # a problem found while planning (an unreadable folder): the job fails with it
 
 
-def expand_inputs(inputs: Iterable[str], recursive: bool, accept: Callable[[Path], bool]) -> list[tuple[Path, Path]]:
+def _walk(top: Path, unreadable: list[Path]) -> Iterable[Path]:
+    """Every file under ``top``, sorted; symbolic links to folders are not followed (a link back
+    up the tree would never end), and folders that cannot be listed are collected in ``unreadable``."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False,
+                                                onerror=lambda e: unreadable.append(Path(e.filename))):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def _match_parts(parts: list[str], pattern: list[str]) -> bool:
+    """Whether path segments ``parts`` match glob segments ``pattern``; ``**`` is any number of segments."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_match_parts(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _match_parts(parts[1:], pattern[1:])
+
+
+def _glob(pattern: str, recursive: bool, unreadable: list[Path]) -> tuple[list[Path], Path]:
+    """Paths matching ``pattern`` and the folder before its first wildcard (outputs mirror the
+    tree below it). ``**`` spans folders only with ``recursive``, and never through a link."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, p in enumerate(parts) if glob.has_magic(p))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = list(parts[fixed:])
+    if not recursive:
+        return [Path(m) for m in sorted(glob.glob(pattern.replace("**", "*")))], root
+    found = []
+    for f in _walk(root, unreadable) if root.is_dir() else []:
+        rel = f.relative_to(root).parts
+        if _match_parts(list(rel), rest):
+            found.append(f if fixed else Path(*rel))
+    return found, root
+
+
+def expand_inputs(inputs: Iterable[str], recursive: bool, accept: Callable[[Path], bool],
+                  unreadable: list[Path] | None = None) -> list[tuple[Path, Path]]:
     """(file, root) pairs: each input file with the folder its output path is taken relative to.
 
-    Globs are expanded here too (for quoted patterns and shells that do not); a folder yields its
-    accepted files (all levels with ``recursive``). Missing inputs are kept so they fail per file.
+    Globs are expanded here too (for quoted patterns and shells that do not); with ``recursive``
+    a ``**`` glob keeps the tree below its fixed part. A folder yields its accepted files (all
+    levels with ``recursive``). Links to folders are not followed. Missing inputs are kept so they
+    fail per file; folders that cannot be listed go to ``unreadable``.
     """
+    unreadable = [] if unreadable is None else unreadable
     found: list[tuple[Path, Path]] = []
     for item in inputs:
-        matches = sorted(glob.glob(item, recursive=recursive)) if glob.has_magic(item) else [item]
-        if not matches:
+        if glob.has_magic(item):
+            matches, root = _glob(item, recursive, unreadable)
+        else:
+            matches, root = [Path(item)], Path(item).parent
+        if not matches and not glob.has_magic(item):
             found.append((Path(item), Path(item).parent))
-        for m in matches:
-            p = Path(m)
+        for p in matches:
             if p.is_dir():
-                it = p.rglob("*") if recursive else p.iterdir()
-                found += [(f, p) for f in sorted(it) if f.is_file() and accept(f)]
+                if recursive:
+                    found += [(f, p) for f in _walk(p, unreadable) if accept(f)]
+                else:
+                    try:
+                        found += [(f, p) for f in sorted(p.iterdir()) if f.is_file() and accept(f)]
+                    except OSError:
+                        unreadable.append(p)
             else:
-                found.append((p, p.parent))
+                found.append((p, root if glob.has_magic(item) else p.parent))
     seen, out = set(), []
     for f, root in found:
         key = os.path.abspath(f)
@@ -55,30 +104,33 @@ def plan_jobs(inputs: Iterable[str], output: str | None, recursive: bool, accept
     non-empty, so that no output is its input).
     """
     inputs = list(inputs)
-    files = expand_inputs(inputs, recursive, accept)
-    if not files:
+    unreadable: list[Path] = []
+    files = expand_inputs(inputs, recursive, accept, unreadable)
+    problems = [Job(d, d, f"{d}: folder cannot be read (permission denied?); its images were not processed")
+                for d in unreadable]
+    if not files and not problems:
         raise N3Error("no input images found")
     if suffix:  # outputs of an earlier run in the same folder are not inputs of this one
         files = [(f, root) for f, root in files if not f.stem.endswith(suffix)]
-        if not files:
+        if not files and not problems:
             raise N3Error(f"no input images found (names ending in {suffix!r} are taken for earlier outputs)")
     if output is None:
         if not suffix:
             raise N3Error("missing -o/--output (or --suffix, to write beside each input)")
-        return _dedupe([Job(f, f.parent / (f.stem + suffix + _ext(f, ext, default_ext))) for f, _ in files])
+        return _dedupe([Job(f, f.parent / (f.stem + suffix + _ext(f, ext, default_ext))) for f, _ in files]) + problems
     out = Path(output)
     single_file = len(files) == 1 and not Path(inputs[0]).is_dir() and out.suffix != "" and not out.is_dir()
     if single_file:
         if not out_ext_ok(out.suffix.lower()):
             raise N3Error(f"{out}: unsupported output type {out.suffix}")
-        return [Job(files[0][0], out)]
+        return [Job(files[0][0], out)] + problems
     if out.suffix and not out.is_dir() and len(files) > 1:
         raise N3Error(f"{out}: several inputs need an output folder, not a file name")
     jobs = []
     for f, root in files:
         rel = f.relative_to(root) if recursive and _is_under(f, root) else Path(f.name)
         jobs.append(Job(f, out / rel.parent / (rel.stem + suffix + _ext(f, ext, default_ext))))
-    return _dedupe(jobs)
+    return _dedupe(jobs) + problems
 
 
 def _ext(f: Path, ext: str | None, default_ext: Callable[[Path], str] | None) -> str:

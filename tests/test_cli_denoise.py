@@ -313,3 +313,61 @@ def test_nan_pixels_and_nan_weights_are_refused_instead_of_writing_garbage(tmp_p
     res = run(good, "-o", tmp_path / "o.png", "-m", tmp_path / "nan.safetensors")
     assert res.exit_code != 0 and not (tmp_path / "o.png").exists()
     one_error_line(res, "NaN or infinite")
+
+
+def test_recursive_globs_keep_the_tree_never_loop_and_unreadable_folders_are_reported(tmp_path, monkeypatch):
+    """A quoted 'dir/**/*.png' -r over a tree with a link back to its top hung (Python's glob
+    follows links); it also flattened the tree. A folder that cannot be listed was skipped silently."""
+    import os
+
+    shots = tmp_path / "shots"
+    (shots / "a" / "b").mkdir(parents=True)
+    (shots / "locked").mkdir()
+    noisy_file(shots / "top.png")
+    noisy_file(shots / "a" / "b" / "deep.png")
+    noisy_file(shots / "locked" / "x.png")
+    os.symlink(shots, shots / "a" / "loop")  # a -> back to the top: a loop for anything that follows links
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):  # root ignores chmod 000: deny the listing here instead
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "out"
+    res = run(str(shots / "**" / "*.png"), "-o", out, "-r")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a/b/deep.png", "top.png"]
+    assert res.exit_code == 1 and "locked: folder cannot be read" in res.stderr
+    assert "denoised 2, skipped 0, failed 1" in res.stderr
+
+
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_ends_the_batch_with_a_summary_and_no_temporary_files(tmp_path, sig, code):
+    """SIGTERM left hidden .part files that no later run removed; SIGINT exited 1 with Click's
+    "Aborted!". Both now stop after cleaning up, say what finished, and exit 128 + signal."""
+    import signal
+    import subprocess
+    import sys
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(4):
+        PILImage.fromarray(np.random.default_rng(i).integers(0, 256, (200, 260, 3), dtype=np.uint8)).save(
+            shots / f"{i}.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".0.png.n3-999999-x1y2.part"  # what a process killed with SIGKILL left: its pid is gone
+    stale.write_bytes(b"half a file")
+    p = subprocess.Popen([sys.executable, "-m", "n3cli", "denoise", "-q", shots, "-o", out, "--tile", "64",
+                          "--overlap", "16", "--sigma", "20"], stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        if line.startswith("wrote"):
+            p.send_signal(getattr(signal, sig))
+            break
+    rest = p.stderr.read()
+    assert p.wait(timeout=120) == code, rest
+    assert "interrupted: denoised " in rest and "not done" in rest and "Aborted" not in rest
+    assert not list(out.glob(".*.part")) and not list(shots.glob(".*"))
+    for f in out.glob("*.png"):
+        assert read_image(f).pixels.shape == (200, 260, 3)  # what was written is whole

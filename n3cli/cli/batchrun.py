@@ -53,41 +53,59 @@ def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrit
     """Run ``process(job, reporter)`` (returns the line to print) for each job, then exit.
 
     Never writes over an input; skips existing outputs unless ``overwrite``; a failing image is
-    reported in one line and the batch goes on. Exit code 0 if nothing failed, else 1.
+    reported in one line and the batch goes on. Exit code 0 if nothing failed, else 1; on Ctrl-C
+    (130) or SIGTERM (143) a summary of what finished (the file in progress leaves nothing).
     """
-    from ..batch import same_file
-
     bar = None
     if not quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), unit="img", desc=verb, dynamic_ncols=True, file=sys.stderr)
     rep = Reporter(bar)
-    done, skipped, failed = 0, 0, []
-    for job in jobs:
-        try:
-            if same_file(job.src, job.dst):
-                raise N3Error(f"{job.src}: output would overwrite the input; choose another -o")
-            if job.dst.exists() and not overwrite:
-                skipped += 1
-                rep.say(f"skip {job.dst} (exists; --overwrite to replace)")
-            else:
-                rep.say(process(job, rep))
-                done += 1
-        except Exception as e:  # one bad file (or an unexpected bug) must not stop a batch: one line each
-            msg = describe_error(e, job.src)
-            failed.append(msg)
-            rep.say(f"error: {msg}", err=True)
+    tally = {"done": 0, "skipped": 0, "failed": []}
+    past = {"denoise": "denoised", "upscale": "upscaled"}.get(verb, verb)
+    try:
+        for job in jobs:
+            _run_one(job, process, overwrite, rep, tally)
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt as e:
         if bar is not None:
-            bar.update(1)
+            bar.close()
+        left = len(jobs) - tally["done"] - tally["skipped"] - len(tally["failed"])
+        click.echo(f"interrupted: {past} {tally['done']}, skipped {tally['skipped']}, failed {len(tally['failed'])}, "
+                   f"not done {left}", err=True)
+        sys.exit(getattr(e, "exit_code", 130))
     if bar is not None:
         bar.close()
-    past = {"denoise": "denoised", "upscale": "upscaled"}.get(verb, verb)
-    click.echo(f"{past} {done}, skipped {skipped}, failed {len(failed)}", err=True)
+    failed = tally["failed"]
+    click.echo(f"{past} {tally['done']}, skipped {tally['skipped']}, failed {len(failed)}", err=True)
     if len(jobs) > 1:  # a single file's error was just printed
         for msg in failed:
             click.echo(f"  failed: {msg}", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
+    from ..batch import same_file
+    from ..fileio import remove_stale_parts
+
+    try:
+        if job.error:
+            raise N3Error(job.error)
+        if same_file(job.src, job.dst):
+            raise N3Error(f"{job.src}: output would overwrite the input; choose another -o")
+        remove_stale_parts(job.dst)
+        if job.dst.exists() and not overwrite:
+            tally["skipped"] += 1
+            rep.say(f"skip {job.dst} (exists; --overwrite to replace)")
+        else:
+            rep.say(process(job, rep))
+            tally["done"] += 1
+    except Exception as e:  # one bad file (or an unexpected bug) must not stop a batch: one line each
+        msg = describe_error(e, job.src)
+        tally["failed"].append(msg)
+        rep.say(f"error: {msg}", err=True)
 
 
 def describe_error(e: Exception, src) -> str:

@@ -49,12 +49,31 @@ def cli() -> None:
     """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs (temporary files removed, summary)."""
+
+    exit_code = 143
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    import signal
+
     from ..malloc import keep_freed_memory
 
     keep_freed_memory()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(prog_name="n3", standalone_mode=True)
-    except KeyboardInterrupt:
+        cli.main(prog_name="n3", standalone_mode=False)
+    except KeyboardInterrupt as e:
+        click.echo("interrupted", err=True)
+        sys.exit(getattr(e, "exit_code", 130))
+    except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
