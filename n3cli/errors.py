@@ -15,3 +15,16 @@ class ImageError(N3Error):
 
 class ConfigError(N3Error):
     """A training/evaluation config with unknown keys or bad values."""
+
+
+def first_sentences(text: str, limit: int = 240) -> str:
+    """The start of a library's message for a one-line error: its first line, cut after the last
+    whole sentence that fits in ``limit`` characters (never mid-word without saying so)."""
+    line = (text.strip().splitlines() or [""])[0].strip()
+    if len(line) <= limit:
+        return line
+    cut = line[:limit]
+    end = cut.rfind(". ")
+    if end > limit // 3:
+        return cut[: end + 1]
+    return cut[: cut.rfind(" ")].rstrip(",;:") + " ..."

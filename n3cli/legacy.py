@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import ModelInfo, load_state, save_model
-from .errors import CheckpointError
+from .errors import CheckpointError, first_sentences
 from .models.registry import build_model
 
 _RENAMES = [
@@ -33,7 +33,7 @@ def read_legacy(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        first = first_sentences(str(e)) or "unreadable"
         raise CheckpointError(f"{path}: not a loadable tensor-only checkpoint ({first})") from None
     state = obj.get("net", obj.get("state_dict", obj)) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):

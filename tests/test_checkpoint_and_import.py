@@ -214,3 +214,15 @@ def test_model_files_that_declare_huge_or_bad_networks_are_refused_before_buildi
     save_file({"w": torch.zeros(1)}, str(f), metadata={META_KEY: json.dumps(meta)})
     with pytest.raises(CheckpointError, match=msg):
         load_model(f)
+
+
+def test_import_errors_end_on_a_whole_sentence():
+    from n3cli.errors import first_sentences
+
+    text = ("Weights only load failed. This file can still be loaded, to do so you have two options, do those steps "
+            "only if you trust the source of the checkpoint. In PyTorch 2.6, we changed the default value of the "
+            "weights_only argument in torch.load from False to True.\nmore")
+    assert first_sentences(text) == ("Weights only load failed. This file can still be loaded, to do so you have two "
+                                     "options, do those steps only if you trust the source of the checkpoint.")
+    assert first_sentences("x" * 50 + " " + "y" * 400).endswith(" ...")
+    assert first_sentences("short one\nsecond") == "short one"

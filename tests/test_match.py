@@ -294,3 +294,30 @@ def test_match_fine_tuning_starts_from_its_init_model_and_decays_the_lr(tmp_path
     assert b.info.extra["training"]["init"]["file"] == first.name
     with pytest.raises(ConfigError, match="lr_final"):
         validate_match_config(dict(base, optim={"lr_final": -1.0}), "t")
+
+
+def test_bad_intrinsics_pairs_files_and_outputs_get_one_line_before_any_work(tmp_path):
+    """{"K": "abc"}, a ragged or zero matrix, --focal nan, a non-UTF-8 or NaN pairs file and a
+    --viz with no image type ended in tracebacks (the last after the JSON was written)."""
+    a = tmp_path / "a.png"
+    a.write_bytes(EXAMPLE.read_bytes())
+    cases = {"k1.json": '{"K": "abc"}', "k2.json": '{"K": [[1, 2], [3]]}', "k3.txt": "0 0 0 0 0 0 0 0 0",
+             "k4.txt": "nan 0 1 0 500 1 0 0 1"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        res = CliRunner().invoke(cli, ["match", str(a), str(EXAMPLE), "-o", str(tmp_path / "m.json"),
+                                       "--intrinsics", str(tmp_path / name)])
+        assert res.exit_code == 2 and res.output.startswith(f"error: {tmp_path / name}: "), res.output
+    for extra, needle in ((["--focal", "nan"], "not nan"), (["--viz", str(tmp_path / "m.xyz")], "--viz writes an image")):
+        res = CliRunner().invoke(cli, ["match", str(a), str(EXAMPLE), "-o", str(tmp_path / "m.json"), *extra])
+        assert res.exit_code == 2 and needle in res.output, res.output
+    assert not (tmp_path / "m.json").exists()
+    pose = " ".join(["1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"])
+    for name, body in (("nan.txt", f"a.png a.png 0 0 {'nan ' * 9}{'500 0 100 0 500 100 0 0 1 '}{pose}"),
+                       ("zero.txt", f"a.png a.png 0 0 {'0 ' * 18}{pose}")):
+        (tmp_path / name).write_text(body + "\n")
+        res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path / name)])
+        assert res.exit_code != 0 and "not a camera matrix" in res.output and "Traceback" not in res.output
+    (tmp_path / "latin.txt").write_bytes(b"caf\xe9.png b.png 0 0\n")
+    res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path / "latin.txt")])
+    assert res.exit_code != 0 and "not UTF-8" in res.output

@@ -200,3 +200,20 @@ def test_upscale_on_onnxruntime_equals_torch(tmp_path):
     b = api.upscale(api.load_upscaler(path, 2, "cpu"), px, 2)
     assert a.shape == b.shape == (94, 122, 3)
     assert np.abs(a - b).max() <= 1e-4
+
+
+@pytest.mark.parametrize("graph,needle", [
+    ('{"min_size": "abc"}', "min_size must be"), ('{"context": 100000}', "context must be"),
+    ('{"input_size": [1, 2, 3]}', "input_size must be"), ('[1, 2]', "must be a JSON object"), ("{", "not valid JSON"),
+])
+def test_bad_graph_metadata_is_refused_in_one_line(graph, needle):
+    """An ONNX file whose n3cli.graph metadata was edited ended in a traceback (int("abc"))."""
+    import json
+
+    from n3cli.backends.onnx_backend import GRAPH_KEY, read_graph_meta
+    from n3cli.errors import CheckpointError
+    from n3cli.modelinfo import META_KEY
+
+    meta = {META_KEY: json.dumps({"name": "x", "arch": "n3net", "args": {}, "task": "denoise"}), GRAPH_KEY: graph}
+    with pytest.raises(CheckpointError, match=needle):
+        read_graph_meta(meta, "m.onnx")

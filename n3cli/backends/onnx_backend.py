@@ -42,8 +42,19 @@ def read_graph_meta(meta: dict[str, str], where: str) -> tuple[ModelInfo, dict[s
     try:
         info = ModelInfo.from_json(json.loads(meta[META_KEY]), where)
         graph = json.loads(meta[GRAPH_KEY])
-    except (json.JSONDecodeError, TypeError) as e:
+    except (json.JSONDecodeError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{where}: n3 metadata is not valid JSON ({e})") from None
+    if not isinstance(graph, dict):
+        raise CheckpointError(f"{where}: {GRAPH_KEY} metadata must be a JSON object")
+    for key, lo, hi in (("min_size", 1, 4096), ("size_multiple", 1, 256), ("context", 0, 1024)):
+        v = graph.get(key, lo)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise CheckpointError(f"{where}: {GRAPH_KEY} {key} must be a whole number from {lo} to {hi}, got {v!r:.40}")
+    fixed = graph.get("input_size")
+    if fixed is not None and not (isinstance(fixed, list) and len(fixed) == 2
+                                  and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 16384
+                                          for v in fixed)):
+        raise CheckpointError(f"{where}: {GRAPH_KEY} input_size must be [height, width] in 16..16384, got {fixed!r:.40}")
     return info, graph
 
 

@@ -16,7 +16,7 @@ from .common import reports_errors
               help="Also draw the matches side by side (inliers green, outliers red) into this image.")
 @click.option("--intrinsics", "intrinsics_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Camera matrices: 9 numbers (both images) or 18 (A then B), or JSON {K | K_a, K_b}.")
-@click.option("--focal", type=click.FloatRange(min=1), default=None,
+@click.option("--focal", type=click.FloatRange(min=1, max=1e6), default=None, callback=lambda c, p, v: _finite(v),
               help="Focal length in pixels for both images [default: EXIF, else 1.2 x the longer side].")
 @click.option("--max-matches", type=click.IntRange(min=8), default=2000, show_default=True,
               help="Keep at most this many SIFT matches.")
@@ -44,6 +44,8 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
     from ..fileio import atomic_write
     from ..match.pipeline import draw_matches, match_images, read_intrinsics
 
+    if viz and Path(viz).suffix.lower() not in VIZ_EXTS:
+        raise N3Error(f"{viz}: --viz writes an image: use one of {', '.join(sorted(VIZ_EXTS))}")
     for out in [output] + ([viz] if viz else []):
         if Path(out).exists() and not overwrite:
             raise N3Error(f"{out} exists (use --overwrite to replace it)")
@@ -57,6 +59,15 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
         draw_matches(res, viz)
     click.echo(f"{res['num_inliers']} of {res['num_matches']} matches kept; "
                f"intrinsics: {res['intrinsics']['source']}; wrote {output}", err=True)
+
+
+VIZ_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _finite(v):
+    if v is not None and v != v:  # NaN passes click's range check
+        raise click.BadParameter("must be a number, not nan")
+    return v
 
 
 def _load(model, knn):

@@ -158,7 +158,9 @@ def _read_pil(path: Path, check):
 def _read_tiff(path: Path, check):
     import tifffile
 
-    with tifffile.TiffFile(path) as tf:
+    from .native_stderr import quiet_logger
+
+    with quiet_logger("tifffile"), tifffile.TiffFile(path) as tf:
         page = tf.pages[0]
         check(page.imagewidth, page.imagelength)
         arr = page.asarray()

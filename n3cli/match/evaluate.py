@@ -105,9 +105,17 @@ def load_pairs_file(path: str | Path) -> list[dict[str, Any]]:
     (row-major; x_B = R x_A + t), image paths relative to the file's folder."""
     from ..errors import N3Error
 
+    from .pipeline import check_K
+
     path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise N3Error(f"{path}: pairs file is not UTF-8 text") from None
+    except OSError as e:
+        raise N3Error(f"{path}: cannot read pairs file ({e.strerror})") from None
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
@@ -121,8 +129,11 @@ def load_pairs_file(path: str | Path) -> list[dict[str, Any]]:
         if rot != (0, 0):
             raise N3Error(f"{path}:{n}: rotated pairs (rotA/rotB != 0) are not supported yet")
         T = nums[18:].reshape(4, 4)
-        out.append({"a": path.parent / parts[0], "b": path.parent / parts[1], "Ka": nums[:9].reshape(3, 3),
-                    "Kb": nums[9:18].reshape(3, 3), "R": T[:3, :3], "t": T[:3, 3]})
+        Ka, Kb = check_K(nums[:9].reshape(3, 3), f"{path}:{n}"), check_K(nums[9:18].reshape(3, 3), f"{path}:{n}")
+        R, t = T[:3, :3], T[:3, 3]
+        if not (np.isfinite(T).all() and np.allclose(R @ R.T, np.eye(3), atol=1e-3) and np.linalg.norm(t) > 0):
+            raise N3Error(f"{path}:{n}: the pose must be a finite rotation and a non-zero translation")
+        out.append({"a": path.parent / parts[0], "b": path.parent / parts[1], "Ka": Ka, "Kb": Kb, "R": R, "t": t})
     if not out:
         raise N3Error(f"{path}: no pairs in it")
     return out

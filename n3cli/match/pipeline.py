@@ -41,20 +41,39 @@ def sift_matches(a: np.ndarray, b: np.ndarray, max_features: int = 2000, ratio: 
 def read_intrinsics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """K for both images from a file: 9 numbers (shared) or 18 (A then B), whitespace- or
     comma-separated, or JSON ``{"K": ...}`` / ``{"K_a": ..., "K_b": ...}``."""
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise N3Error(f"{path}: intrinsics file is not UTF-8 text") from None
     try:
         d = json.loads(text)
-        vals = np.array(d["K_a"] + d["K_b"] if "K_a" in d else d["K"], dtype=np.float64).ravel()
-    except (json.JSONDecodeError, KeyError, TypeError):
-        try:
+    except json.JSONDecodeError:
+        d = None
+    try:
+        if isinstance(d, dict):
+            vals = np.array(list(np.ravel(d["K_a"])) + list(np.ravel(d["K_b"])) if "K_a" in d else np.ravel(d["K"]),
+                            dtype=np.float64)
+        else:
             vals = np.array(text.replace(",", " ").split(), dtype=np.float64)
-        except ValueError:
-            raise N3Error(f"{path}: intrinsics must be 9 or 18 numbers (3x3 K, row-major)") from None
+    except (KeyError, TypeError, ValueError):
+        raise N3Error(f"{path}: intrinsics must be 9 or 18 numbers (3x3 K, row-major), or JSON "
+                      '{"K": [[...]]} / {"K_a": ..., "K_b": ...}') from None
     if vals.size == 9:
-        return vals.reshape(3, 3), vals.reshape(3, 3)
+        return check_K(vals.reshape(3, 3), str(path)), check_K(vals.reshape(3, 3), str(path))
     if vals.size == 18:
-        return vals[:9].reshape(3, 3), vals[9:].reshape(3, 3)
+        return check_K(vals[:9].reshape(3, 3), str(path)), check_K(vals[9:].reshape(3, 3), str(path))
     raise N3Error(f"{path}: intrinsics must be 9 or 18 numbers (3x3 K, row-major), found {vals.size}")
+
+
+def check_K(K: np.ndarray, where: str) -> np.ndarray:
+    """A usable camera matrix: finite, focal lengths > 0 and under 10^6 px, last row (0, 0, 1)."""
+    K = np.asarray(K, dtype=np.float64)
+    ok = (K.shape == (3, 3) and np.isfinite(K).all() and np.abs(K).max() < 1e6 and K[0, 0] > 0 and K[1, 1] > 0
+          and np.allclose(K[2], [0, 0, 1]))
+    if not ok:
+        raise N3Error(f"{where}: not a camera matrix (needs finite values, focal lengths > 0 and < 1e6 px, "
+                      f"last row 0 0 1): {np.array2string(np.ravel(K), precision=4, max_line_width=200)}")
+    return K
 
 
 def exif_focal_px(path: str | os.PathLike, w: int, h: int) -> float | None:
