@@ -19,11 +19,12 @@ import numpy as np
 
 
 def load(kind: str, backend: str, threads: int):
-    from n3cli import api, zoo
+    from n3cli import api
+    from n3cli.store import zoo
 
     entry = zoo.default_for(kind)
     if backend == "onnx":
-        from n3cli.backends.onnx_backend import OnnxRunner
+        from n3cli.runtime.onnx_runner import OnnxRunner
 
         return OnnxRunner(entry.file_for("onnx"), "cpu", threads)
     import torch
@@ -73,7 +74,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if not a.default_malloc:
-        from n3cli.malloc import keep_freed_memory
+        from n3cli.runtime.malloc import keep_freed_memory
 
         keep_freed_memory()  # as the `n3` command does
     if a.child:

@@ -141,7 +141,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if not a.default_malloc:
-        from n3cli.malloc import keep_freed_memory
+        from n3cli.runtime.malloc import keep_freed_memory
 
         keep_freed_memory()  # as the `n3` command does
     if a.rss_child:
@@ -150,8 +150,8 @@ def main() -> None:
     if a.photo_only:
         return photo_row()
 
-    from n3cli.backends.torch_backend import prepare_for_inference, to_input
     from n3cli.models.registry import build_model
+    from n3cli.runtime.torch_runner import prepare_for_inference, to_input
 
     torch.manual_seed(0)
     x = torch.rand(1, 1, a.size, a.size)

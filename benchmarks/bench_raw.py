@@ -19,8 +19,8 @@ from cli_child import measure
 
 
 def make_dng(path: Path, mp: float) -> tuple[int, int]:
+    from n3cli.imaging.raw_noise import add_poisson_gaussian
     from n3cli.io.raw import RawImage, write_dng
-    from n3cli.raw_noise import add_poisson_gaussian
 
     w = int(round((mp * 1e6 * 1.5) ** 0.5 / 2)) * 2
     h = int(round(w / 1.5 / 2)) * 2

@@ -65,8 +65,8 @@ def _model_file(path: Path, args, **meta) -> None:
 def _nan_model(path: Path) -> None:
     import torch
 
-    from n3cli.checkpoint import ModelInfo, save_model
     from n3cli.models.registry import build_model
+    from n3cli.store.checkpoint import ModelInfo, save_model
 
     args = {"in_channels": 1, "out_channels": 1, "depth": 3, "features": 8}
     net = build_model("dncnn", args)

@@ -33,11 +33,18 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results (and per-pair errors) here")
     a = ap.parse_args()
 
-    from n3cli import zoo
-    from n3cli.checkpoint import load_model
-    from n3cli.match.evaluate import TEST_SEED, paired_bootstrap, pairs_file, pose_errors, real_pairs, synthetic_set
+    from n3cli.match.evaluate import (
+        TEST_SEED,
+        paired_bootstrap,
+        pairs_file,
+        pose_errors,
+        real_pairs,
+        synthetic_set,
+    )
     from n3cli.match.geometry import pose_map
     from n3cli.match.knn_vote import scorer_for
+    from n3cli.store import zoo
+    from n3cli.store.checkpoint import load_model
 
     methods = {"robust": None}
     for key, ref in (("cnnet", a.cnnet), ("n3net", a.n3net)):

@@ -29,11 +29,11 @@ def main() -> None:
                     help="config whose training pairs build CNNet's datastore (relative to the repository)")
     a = ap.parse_args()
 
-    from n3cli import zoo
-    from n3cli.checkpoint import load_model
     from n3cli.match.evaluate import evaluate_match
     from n3cli.match.knn_vote import scorer_for
     from n3cli.match.train import add_datastore
+    from n3cli.store import zoo
+    from n3cli.store.checkpoint import load_model
     from n3cli.train.config import load_config
 
     root = Path(__file__).resolve().parents[1]

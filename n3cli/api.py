@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from . import zoo
-from .backends import backend_for, open_runner
 from .errors import N3Error
-from .estimate import estimate_sigma
-from .inference import Runner, run_image
+from .imaging.estimate import estimate_sigma
+from .runtime.backends import backend_for, open_runner
+from .runtime.runner import Runner, run_image
+from .store import zoo
 
 
 def select_device(device: str = "auto"):
     """The torch device for ``auto``/``cpu``/``cuda`` (``cuda`` without a GPU is an error)."""
-    from .backends.torch_backend import select_device as _select
+    from .runtime.torch_runner import select_device as _select
 
     return _select(device)
 
@@ -74,8 +74,8 @@ def load_matcher(model: str | os.PathLike | None = None, knn: bool | None = None
     model's kNN datastore (an error if it has none or it does not match), False never, None
     when the model carries one whose validation showed a gain.
     """
-    from .checkpoint import load_model
     from .match.knn_vote import scorer_for
+    from .store.checkpoint import load_model
 
     path = resolve_model(model, "match", backend="torch")
     m = load_model(path)
@@ -88,7 +88,7 @@ def load_matcher(model: str | os.PathLike | None = None, knn: bool | None = None
 def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device: str = "auto",
                   backend: str = "auto") -> Runner:
     """Load a super-resolution model for ``scale`` by name or path (None: the shipped one)."""
-    from .sr import model_scales
+    from .pipelines.sr import model_scales
 
     path = resolve_model(model, f"sr_x{scale}", backend)
     runner = open_runner(path, backend_for(path, backend), device)
@@ -107,7 +107,7 @@ def upscale(model: Any, pixels: np.ndarray, scale: int, tile: int | None = None,
     Colour images: the model refines the bicubic-upsampled luma (Y of BT.601 YCbCr); chroma is
     upsampled bicubically. Gray images go to the model directly. Tiles are planned on the input.
     """
-    from .sr import LowResRunner
+    from .pipelines.sr import LowResRunner
 
     runner = LowResRunner(_as_runner(model), scale)
     pixels, restore = _as_float_image(pixels)
@@ -115,8 +115,8 @@ def upscale(model: Any, pixels: np.ndarray, scale: int, tile: int | None = None,
 
 
 def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile) -> np.ndarray:
-    from .resize import imresize
-    from .sr import rgb_to_ycbcr, ycbcr_to_rgb
+    from .imaging.resize import imresize
+    from .pipelines.sr import rgb_to_ycbcr, ycbcr_to_rgb
 
     H, W, C = pixels.shape
     ycc = rgb_to_ycbcr(pixels) if C == 3 else pixels.astype(np.float64)
@@ -131,7 +131,7 @@ def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile) -> 
 def _as_runner(model: Any) -> Runner:
     if hasattr(model, "run") and hasattr(model, "fixed_size"):
         return model
-    from .backends.torch_backend import TorchRunner  # a LoadedModel or a bare nn.Module
+    from .runtime.torch_runner import TorchRunner  # a LoadedModel or a bare nn.Module
 
     return TorchRunner(model)
 
@@ -231,8 +231,8 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     see :func:`n3cli.io.images.read_image`."""
     from dataclasses import replace
 
+    from .imaging.resize import imresize
     from .io.images import read_image, write_image
-    from .resize import imresize
 
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     img = read_image(src, max_pixels)
@@ -282,7 +282,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
-    (:mod:`n3cli.raw_pipeline`); ``noise`` (a, b) overrides their noise parameters.
+    (:mod:`n3cli.pipelines.raw`); ``noise`` (a, b) overrides their noise parameters.
 
     Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``
     (raw files: ``"noise"`` instead of ``"sigma"``). ``compare`` also writes
@@ -298,13 +298,13 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
     cmp, skipped = None, {}
     if compare:
-        from .compare import compare_target
+        from .pipelines.compare import compare_target
 
         cmp, write_it = compare_target(src, dst, overwrite)
         if not write_it:
             cmp, skipped = None, {"compare_skipped": cmp}
     if is_raw_path(src):
-        from .raw_pipeline import denoise_raw_file
+        from .pipelines.raw import denoise_raw_file
 
         loaded = cache.for_raw()
         used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp)
@@ -321,7 +321,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
            "backend": loaded.describe(), **skipped}
     if cmp:
-        from .compare import write_compare
+        from .pipelines.compare import write_compare
 
         res["compare"] = write_compare(cmp, img.pixels, out)
     return res

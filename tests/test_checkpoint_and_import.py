@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from reference import n3_direct
 
-from n3cli.checkpoint import ModelInfo, load_model, read_info, save_model
 from n3cli.cli.main import cli
 from n3cli.errors import CheckpointError
 from n3cli.models.registry import build_model
+from n3cli.store.checkpoint import ModelInfo, load_model, read_info, save_model
 
 
 @pytest.mark.parametrize("arch,args", [
@@ -205,7 +205,7 @@ def test_model_files_that_declare_huge_or_bad_networks_are_refused_before_buildi
 
     from safetensors.torch import save_file
 
-    from n3cli.checkpoint import META_KEY
+    from n3cli.store.checkpoint import META_KEY
 
     f = tmp_path / "m.safetensors"
     meta = {"name": "x", "arch": "n3net", "args": args, "task": "denoise", "color": "gray"}

@@ -1,17 +1,17 @@
 """`n3 denoise` end to end on generated images: formats, batches, and every bad-input path."""
 
 import numpy as np
-import torch
 import pytest
 import tifffile
+import torch
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
-from n3cli.checkpoint import ModelInfo, save_model
 from n3cli.cli.main import cli
+from n3cli.eval.metrics import psnr
 from n3cli.io.images import read_image
-from n3cli.metrics import psnr
 from n3cli.models.registry import build_model
+from n3cli.store.checkpoint import ModelInfo, save_model
 
 
 def scene(h=96, w=96, c=3):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from n3cli.estimate import estimate_sigma
+from n3cli.imaging.estimate import estimate_sigma
 
 
 def textured_scene(h=192, w=192, c=3, seed=0):

@@ -5,7 +5,7 @@ import resource
 
 import pytest
 
-from n3cli.malloc import keep_freed_memory, release_freed_memory
+from n3cli.runtime.malloc import keep_freed_memory, release_freed_memory
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 

@@ -20,7 +20,7 @@ from n3cli.match.geometry import (
 )
 from n3cli.match.synthetic import make_pair, pair_tensor
 from n3cli.models.registry import build_model
-from n3cli.zoo import names
+from n3cli.store.zoo import names
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png"
 shipped = pytest.mark.skipif("n3net-match" not in names(), reason="no shipped match model")
@@ -131,8 +131,8 @@ def test_n3_variant_uses_the_other_matches_and_is_permutation_equivariant():
 
 @shipped
 def test_low_outlier_pairs_give_rotations_within_one_degree():
-    from n3cli.checkpoint import load_model
-    from n3cli.zoo import find
+    from n3cli.store.checkpoint import load_model
+    from n3cli.store.zoo import find
 
     net = load_model(find("n3net-match").file_for("torch")).net.eval()
     for i in range(5):
@@ -185,8 +185,8 @@ def test_match_cli_writes_the_documented_json_and_a_visualisation(tmp_path):
     R, t = np.array(d["R"]), np.array(d["t"])
     assert np.allclose(R @ R.T, np.eye(3), atol=1e-6) and abs(np.linalg.norm(t) - 1) < 1e-6
     assert cv2.imread(str(viz)).shape[1] == 2 * 256
-    from n3cli.checkpoint import read_info
-    from n3cli.zoo import find
+    from n3cli.store.checkpoint import read_info
+    from n3cli.store.zoo import find
 
     knn = read_info(find("n3net-match").path).extra["knn"]
     assert (d["knn"] is not None) == knn["gain"]  # on by default only where validation showed a gain
@@ -260,8 +260,8 @@ def test_eval_scores_a_folder_of_rendered_pairs_against_their_true_poses(tmp_pat
 
 
 def test_match_training_runs_from_a_config(tmp_path):
-    from n3cli.checkpoint import load_model
     from n3cli.match.train import train_match, validate_match_config
+    from n3cli.store.checkpoint import load_model
 
     cfg = validate_match_config({"name": "t", "model": {"args": {"channels": 8, "blocks": 2, "n3": True}},
                                  "data": {"matches": 64, "batch": 2, "val_pairs": 2, "val_matches": 100},
@@ -276,9 +276,9 @@ def test_match_fine_tuning_starts_from_its_init_model_and_decays_the_lr(tmp_path
     import pytest
     import torch
 
-    from n3cli.checkpoint import load_model
     from n3cli.errors import ConfigError
     from n3cli.match.train import train_match, validate_match_config
+    from n3cli.store.checkpoint import load_model
 
     base = {"name": "t", "model": {"args": {"channels": 8, "blocks": 2, "n3": False}},
             "data": {"matches": 64, "batch": 2, "val_pairs": 2, "val_matches": 100},

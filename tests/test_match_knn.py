@@ -140,8 +140,8 @@ def tiny_config(**knn):
 
 def test_reweighted_training_and_the_shipped_datastore_load_with_the_model(tmp_path):
     from n3cli.api import load_matcher
-    from n3cli.checkpoint import load_model
     from n3cli.match.train import train_match
+    from n3cli.store.checkpoint import load_model
 
     final = train_match(tiny_config(reweight=True, store=True), tmp_path / "run", progress=False)
     info = load_model(final).info

@@ -10,14 +10,14 @@ import tifffile
 import torch
 from click.testing import CliRunner
 
-from n3cli import zoo
-from n3cli.backends.onnx_backend import GRAPH_KEY, OnnxRunner
-from n3cli.backends.torch_backend import TorchRunner
-from n3cli.checkpoint import ModelInfo, load_model, save_model
 from n3cli.cli.main import cli
-from n3cli.export import export_onnx
-from n3cli.inference import run_image
 from n3cli.models.nets import N3Net
+from n3cli.runtime.onnx_runner import GRAPH_KEY, OnnxRunner
+from n3cli.runtime.runner import run_image
+from n3cli.runtime.torch_runner import TorchRunner
+from n3cli.store import zoo
+from n3cli.store.checkpoint import ModelInfo, load_model, save_model
+from n3cli.store.onnx_export import export_onnx
 
 TINY = dict(in_channels=1, out_channels=1, features=8, depth=3, stages=2, mid_channels=4, k=2,
             embed_features=8, embed_channels=4)
@@ -210,9 +210,9 @@ def test_bad_graph_metadata_is_refused_in_one_line(graph, needle):
     """An ONNX file whose n3cli.graph metadata was edited ended in a traceback (int("abc"))."""
     import json
 
-    from n3cli.backends.onnx_backend import GRAPH_KEY, read_graph_meta
     from n3cli.errors import CheckpointError
-    from n3cli.modelinfo import META_KEY
+    from n3cli.runtime.onnx_runner import GRAPH_KEY, read_graph_meta
+    from n3cli.store.modelinfo import META_KEY
 
     meta = {META_KEY: json.dumps({"name": "x", "arch": "n3net", "args": {}, "task": "denoise"}), GRAPH_KEY: graph}
     with pytest.raises(CheckpointError, match=needle):

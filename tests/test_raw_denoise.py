@@ -8,10 +8,10 @@ import tifffile
 from click.testing import CliRunner
 
 from n3cli.cli.main import cli
+from n3cli.eval.metrics import psnr
+from n3cli.imaging.raw_noise import add_poisson_gaussian, unprocess
 from n3cli.io.images import read_image
 from n3cli.io.raw import RawImage, pack, read_raw, write_dng
-from n3cli.metrics import psnr
-from n3cli.raw_noise import add_poisson_gaussian, unprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "raw-samples"
@@ -87,7 +87,7 @@ def test_tiff_output_is_16_bit_developed_rgb_and_png_8_bit(tmp_path):
 
 
 def test_noise_comes_from_the_option_then_the_noise_profile_then_the_estimator(tmp_path):
-    from n3cli.raw_pipeline import noise_params
+    from n3cli.pipelines.raw import noise_params
 
     with_profile, without = tmp_path / "p.dng", tmp_path / "e.dng"
     make_dng(with_profile, "RGGB", noise_profile=[(3e-3, 1e-5), (5e-3, 3e-5)])
@@ -130,7 +130,7 @@ def test_non_bayer_files_give_one_line_and_no_output(tmp_path, name):
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"raw samples not found at {SAMPLES}")
 def test_a_real_grbg_camera_file_becomes_a_cleaner_dng_in_its_own_layout(tmp_path):
-    from n3cli.raw_noise import estimate_noise_params
+    from n3cli.imaging.raw_noise import estimate_noise_params
 
     src, dst = SAMPLES / "kodak_dc120.kdc", tmp_path / "clean.dng"
     r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(dst), "-q"])
@@ -165,7 +165,7 @@ def test_wrong_pairings_are_refused(tmp_path):
 def test_library_call_matches_the_packed_model_output():
     """denoise_mosaic = the model on the RGGB-aligned planes, put back in the original layout."""
     from n3cli import api
-    from n3cli.raw_pipeline import NoiseParams, denoise_mosaic
+    from n3cli.pipelines.raw import NoiseParams, denoise_mosaic
 
     model = api.load_raw_denoiser()
     clean = mosaic(scene(64, 96), "GBRG")
@@ -209,7 +209,7 @@ def test_developed_outputs_carry_camera_exposure_and_an_srgb_profile(tmp_path):
     pixels) carries an sRGB ICC profile; the orientation stays behind (LibRaw turned the pixels)."""
     from PIL import Image as PILImage
 
-    from n3cli.raw_pipeline import write_raw_output
+    from n3cli.pipelines.raw import write_raw_output
 
     src = tmp_path / "in.dng"
     make_dng(src, "RGGB")

@@ -90,7 +90,7 @@ def test_develop_gives_16_bit_srgb_of_the_edited_mosaic(tmp_path):
 
 
 def test_noise_profile_round_trips_and_the_estimator_finds_a_and_b_on_a_smooth_scene(tmp_path):
-    from n3cli.raw_noise import add_poisson_gaussian, estimate_noise_params
+    from n3cli.imaging.raw_noise import add_poisson_gaussian, estimate_noise_params
 
     raw = synthetic("RGGB")
     raw.noise_profile = [(2e-3, 3e-5)]

@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from n3cli.resize import contributions, imresize, make_lr, modcrop, psnr_y, rgb_to_y
+from n3cli.imaging.resize import (
+    contributions,
+    imresize,
+    make_lr,
+    modcrop,
+    psnr_y,
+    rgb_to_y,
+)
 
 
 def test_weights_partition_unity_and_stay_inside_the_image():

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from n3cli.api import run_model
-from n3cli.checkpoint import load_model
-from n3cli.inference import run_image
 from n3cli.models.nets import N3Net
+from n3cli.runtime.runner import run_image
+from n3cli.store.checkpoint import load_model
+from n3cli.store.zoo import default_for
 from n3cli.tiling import blend_weights, plan_axis, plan_axis_fixed, run_tiled
-from n3cli.zoo import default_for
 
 
 @pytest.mark.parametrize("length,tile,overlap,align", [(300, 100, 32, 5), (1000, 256, 64, 1), (95, 200, 16, 5),

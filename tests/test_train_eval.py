@@ -12,10 +12,10 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
-from n3cli.checkpoint import ModelInfo, load_model, save_model
 from n3cli.cli.main import cli
 from n3cli.errors import ConfigError
 from n3cli.models.registry import build_model
+from n3cli.store.checkpoint import ModelInfo, load_model, save_model
 from n3cli.train.config import load_config, validate
 from n3cli.train.loop import train, validate_psnr
 
@@ -133,7 +133,7 @@ def test_shipped_configs_validate():
 def test_a_few_steps_lower_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, optim={"epochs": 1, "steps_per_epoch": 40, "lr": 3e-3})
     torch.manual_seed(cfg["seed"])
-    from n3cli.evaluate import load_clean
+    from n3cli.eval.protocols import load_clean
     from n3cli.train.loop import model_info
 
     net0 = build_model("n3net", TINY)

@@ -8,11 +8,11 @@ import torch
 from click.testing import CliRunner
 
 from n3cli import api
-from n3cli.checkpoint import ModelInfo, save_model
 from n3cli.cli.main import cli
+from n3cli.imaging.resize import imresize
 from n3cli.io.images import read_image
-from n3cli.resize import imresize
-from n3cli.sr import rgb_to_ycbcr, ycbcr_to_rgb
+from n3cli.pipelines.sr import rgb_to_ycbcr, ycbcr_to_rgb
+from n3cli.store.checkpoint import ModelInfo, save_model
 
 ARGS = dict(in_channels=1, out_channels=1, features=8, depth=3, stages=2, mid_channels=4, k=2,
             embed_features=8, embed_channels=4)
@@ -77,7 +77,7 @@ def test_cli_keeps_16_bit_and_upscales_alpha_without_the_model(sr_model, tmp_pat
 
 
 def test_bad_inputs_and_wrong_models_fail_in_one_line(sr_model, tmp_path):
-    from n3cli.zoo import default_for
+    from n3cli.store.zoo import default_for
 
     good = tmp_path / "ok.png"
     from PIL import Image as PILImage
@@ -123,7 +123,7 @@ def test_eval_sr_reports_model_and_bicubic_per_scale(sr_model, tmp_path):
 
 
 def test_eval_sr_of_a_pass_through_model_gives_the_published_bicubic_number(datasets, tmp_path):
-    from n3cli.evaluate import evaluate_upscaler
+    from n3cli.eval.protocols import evaluate_upscaler
     from n3cli.models.registry import build_model
 
     args = {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3}
@@ -139,15 +139,15 @@ def test_eval_sr_of_a_pass_through_model_gives_the_published_bicubic_number(data
     assert abs(r["mean_psnr"] - 33.66) <= 0.03
 
 
-SHIPPED_SR = [n for n in ("n3net-sr", "vdsr-sr") if n in __import__("n3cli.zoo", fromlist=["names"]).names()]
+SHIPPED_SR = [n for n in ("n3net-sr", "vdsr-sr") if n in __import__("n3cli.store.zoo", fromlist=["names"]).names()]
 
 
 @pytest.mark.parametrize("name", SHIPPED_SR or [pytest.param("none", marks=pytest.mark.skip("no shipped SR model"))])
 @pytest.mark.parametrize("scale", [2, 4])
 def test_shipped_sr_models_beat_bicubic_on_the_bundled_photo(name, scale):
     """The protocol on the bundled astronaut crop: LR by MATLAB bicubic, Y-PSNR with `scale` px shaved."""
-    from n3cli.metrics import psnr
-    from n3cli.resize import make_lr
+    from n3cli.eval.metrics import psnr
+    from n3cli.imaging.resize import make_lr
 
     clean = read_image(Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png").pixels
     y = np.rint(rgb_to_ycbcr(clean)[..., 0] * 255)
@@ -163,7 +163,7 @@ def test_shipped_sr_models_beat_bicubic_on_the_bundled_photo(name, scale):
 
 
 def test_upscale_without_model_uses_the_shipped_default(tmp_path):
-    from n3cli.zoo import default_for, names
+    from n3cli.store.zoo import default_for, names
 
     if not any(n in names() for n in ("n3net-sr", "vdsr-sr")):
         pytest.skip("no shipped SR model")

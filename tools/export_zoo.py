@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from n3cli import zoo
-from n3cli.checkpoint import read_info
-from n3cli.export import export_onnx
+from n3cli.store import zoo
+from n3cli.store.checkpoint import read_info
+from n3cli.store.onnx_export import export_onnx
 
 
 def main(names: list[str]) -> None:

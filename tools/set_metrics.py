@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from n3cli.checkpoint import load_model, save_model
-from n3cli.zoo import sha256, weights_dir
+from n3cli.store.checkpoint import load_model, save_model
+from n3cli.store.zoo import sha256, weights_dir
 
 
 def main() -> None:

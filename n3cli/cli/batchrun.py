@@ -87,8 +87,8 @@ def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrit
 
 
 def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
-    from ..batch import same_file
-    from ..fileio import remove_stale_parts
+    from ..io.atomic import remove_stale_parts
+    from ..io.folders import same_file
 
     try:
         if job.error:

@@ -58,10 +58,10 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
-    from ..batch import plan_jobs
+    from ..io.folders import plan_jobs
     from ..io.images import WRITE_EXTS
     from ..io.raw import is_raw_path
-    from ..raw_pipeline import parse_noise
+    from ..pipelines.raw import parse_noise
 
     ab = None
     try:
@@ -118,11 +118,11 @@ def _accept(path) -> bool:
 
 
 def _print_noise(inputs, recursive, ab, max_pixels: int) -> None:
-    from ..batch import expand_inputs
-    from ..estimate import estimate_sigma
+    from ..imaging.estimate import estimate_sigma
+    from ..io.folders import expand_inputs
     from ..io.images import read_image
     from ..io.raw import is_raw_path, read_raw
-    from ..raw_pipeline import noise_params
+    from ..pipelines.raw import noise_params
 
     bad = 0
     for f, _ in expand_inputs(inputs, recursive, _accept):

@@ -70,7 +70,7 @@ def evaluate(model, data, task, levels, baseline, pairs, outliers, ratio, sigmas
     if not sigmas:
         fail("missing option --sigma (noise level in 0-255 units; repeat for several)")
     from .. import api
-    from ..evaluate import evaluate_denoiser
+    from ..eval.protocols import evaluate_denoiser
     from ..io.images import read_image
     from ..train.data import list_images
 
@@ -107,7 +107,7 @@ def _progress(n: int):
 
 
 def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
-    from ..evaluate import evaluate_upscaler
+    from ..eval.protocols import evaluate_upscaler
     from ..train.data import list_images
 
     with _progress(len(list_images(data)) * len(scales)) as bar:
@@ -125,9 +125,9 @@ def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
 
 def _evaluate_match(model, data, pairs, outliers, ratio, as_json) -> None:
     from ..api import resolve_model
-    from ..checkpoint import load_model
     from ..match.evaluate import evaluate_match
     from ..match.knn_vote import scorer_for
+    from ..store.checkpoint import load_model
 
     nets = {"robust": None}
     for key, name in (("cnnet", "cnnet-match"), ("n3net", model)):  # None: the shipped N³Net
@@ -152,8 +152,8 @@ def _evaluate_match(model, data, pairs, outliers, ratio, as_json) -> None:
 
 def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend) -> None:
     from .. import api
-    from ..evaluate import RAW_EVAL_LEVELS, evaluate_raw
-    from ..raw_pipeline import parse_noise
+    from ..eval.protocols import RAW_EVAL_LEVELS, evaluate_raw
+    from ..pipelines.raw import parse_noise
     from ..train.data import list_images
 
     parsed = [parse_noise(v) for v in levels] or RAW_EVAL_LEVELS

@@ -33,7 +33,7 @@ def export_cmd(model, output, opset, tile, dynamic, fp16, no_verify, overwrite):
     from pathlib import Path
 
     from .. import api
-    from ..export import export_onnx
+    from ..store.onnx_export import export_onnx
 
     if tile and dynamic:
         fail("--tile and --dynamic exclude each other")

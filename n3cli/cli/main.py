@@ -62,7 +62,7 @@ def _on_sigterm(signum, frame) -> None:
 def main() -> None:
     import signal
 
-    from ..malloc import keep_freed_memory
+    from ..runtime.malloc import keep_freed_memory
 
     keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm)

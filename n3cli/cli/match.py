@@ -41,7 +41,7 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
     from pathlib import Path
 
     from ..errors import N3Error
-    from ..fileio import atomic_write
+    from ..io.atomic import atomic_write
     from ..match.pipeline import draw_matches, match_images, read_intrinsics
 
     if viz and Path(viz).suffix.lower() not in VIZ_EXTS:

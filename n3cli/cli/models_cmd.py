@@ -13,8 +13,8 @@ from .common import reports_errors
 @reports_errors
 def models(as_json: bool) -> None:
     """List the shipped models: name, task, channels, noise, size and measured PSNR."""
-    from .. import zoo
-    from ..checkpoint import read_info
+    from ..store import zoo
+    from ..store.checkpoint import read_info
 
     rows = []
     for e in zoo.entries():

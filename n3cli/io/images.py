@@ -207,7 +207,7 @@ def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None =
     """Write atomically (temporary file + rename). Bit depth follows the source where the format
     holds it: JPEG, BMP and WebP are 8-bit (WebP lossy at quality 95, gray stored as RGB); float
     sources become 16-bit PNG or float32 TIFF."""
-    from ..fileio import atomic_write
+    from .atomic import atomic_write
 
     path = Path(path)
     ext = path.suffix.lower()

@@ -332,7 +332,7 @@ def write_dng(path: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None 
     import tifffile
 
     from .. import __version__
-    from ..fileio import atomic_write
+    from .atomic import atomic_write
     from .metadata import tiff_extratags
 
     data = raw.to_raw_units(mosaic)

@@ -111,7 +111,7 @@ def save_datastore(path: str | os.PathLike, store: Datastore) -> None:
     """Write ``store`` as safetensors (keys float16, labels, pair ids) with its settings as metadata. Atomic."""
     from safetensors.numpy import save_file
 
-    from ..fileio import atomic_write
+    from ..io.atomic import atomic_write
 
     meta = {"n3cli.knn": json.dumps({"format": FORMAT, "k": store.k, "temperature": store.temperature,
                                      "dim": store.dim, **store.meta})}

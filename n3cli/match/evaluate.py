@@ -7,7 +7,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .geometry import RANSAC_THRESHOLD, pose_error_deg, pose_map, recover_pose, sampson_distance, sym_epipolar_distance
+from .geometry import (
+    RANSAC_THRESHOLD,
+    pose_error_deg,
+    pose_map,
+    recover_pose,
+    sampson_distance,
+    sym_epipolar_distance,
+)
 from .synthetic import Pair, make_pair, pair_tensor
 
 MIN_SELECTED = 16  # a network keeps at least this many matches (its best scored) for the pose
@@ -104,7 +111,6 @@ def load_pairs_file(path: str | Path) -> list[dict[str, Any]]:
     """Pairs in the SuperGlue evaluation format: per line ``imgA imgB rotA rotB KA(9) KB(9) T_AB(16)``
     (row-major; x_B = R x_A + t), image paths relative to the file's folder."""
     from ..errors import N3Error
-
     from .pipeline import check_K
 
     path = Path(path)

@@ -5,7 +5,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 RANSAC_THRESHOLD = 1e-3  # Sampson distance in normalised coordinates (about 0.06 degrees)
 
 

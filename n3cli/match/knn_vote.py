@@ -123,7 +123,7 @@ def scorer_for(model_path, info, want: bool | None) -> tuple[KnnScorer | None, s
     on when the model carries a datastore whose validation showed a gain; problems only warn).
     """
     from ..errors import CheckpointError
-    from ..zoo import sha256
+    from ..store.zoo import sha256
     from .datastore import datastore_path, load_datastore
 
     if want is False:

@@ -157,7 +157,7 @@ def draw_matches(res: dict[str, Any], dst: str | os.PathLike, max_outliers: int 
     """Side-by-side image: inliers in green, (a sample of) outliers in red."""
     import cv2
 
-    from ..fileio import atomic_write
+    from ..io.atomic import atomic_write
 
     a, _ = _uint8_gray(res["image_a"])
     b, _ = _uint8_gray(res["image_b"])

@@ -145,7 +145,7 @@ def write_pairs(out_dir: str | Path, textures: list[np.ndarray], n: int, seed: i
     import imageio.v3 as iio
     from tqdm import tqdm
 
-    from ..fileio import atomic_write
+    from ..io.atomic import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import ModelInfo, save_model
 from ..errors import ConfigError
 from ..models.registry import build_model
+from ..store.checkpoint import ModelInfo, save_model
 from .datastore import Datastore, normalise
 from .geometry import essential_loss, weighted_eight_point
 from .knn_vote import knn_weights
@@ -212,8 +212,8 @@ def _load_init(net: torch.nn.Module, cfg: dict[str, Any]) -> dict[str, Any] | No
     """Start from the weights of ``cfg["init"]`` (fine-tuning); returns that model's training record."""
     from safetensors.torch import load_file
 
-    from ..checkpoint import load_state, read_info
     from ..errors import N3Error
+    from ..store.checkpoint import load_state, read_info
 
     start = read_info(cfg["init"])
     if (start.arch, start.args) != ("cnnet", dict(cfg["model"]["args"])):
@@ -236,7 +236,7 @@ def _sample_entries(feats: torch.Tensor, labels: torch.Tensor, ids: np.ndarray, 
 def attach_datastore(net: torch.nn.Module, cfg: dict[str, Any], model_file: Path, val) -> dict[str, Any]:
     """Build the finished model's datastore from its training pairs, tune k, T and lambda on
     ``val``, write it beside ``model_file``; returns what goes into the model's config."""
-    from ..zoo import sha256
+    from ..store.zoo import sha256
     from .datastore import datastore_path, save_datastore
     from .knn_vote import build_datastore, tune
 
@@ -256,7 +256,7 @@ def add_datastore(cfg: dict[str, Any], model_file: str | Path) -> dict[str, Any]
     """Give an already trained match model its kNN datastore (`n3 train --build-datastore`):
     built from ``cfg``'s training pairs, tuned on its validation pairs; the model file is
     rewritten with the result in its config."""
-    from ..checkpoint import load_model
+    from ..store.checkpoint import load_model
     from .evaluate import synthetic_set
 
     m = load_model(model_file)

@@ -36,7 +36,7 @@ def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np
         for p in list_images(folder):
             px = read_image(p).pixels
             if color == "y":
-                from ..sr import rgb_to_ycbcr
+                from ..pipelines.sr import rgb_to_ycbcr
 
                 out.append(px if px.shape[2] == 1 else rgb_to_ycbcr(px)[:, :, :1].astype(np.float32))
             else:
@@ -108,7 +108,7 @@ class SRPatches(_RandomCrops):
         self.scales = list(scales)
 
     def __getitem__(self, i: int):
-        from ..resize import imresize, make_lr
+        from ..imaging.resize import imresize, make_lr
 
         crop, rng = self._crop(i)
         s = self.scales[int(rng.integers(len(self.scales)))]
@@ -132,14 +132,14 @@ class RawPatches(_RandomCrops):
         self.mosaic_size = patch
 
     def __getitem__(self, i: int):
-        from ..io.raw import pack
-        from ..raw_noise import (
+        from ..imaging.raw_noise import (
             add_poisson_gaussian,
             mosaic_rggb,
             raw_network_input,
             sample_noise_params,
             unprocess,
         )
+        from ..io.raw import pack
 
         crop, rng = self._crop(i)
         lin, _ = unprocess(crop if crop.shape[2] == 3 else np.repeat(crop, 3, 2), rng)

@@ -15,11 +15,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..checkpoint import ModelInfo, atomic_write, load_state, save_model
 from ..errors import N3Error
-from ..metrics import psnr
+from ..eval.metrics import psnr
+from ..imaging.noise import add_gaussian, eval_rng, network_input
 from ..models.registry import build_model
-from ..noise import add_gaussian, eval_rng, network_input
+from ..store.checkpoint import ModelInfo, atomic_write, load_state, save_model
 from .data import NoisyPatches, RawPatches, SRPatches, StepSampler, load_images
 
 
@@ -82,7 +82,7 @@ def validate_psnr(net: torch.nn.Module, info: ModelInfo, images: list[np.ndarray
 
 def validate_sr_psnr(net: torch.nn.Module, images: list[np.ndarray], scale: int, device: torch.device) -> float:
     """Mean Y-PSNR (the SR protocol: 8-bit LR, ``scale`` px shaved) on whole images (no tiling)."""
-    from ..resize import imresize, make_lr, modcrop, psnr_y
+    from ..imaging.resize import imresize, make_lr, modcrop, psnr_y
 
     was = net.training
     net.eval()
@@ -100,13 +100,13 @@ def validate_sr_psnr(net: torch.nn.Module, images: list[np.ndarray], scale: int,
 def validate_raw_psnr(net: torch.nn.Module, images: list[np.ndarray], a: float, b: float,
                       device: torch.device, seed: int = 0) -> float:
     """Mean raw-space PSNR on unprocessed validation images (fixed stream per image) at noise (a, b)."""
-    from ..io.raw import pack
-    from ..raw_noise import (
+    from ..imaging.raw_noise import (
         add_poisson_gaussian,
         mosaic_rggb,
         raw_network_input,
         unprocess,
     )
+    from ..io.raw import pack
 
     was = net.training
     net.eval()
@@ -169,7 +169,7 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     if cfg["init"] and not resume:
         from safetensors.torch import load_file
 
-        from ..checkpoint import read_info
+        from ..store.checkpoint import read_info
 
         start = read_info(cfg["init"])
         if (start.arch, start.args) != (cfg["model"]["arch"], dict(cfg["model"]["args"])):

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 
 def weights_dir() -> Path:
@@ -15,11 +15,11 @@ def weights_dir() -> Path:
     env = os.environ.get("N3_WEIGHTS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for cand in (here / "weights", here.parent / "weights"):
+    package = Path(__file__).resolve().parents[1]  # n3cli/
+    for cand in (package / "weights", package.parent / "weights"):  # installed copy, source tree
         if (cand / "manifest.json").is_file():
             return cand
-    return here.parent / "weights"
+    return package.parent / "weights"
 
 
 @dataclass(frozen=True)

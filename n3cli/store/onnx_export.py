@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .backends.onnx_backend import GRAPH_KEY
+from .. import __version__
+from ..errors import N3Error
+from ..io.atomic import atomic_write
+from ..models.n3block import N3Block2d
+from ..runtime.onnx_runner import GRAPH_KEY
 from .checkpoint import LoadedModel, load_model
-from .errors import N3Error
-from .fileio import atomic_write
 from .modelinfo import META_KEY
-from .models.n3block import N3Block2d
 from .zoo import sha256
 
 DEFAULT_OPSET = 18

@@ -1,6 +1,6 @@
 """Backends that run a model: torch (checkpoints) and onnxruntime (exported ``.onnx`` files).
 
-Both give a :class:`n3cli.inference.Runner`; this module imports neither framework until asked.
+Both give a :class:`n3cli.runtime.runner.Runner`; this module imports neither framework until asked.
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def backend_for(path: str | os.PathLike, backend: str = "auto") -> str:
 def open_runner(path: str | os.PathLike, backend: str = "auto", device: str = "auto"):
     """A runner for the model file ``path`` on ``device`` (``auto``, ``cpu``, ``cuda``)."""
     if backend_for(path, backend) == "onnx":
-        from .onnx_backend import OnnxRunner
+        from .onnx_runner import OnnxRunner
 
         return OnnxRunner(path, device)
-    from ..checkpoint import load_model
-    from .torch_backend import TorchRunner, select_device
+    from ..store.checkpoint import load_model
+    from .torch_runner import TorchRunner, select_device
 
     return TorchRunner(load_model(path, select_device(device)))

@@ -1,6 +1,6 @@
 """Running an image-to-image network on a whole image, whatever executes it.
 
-A *runner* (torch or onnxruntime, see :mod:`n3cli.backends`) maps one ``(1, C, h, w)`` float32
+A *runner* (torch or onnxruntime, see :mod:`n3cli.runtime.backends`) maps one ``(1, C, h, w)`` float32
 array to its output; :func:`run_image` adds what every task needs around it: padding to the
 network's size multiple and minimum size, tiling, and retrying with smaller tiles when an
 accelerator runs out of memory. NumPy only: the ONNX path never imports torch.
@@ -13,9 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import N3Error
-from .modelinfo import ModelInfo
-from .tiling import run_tiled
+from ..errors import N3Error
+from ..store.modelinfo import ModelInfo
+from ..tiling import run_tiled
 
 DEFAULT_OVERLAP = 64
 MIN_TILE = 128

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError, first_sentences
+from ..models.registry import build_model
 from .checkpoint import ModelInfo, load_state, save_model
-from .errors import CheckpointError, first_sentences
-from .models.registry import build_model
 
 _RENAMES = [
     (re.compile(r"^blocks\.(\d+)\.layer1\."), r"blocks.\1.body."),
@@ -78,7 +78,7 @@ def import_legacy(src: str | os.PathLike, dst: str | os.PathLike, sigma: float, 
                   overwrite: bool = False) -> ModelInfo:
     """Convert the authors' checkpoint ``src`` into our model file ``dst`` (trained for ``sigma``).
     ``dst`` must be a ``.safetensors`` path, never ``src``; an existing file only with ``overwrite``."""
-    from .batch import same_file
+    from ..io.folders import same_file
 
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() != ".safetensors":

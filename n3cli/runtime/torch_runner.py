@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import LoadedModel
 from ..errors import N3Error
-from ..inference import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
-from ..malloc import release_freed_memory
+from ..store.checkpoint import LoadedModel
+from .malloc import release_freed_memory
+from .runner import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
 
 # peak working memory per tile pixel, float32: measured for N³Net's blocked form (GPUs); the fused
 # CPU form needs ~0.7 KB with n3's allocator setting (0.4 KB without), so CPUs have room to spare
@@ -48,7 +48,7 @@ def to_input(x: torch.Tensor) -> torch.Tensor:
 
 
 class TorchRunner:
-    """A :class:`~n3cli.inference.Runner` for a torch network in eval mode."""
+    """A :class:`~n3cli.runtime.runner.Runner` for a torch network in eval mode."""
 
     fixed_size = None
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import N3Error
+from ..errors import N3Error
 
 
 @dataclass(frozen=True)

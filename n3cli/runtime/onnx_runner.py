@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, N3Error
-from ..inference import TileMemoryError, cpu_tile
-from ..modelinfo import META_KEY, ModelInfo
+from ..store.modelinfo import META_KEY, ModelInfo
+from .runner import TileMemoryError, cpu_tile
 
 GRAPH_KEY = "n3cli.graph"
 BYTES_PER_PIXEL = 8000  # measured peak working memory of the exported N³Net on onnxruntime (CPU), per tile pixel (7.9 KB at 405 px, 7.3 KB at 705 px)
@@ -59,7 +59,7 @@ def read_graph_meta(meta: dict[str, str], where: str) -> tuple[ModelInfo, dict[s
 
 
 class OnnxRunner:
-    """A :class:`~n3cli.inference.Runner` for an exported ``.onnx`` model."""
+    """A :class:`~n3cli.runtime.runner.Runner` for an exported ``.onnx`` model."""
 
     def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort

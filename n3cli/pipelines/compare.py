@@ -29,8 +29,8 @@ def compare_path(dst: str | os.PathLike) -> str:
 def compare_target(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> tuple[str, bool]:
     """The comparison's path for input ``src`` and output ``dst``, and whether to write it: the
     rules of every output (never the input: an error; an existing file only with ``overwrite``)."""
-    from .batch import same_file
-    from .errors import N3Error
+    from ..errors import N3Error
+    from ..io.folders import same_file
 
     path = compare_path(dst)
     if same_file(Path(src), Path(path)):
@@ -40,7 +40,7 @@ def compare_target(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bo
 
 def write_compare(path: str | os.PathLike, before: np.ndarray, after: np.ndarray, size: int = 512) -> str:
     """Write the side-by-side crop to ``path`` as an 8-bit PNG (atomically); returns the path."""
-    from .io.images import Image, write_image
+    from ..io.images import Image, write_image
 
     write_image(path, Image(side_by_side(before, after, size), np.dtype(np.uint8)))
     return str(path)

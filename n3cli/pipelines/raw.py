@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageError, N3Error
-from .inference import Runner, run_image
-from .io.raw import RawImage, pack, read_raw, unpack, write_dng
+from ..errors import ImageError, N3Error
+from ..io.raw import RawImage, pack, read_raw, unpack, write_dng
+from ..runtime.runner import Runner, run_image
 
 DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
@@ -48,8 +48,8 @@ def parse_noise(text: str) -> tuple[float, float]:
 
 def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> NoiseParams:
     """The noise of ``raw``: ``given`` (a, b) if any, else the DNG NoiseProfile (mean over the
-    colour planes), else estimated from the mosaic (:func:`n3cli.raw_noise.estimate_noise_params`)."""
-    from .raw_noise import estimate_noise_params
+    colour planes), else estimated from the mosaic (:func:`n3cli.imaging.raw_noise.estimate_noise_params`)."""
+    from ..imaging.raw_noise import estimate_noise_params
 
     if given is not None:
         return NoiseParams(float(given[0]), float(given[1]), "given")
@@ -71,7 +71,7 @@ def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int |
     Rows or columns outside the RGGB-aligned area (at most one per side) are kept as they were.
     ``strength`` blends with the noisy mosaic (1: fully denoised).
     """
-    from .raw_noise import raw_network_input
+    from ..imaging.raw_noise import raw_network_input
 
     if model.info.task != "raw":
         raise N3Error(f"{model.info.name}: a {model.info.task} model, not a RAW denoiser")
@@ -92,7 +92,7 @@ def _output_ext(dst: str | os.PathLike) -> str:
 
 def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, bits: int = 16) -> np.ndarray:
     """H x W x 3 float sRGB in [0, 1]: LibRaw's development of ``mosaic`` (None: the file's own)."""
-    from .io.raw import develop
+    from ..io.raw import develop
 
     rgb = develop(src, raw, mosaic, bits)
     return (rgb / float(np.iinfo(rgb.dtype).max)).astype(np.float32)
@@ -102,7 +102,7 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
     """Write the denoised ``mosaic`` by ``dst``'s extension: ``.dng`` the mosaic itself;
     ``.tif/.tiff`` 16-bit sRGB developed by LibRaw with the camera's white balance; ``.png``,
     ``.jpg`` and ``.bmp`` the same developed 8-bit. Atomic."""
-    from .io.images import Image, write_image
+    from ..io.images import Image, write_image
 
     ext = _output_ext(dst)
     if ext == ".dng":
@@ -110,8 +110,8 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
         # reads it would denoise the result a second time
         write_dng(dst, replace(raw, noise_profile=None), mosaic)
         return
-    from . import __version__
-    from .io.metadata import exif_bytes, srgb_icc
+    from .. import __version__
+    from ..io.metadata import exif_bytes, srgb_icc
 
     bits = 16 if ext in (".tif", ".tiff") else 8
     # LibRaw turns the pixels upright, so the orientation tag stays behind

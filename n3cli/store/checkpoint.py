@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CheckpointError
-from .fileio import atomic_write  # noqa: F401  (re-exported)
+from ..errors import CheckpointError
+from ..io.atomic import atomic_write  # noqa: F401  (re-exported)
+from ..models.n3block import flush_subnormal
+from ..models.registry import build_model
 from .modelinfo import FORMAT_VERSION, META_KEY, ModelInfo  # noqa: F401  (re-exported)
-from .models.n3block import flush_subnormal
-from .models.registry import build_model
 
 
 @dataclass

@@ -7,15 +7,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .estimate import estimate_sigma
-from .io.images import Image, as_color, read_image, write_image
+from ..imaging.estimate import estimate_sigma
+from ..imaging.noise import add_gaussian, eval_rng
+from ..io.images import Image, as_color, read_image, write_image
 from .metrics import psnr, ssim
-from .noise import add_gaussian, eval_rng
 
 
 def load_clean(folder: str | os.PathLike, color: str) -> list[tuple[str, np.ndarray]]:
     """The folder's images (sorted by name) as float32, converted to the model's colour."""
-    from .train.data import list_images
+    from ..train.data import list_images
 
     return [(p.name, as_color(read_image(p).pixels, color)) for p in list_images(folder)]
 
@@ -29,7 +29,7 @@ def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], 
     from a fixed stream per (seed, image index); the output is scored as float.
     Noise-aware models get the true sigma unless ``estimate_noise``.
     """
-    from .api import denoise
+    from ..api import denoise
 
     images = load_clean(data, model.info.color)
     results = []
@@ -77,9 +77,9 @@ def evaluate_upscaler(model: Any, data: str | os.PathLike, scales: list[int], ti
     ``model``: a runner from :func:`n3cli.api.load_upscaler`, a name or path, or None (the model
     ``n3 upscale`` picks for each scale).
     """
-    from .api import load_upscaler, upscale
-    from .resize import imresize, make_lr, modcrop, psnr_y, rgb_to_y
-    from .train.data import list_images
+    from ..api import load_upscaler, upscale
+    from ..imaging.resize import imresize, make_lr, modcrop, psnr_y, rgb_to_y
+    from ..train.data import list_images
 
     files = list_images(data)
     results, name = [], None
@@ -119,7 +119,7 @@ def raw_eval_pair(clean_srgb: np.ndarray, a: float, b: float, seed: int, index: 
     The image is unprocessed with ``rng(seed, index)`` (the same camera for every level) and
     noised with ``rng(seed, index, level + 1)``.
     """
-    from .raw_noise import add_poisson_gaussian, mosaic_rggb, unprocess
+    from ..imaging.raw_noise import add_poisson_gaussian, mosaic_rggb, unprocess
 
     rgb = clean_srgb if clean_srgb.shape[2] == 3 else np.repeat(clean_srgb, 3, 2)
     lin, _ = unprocess(rgb, np.random.default_rng([seed, index]))
@@ -137,8 +137,8 @@ def evaluate_raw(model: Any, data: str | os.PathLike, levels: list[tuple[float, 
     PSNR is on the 4 packed planes in [0, 1], outputs not clipped; the model is told the true
     (a, b). Returns the JSON shape ``n3 eval --task raw --json`` prints.
     """
-    from .io.raw import RawImage, pack
-    from .raw_pipeline import NoiseParams, denoise_mosaic
+    from ..io.raw import RawImage, pack
+    from ..pipelines.raw import NoiseParams, denoise_mosaic
 
     images = load_clean(data, "rgb")
     results = []

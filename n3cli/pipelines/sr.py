@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from .errors import N3Error
-from .inference import Runner
-from .resize import imresize
+from ..errors import N3Error
+from ..imaging.resize import imresize
+from ..runtime.runner import Runner
 
 # MATLAB rgb2ycbcr (BT.601, "studio" range) on [0, 1] data
 _M = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
