@@ -195,10 +195,10 @@ def probes() -> list[tuple[str, object, list[str]]]:
                 ["train", "--config", "c.yaml"]))
     out.append(("config not UTF-8", lambda d: (d / "c.yaml").write_bytes(b"name: caf\xe9\n"), ["train", "--config", "c.yaml"]))
     out.append(("pairs file not UTF-8", lambda d: (d / "p.txt").write_bytes(b"caf\xe9.png b.png 0 0\n"),
-                ["eval", "--task", "match", "--data", "p.txt"]))
+                ["eval", "match", "--data", "p.txt"]))
     for K, label in (("nan " * 9, "NaN"), ("0 " * 9, "zero"), ("1e308 0 1 0 1e308 1 0 0 1", "1e308")):
         out.append((f"pairs file: {label} intrinsics", lambda d, K=K: (_pairs(d / "p.txt", K), ex("a.png")(d)),
-                    ["eval", "--task", "match", "--data", "p.txt"]))
+                    ["eval", "match", "--data", "p.txt"]))
     for text, label in (('{"K": "abc"}', '{"K":"abc"}'), ('{"K": [[1, 2], [3]]}', "ragged K"), ("0 " * 9, "zero K")):
         out.append((f"match --intrinsics {label}", lambda d, t=text: ((d / "k.json").write_text(t), ex("a.png")(d)),
                     ["match", "a.png", "a.png", "-o", "m.json", "--intrinsics", "k.json"]))

@@ -1,7 +1,7 @@
 """Pose mAP of any CNNet and N³Net match model files side by side (with robust estimation on all
 matches), on the synthetic test sets of the model card and, with ``--rendered``, on rendered
 photo pairs (benchmarks/render_pairs.py) with ratio-test and with nearest-neighbour SIFT matches:
-what `n3 eval --task match` reports, but with the CNNet baseline replaceable too (e.g. to score
+what `n3 eval match` reports, but with the CNNet baseline replaceable too (e.g. to score
 both after the same fine-tuning), and with the N³Net - CNNet gap's 95% interval from a paired
 bootstrap over the test pairs.
 

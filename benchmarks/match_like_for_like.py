@@ -29,19 +29,19 @@ def main() -> None:
                     help="config whose training pairs build CNNet's datastore (relative to the repository)")
     a = ap.parse_args()
 
+    from n3cli.api import load_training_config
     from n3cli.match.evaluate import evaluate_match
     from n3cli.match.knn_vote import scorer_for
     from n3cli.match.train import add_datastore
     from n3cli.store import zoo
     from n3cli.store.checkpoint import load_model
-    from n3cli.train.config import load_config
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as d:
         cnnet = Path(d) / "cnnet-match.safetensors"
         find = lambda ref: zoo.find(ref).path if ref in zoo.names() else Path(ref)  # noqa: E731
         shutil.copy(find(a.cnnet), cnnet)
-        knn = add_datastore(load_config(root / a.cnnet_config), str(cnnet))
+        knn = add_datastore(load_training_config(root / a.cnnet_config), str(cnnet))
         print(f"cnnet-match datastore: k {knn['k']}, T {knn['temperature']}, lambda {knn['lambda']}", flush=True)
         nets: dict = {"robust": None}
         for key, path in (("cnnet", cnnet), ("n3net", find(a.n3net))):

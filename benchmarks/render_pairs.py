@@ -1,11 +1,11 @@
 """Render two-view test pairs from photos (`n3cli.match.rendered`): photo-textured walls of a box
 room seen by two cameras of known pose, written as PNGs plus a SuperGlue-format `pairs.txt` that
-`n3 eval --task match --data OUT` scores. Real SIFT keypoints and mismatches on real texture; the
+`n3 eval match --data OUT` scores. Real SIFT keypoints and mismatches on real texture; the
 geometry is synthetic and exact.
 
     python benchmarks/render_pairs.py --textures ../shared/datasets/CBSD68 --out /tmp/rendered --pairs 100
-    n3 eval --task match --data /tmp/rendered              # ratio-test matches, as `n3 match` makes them
-    n3 eval --task match --data /tmp/rendered --ratio 1    # every nearest neighbour (CNNet's protocol)
+    n3 eval match --data /tmp/rendered              # ratio-test matches, as `n3 match` makes them
+    n3 eval match --data /tmp/rendered --ratio 1    # every nearest neighbour (CNNet's protocol)
 
 The textures are read, never copied: the rendered pairs are derived from them and stay outside
 the repository like the datasets themselves.

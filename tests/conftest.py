@@ -8,8 +8,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-DATASETS = SHARED / "datasets"
+from shared_paths import DATASETS  # noqa: E402  (needs the sys.path entry above)
 
 
 @pytest.fixture

@@ -207,6 +207,7 @@ def _n3(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "n3cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_a_bad_file_gets_one_line_naming_it_and_the_problem_and_nothing_else(tmp_path):
     """No stray libpng line, no Python class name, the error once (a single file prints no
     summary list), and a text file called .nef is called a text file, not an I/O error."""
@@ -283,6 +284,7 @@ def test_api_takes_uint8_uint16_and_2d_arrays_as_a_user_hands_them():
         api.denoise(model, np.zeros((96, 96), np.int32))
 
 
+@pytest.mark.slow
 def test_progress_shows_the_tiles_of_one_image_with_an_eta(tmp_path):
     """One large photo is one step of the batch bar: its tiles get a bar of their own, with an ETA."""
     import re
@@ -342,6 +344,7 @@ def test_recursive_globs_keep_the_tree_never_loop_and_unreadable_folders_are_rep
     assert "denoised 2, skipped 0, failed 1" in res.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_signal_ends_the_batch_with_a_summary_and_no_temporary_files(tmp_path, sig, code):
     """SIGTERM left hidden .part files that no later run removed; SIGINT exited 1 with Click's

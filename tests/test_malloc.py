@@ -5,7 +5,11 @@ import resource
 
 import pytest
 
-from n3cli.runtime.malloc import keep_freed_memory, release_freed_memory
+from n3cli.runtime.malloc import (
+    keep_freed_memory,
+    release_freed_memory,
+    restore_default_malloc,
+)
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 
@@ -24,6 +28,16 @@ def test_freed_layer_sized_blocks_are_reused_until_released():
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     assert keep_freed_memory()
+    try:
+        _check_reuse(libc)
+    finally:  # the rest of the test session runs with the process's usual allocator
+        restore_default_malloc()
+    n = 96 * 2**20
+    _faults_of_touching(libc, n)
+    assert _faults_of_touching(libc, n) > (n // 4096) // 2  # defaults again: mmap, faults every time
+
+
+def _check_reuse(libc) -> None:
     n = 96 * 2**20  # a 64-channel 0.4 MP float32 feature map: served by mmap without the setting
     pages = n // 4096
     _faults_of_touching(libc, n)  # the heap grows once

@@ -211,9 +211,10 @@ def test_identical_blank_and_non_image_inputs_fail_in_one_line(tmp_path):
         assert not out.exists()
 
 
+@pytest.mark.slow
 @shipped
 def test_eval_match_reports_map_for_every_method(tmp_path):
-    res = CliRunner().invoke(cli, ["eval", "--task", "match", "--pairs", "4", "--json"])
+    res = CliRunner().invoke(cli, ["eval", "match", "--pairs", "4", "--json"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)["results"][0]
     assert r["pairs"] == 4 and set(r["map"]) == {"robust", "cnnet", "n3net", "n3net+knn"}
@@ -237,6 +238,7 @@ def test_pairs_file_loader_reads_the_superglue_format(tmp_path):
         load_pairs_file(f)
 
 
+@pytest.mark.slow
 @shipped
 def test_eval_scores_a_folder_of_rendered_pairs_against_their_true_poses(tmp_path):
     """The whole real-pair path: rendered views + pairs.txt (x_B = R x_A + t), SIFT, the loader,
@@ -246,7 +248,7 @@ def test_eval_scores_a_folder_of_rendered_pairs_against_their_true_poses(tmp_pat
     write_pairs(tmp_path, load_textures(EXAMPLE.parent, limit=1), 3, seed=0, size=(320, 240))
     reports = {}
     for ratio in ("0.8", "1"):
-        res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path), "--ratio", ratio, "--json"])
+        res = CliRunner().invoke(cli, ["eval", "match", "--data", str(tmp_path), "--ratio", ratio, "--json"])
         assert res.exit_code == 0, res.output
         (reports[ratio],) = json.loads(res.stdout)["results"]
     r = reports["0.8"]
@@ -255,7 +257,7 @@ def test_eval_scores_a_folder_of_rendered_pairs_against_their_true_poses(tmp_pat
     assert r["map"]["robust"]["20"] >= 0.6 and r["map"]["n3net"]["20"] >= 0.6
     (tmp_path / "pairs.txt").rename(tmp_path / "mine.txt")
     (tmp_path / "notes.txt").write_text("")  # two candidate files and no pairs.txt: which one is meant?
-    res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path)])
+    res = CliRunner().invoke(cli, ["eval", "match", "--data", str(tmp_path)])
     assert res.exit_code != 0 and "pairs.txt" in res.output
 
 
@@ -316,8 +318,8 @@ def test_bad_intrinsics_pairs_files_and_outputs_get_one_line_before_any_work(tmp
     for name, body in (("nan.txt", f"a.png a.png 0 0 {'nan ' * 9}{'500 0 100 0 500 100 0 0 1 '}{pose}"),
                        ("zero.txt", f"a.png a.png 0 0 {'0 ' * 18}{pose}")):
         (tmp_path / name).write_text(body + "\n")
-        res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path / name)])
+        res = CliRunner().invoke(cli, ["eval", "match", "--data", str(tmp_path / name)])
         assert res.exit_code != 0 and "not a camera matrix" in res.output and "Traceback" not in res.output
     (tmp_path / "latin.txt").write_bytes(b"caf\xe9.png b.png 0 0\n")
-    res = CliRunner().invoke(cli, ["eval", "--task", "match", "--data", str(tmp_path / "latin.txt")])
+    res = CliRunner().invoke(cli, ["eval", "match", "--data", str(tmp_path / "latin.txt")])
     assert res.exit_code != 0 and "not UTF-8" in res.output

@@ -138,6 +138,7 @@ def tiny_config(**knn):
                                           "store_per_pair": 10, **knn}}, "t")
 
 
+@pytest.mark.slow
 def test_reweighted_training_and_the_shipped_datastore_load_with_the_model(tmp_path):
     from n3cli.api import load_matcher
     from n3cli.match.train import train_match

@@ -12,12 +12,13 @@ from click.testing import CliRunner
 
 from n3cli.cli.main import cli
 from n3cli.models.nets import N3Net
-from n3cli.runtime.onnx_runner import GRAPH_KEY, OnnxRunner
+from n3cli.runtime.onnx_runner import OnnxRunner
 from n3cli.runtime.runner import run_image
 from n3cli.runtime.torch_runner import TorchRunner
 from n3cli.store import zoo
 from n3cli.store.checkpoint import ModelInfo, load_model, save_model
 from n3cli.store.onnx_export import export_onnx
+from n3cli.store.onnx_meta import GRAPH_KEY
 
 TINY = dict(in_channels=1, out_channels=1, features=8, depth=3, stages=2, mid_channels=4, k=2,
             embed_features=8, embed_channels=4)
@@ -45,6 +46,7 @@ def tiny(tmp_path_factory):
     return ckpt, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 80), (85, 130), (165, 210), (300, 245)])  # graph sides: multiples of 5
 def test_dynamic_export_matches_torch_at_many_sizes(tiny, size):
     ckpt, path = tiny
@@ -71,6 +73,7 @@ def test_export_is_valid_and_describes_itself(tiny):
     assert dims[1].dim_value == 1 and not dims[2].dim_value and not dims[3].dim_value  # dynamic H, W
 
 
+@pytest.mark.slow
 def test_fixed_size_export_is_tiled_to_its_size(tiny, tmp_path):
     ckpt, dyn = tiny
     out = tmp_path / "fixed.onnx"
@@ -89,6 +92,7 @@ def test_fixed_size_export_is_tiled_to_its_size(tiny, tmp_path):
     assert small.shape == (1, 1, 90, 101)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", [e for e in zoo.entries() if e.onnx], ids=lambda e: e.name)
 def test_shipped_onnx_files_match_their_checkpoints(entry):
     onnx_runner = OnnxRunner(entry.file_for("onnx"), "cpu")
@@ -112,6 +116,7 @@ def _write_noisy(path, c=3):
     tifffile.imwrite(path, np.rint(noisy * 65535).astype(np.uint16), photometric="rgb" if c == 3 else "minisblack")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("c", [1, 3])
 def test_denoise_backend_onnx_equals_torch(tmp_path, c):
     src = tmp_path / "in.tif"
@@ -174,6 +179,7 @@ def test_export_refuses_to_overwrite_and_bad_tile(tiny, tmp_path):
     assert json.loads(meta[GRAPH_KEY])["dtype"] == "float32"
 
 
+@pytest.mark.slow
 def test_fp16_export_runs_on_the_cpu_close_to_float32(tiny, tmp_path):
     ckpt, _ = tiny
     out = tmp_path / "half.onnx"
@@ -185,6 +191,7 @@ def test_fp16_export_runs_on_the_cpu_close_to_float32(tiny, tmp_path):
     assert y.dtype == np.float32 and np.isfinite(y).all()
 
 
+@pytest.mark.slow
 def test_upscale_on_onnxruntime_equals_torch(tmp_path):
     """An SR model exported to ONNX upscales like its checkpoint (bicubic + model on Y)."""
     from n3cli import api
@@ -211,8 +218,8 @@ def test_bad_graph_metadata_is_refused_in_one_line(graph, needle):
     import json
 
     from n3cli.errors import CheckpointError
-    from n3cli.runtime.onnx_runner import GRAPH_KEY, read_graph_meta
     from n3cli.store.modelinfo import META_KEY
+    from n3cli.store.onnx_meta import GRAPH_KEY, read_graph_meta
 
     meta = {META_KEY: json.dumps({"name": "x", "arch": "n3net", "args": {}, "task": "denoise"}), GRAPH_KEY: graph}
     with pytest.raises(CheckpointError, match=needle):

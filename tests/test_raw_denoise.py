@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
+from shared_paths import RAW_SAMPLES as SAMPLES
 
 from n3cli.cli.main import cli
 from n3cli.eval.metrics import psnr
@@ -14,7 +15,6 @@ from n3cli.io.images import read_image
 from n3cli.io.raw import RawImage, pack, read_raw, write_dng
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "raw-samples"
 A, B = 4e-3, 2e-5  # the generated files' noise: var = a*x + b
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 
@@ -128,6 +128,7 @@ def test_non_bayer_files_give_one_line_and_no_output(tmp_path, name):
     assert not dst.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"raw samples not found at {SAMPLES}")
 def test_a_real_grbg_camera_file_becomes_a_cleaner_dng_in_its_own_layout(tmp_path):
     from n3cli.imaging.raw_noise import estimate_noise_params
@@ -189,7 +190,7 @@ def test_eval_task_raw_reports_each_level_for_model_baseline_and_noisy_input(tmp
     px = read_image(ROOT / "examples" / "astronaut_clean.png").pixels
     for i in range(2):
         write_image(tmp_path / f"im{i}.png", Image(px[i * 60 : i * 60 + 128, 20:180], np.dtype(np.uint8)))
-    args = ["eval", "--task", "raw", "--data", str(tmp_path), "--level", "1e-3,1e-5", "--level", "1e-2,1e-4", "--json"]
+    args = ["eval", "raw", "--data", str(tmp_path), "--level", "1e-3,1e-5", "--level", "1e-2,1e-4", "--json"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_paths import RAW_SAMPLES as SAMPLES
 
 from n3cli.errors import ImageError
 from n3cli.io.raw import RawImage, pack, read_raw, unpack, write_dng
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "raw-samples"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"raw samples not found at {SAMPLES}")
 
 

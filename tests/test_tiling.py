@@ -71,6 +71,7 @@ def test_fixed_size_plan_windows_are_exact_and_hold_context(length, window, over
         assert s.start <= max(0, s.core0 - overlap) and s.stop >= min(length, s.core1 + overlap)
 
 
+@pytest.mark.slow
 def test_fixed_size_tiling_equals_untiled():
     net = _small_n3net()
     x = torch.rand(1, 1, 420, 383)

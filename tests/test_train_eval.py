@@ -12,11 +12,12 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
+from n3cli import api
 from n3cli.cli.main import cli
 from n3cli.errors import ConfigError
 from n3cli.models.registry import build_model
 from n3cli.store.checkpoint import ModelInfo, load_model, save_model
-from n3cli.train.config import load_config, validate
+from n3cli.train.config import validate
 from n3cli.train.loop import train, validate_psnr
 
 TINY = {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3, "k": 2, "embed_features": 8}
@@ -126,10 +127,11 @@ def test_shipped_configs_validate():
     files = sorted(root.rglob("*.yaml"))
     assert len(files) >= 5
     for f in files:
-        cfg = load_config(f)
+        cfg = api.load_training_config(f)
         build_model(cfg["model"]["arch"], cfg["model"]["args"])
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, optim={"epochs": 1, "steps_per_epoch": 40, "lr": 3e-3})
     torch.manual_seed(cfg["seed"])
@@ -146,6 +148,7 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert after > before + 1.0
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     cfg = tiny_config(tmp_path, checkpoint_every=1)
     full = load_model(train(cfg, tmp_path / "a", progress=False))
@@ -156,6 +159,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert resumed.info.extra["training"]["steps"] == 6
 
 
+@pytest.mark.slow
 def test_ddp_with_two_gloo_processes_keeps_ranks_identical(tmp_path):
     cfg = tiny_config(tmp_path)
     cfg["optim"]["epochs"] = 1
@@ -177,7 +181,7 @@ def test_eval_matches_psnr_computed_here(tmp_path):
     torch.manual_seed(0)
     net = build_model("n3net", TINY).eval()
     save_model(tmp_path / "m.safetensors", net, ModelInfo("tiny", "n3net", TINY, noise={"kind": "fixed", "sigma": 25}))
-    res = CliRunner().invoke(cli, ["eval", "--model", str(tmp_path / "m.safetensors"), "--data", str(data),
+    res = CliRunner().invoke(cli, ["eval", "denoise", "--model", str(tmp_path / "m.safetensors"), "--data", str(data),
                                    "--sigma", "25", "--sigma", "50", "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
@@ -197,6 +201,7 @@ def test_eval_matches_psnr_computed_here(tmp_path):
         assert set(r) >= {"data", "sigma", "mean_psnr", "mean_ssim", "per_image"}
 
 
+@pytest.mark.slow
 def test_sr_training_learns_and_the_result_upscales(tmp_path):
     """A few steps of the SR recipe beat bicubic on the training scenes' validation twins; the
     result is an SR model file that `n3 upscale` loads for every trained scale."""
@@ -310,3 +315,18 @@ def test_optimizer_step_skips_nonfinite_batches_and_clips():
     assert optimizer_step(net, opt, loss, clip=1e-3)
     moved = torch.cat([(a - b).flatten() for a, b in zip(net.parameters(), before)]).norm()
     assert moved.item() == pytest.approx(0.1 * 1e-3, rel=1e-3)
+
+
+def test_eval_has_a_subcommand_per_task_and_the_old_spelling_still_works(tmp_path):
+    """`n3 eval` had 17 options across four tasks; each task now has its own subcommand with its own
+    options, and `--task X` keeps working for one release, with a deprecation line."""
+    data = make_images(tmp_path / "imgs", 2)
+    new = CliRunner().invoke(cli, ["eval", "denoise", "--data", str(data), "--sigma", "25", "--json"])
+    old = CliRunner().invoke(cli, ["eval", "--data", str(data), "--sigma", "25", "--json"])
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert json.loads(new.stdout)["results"] == json.loads(old.stdout)["results"]
+    assert "deprecated" in old.stderr and "n3 eval denoise" in old.stderr and "deprecated" not in new.stderr
+    helptext = CliRunner().invoke(cli, ["eval", "sr", "--help"]).output
+    assert "--scale" in helptext and "--sigma" not in helptext and "--pairs" not in helptext
+    res = CliRunner().invoke(cli, ["eval", "--task", "colour", "--data", str(data)])
+    assert res.exit_code == 2 and "denoise, sr, raw, match" in res.stderr

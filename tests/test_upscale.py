@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from n3cli import api
 from n3cli.cli.main import cli
+from n3cli.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from n3cli.imaging.resize import imresize
 from n3cli.io.images import read_image
-from n3cli.pipelines.sr import rgb_to_ycbcr, ycbcr_to_rgb
 from n3cli.store.checkpoint import ModelInfo, save_model
 
 ARGS = dict(in_channels=1, out_channels=1, features=8, depth=3, stages=2, mid_channels=4, k=2,
@@ -109,7 +109,7 @@ def test_eval_sr_reports_model_and_bicubic_per_scale(sr_model, tmp_path):
     data.mkdir()
     PILImage.fromarray(np.rint(image(61, 70, 3) * 255).astype(np.uint8)).save(data / "a.png")
     PILImage.fromarray(np.rint(image(50, 47, 1, seed=2)[..., 0] * 255).astype(np.uint8)).save(data / "b.png")
-    res = CliRunner().invoke(cli, ["eval", "--task", "sr", "--scale", "2", "--scale", "3", "--data", str(data),
+    res = CliRunner().invoke(cli, ["eval", "sr", "--scale", "2", "--scale", "3", "--data", str(data),
                                    "--model", str(sr_model), "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
@@ -118,12 +118,11 @@ def test_eval_sr_reports_model_and_bicubic_per_scale(sr_model, tmp_path):
         assert len(r["per_image"]) == 2
         assert {"mean_psnr", "bicubic_psnr", "mean_ssim"} <= set(r)
         assert 10 < r["bicubic_psnr"] < 60 and np.isfinite(r["mean_psnr"])
-    res = CliRunner().invoke(cli, ["eval", "--task", "sr", "--data", str(data), "--model", str(sr_model)])
+    res = CliRunner().invoke(cli, ["eval", "sr", "--data", str(data), "--model", str(sr_model)])
     assert res.exit_code == 2 and "needs --scale" in res.stderr
 
 
 def test_eval_sr_of_a_pass_through_model_gives_the_published_bicubic_number(datasets, tmp_path):
-    from n3cli.eval.protocols import evaluate_upscaler
     from n3cli.models.registry import build_model
 
     args = {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3}
@@ -133,7 +132,7 @@ def test_eval_sr_of_a_pass_through_model_gives_the_published_bicubic_number(data
         net.blocks[0].conv2.bias.zero_()
     path = tmp_path / "identity.safetensors"
     save_model(path, net, ModelInfo(name="identity", arch="dncnn", args=args, task="sr", scale=2))
-    rep = evaluate_upscaler(str(path), datasets / "Set5", [2], device="cpu")
+    rep = api.evaluate_upscale(str(path), datasets / "Set5", [2], device="cpu")
     r = rep["results"][0]
     assert abs(r["mean_psnr"] - r["bicubic_psnr"]) < 0.02
     assert abs(r["mean_psnr"] - 33.66) <= 0.03

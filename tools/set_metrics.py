@@ -19,11 +19,11 @@ def main() -> None:
         key, f = arg.split("=", 1)
         rep = json.loads(Path(f).read_text())
         for r in rep["results"]:
-            if "a" in r:  # n3 eval --task raw: one result per (a, b) level
+            if "a" in r:  # n3 eval raw: one result per (a, b) level
                 metrics[f"{key}_a{r['a']:g}"] = {"data": Path(r["data"]).name, "a": r["a"], "b": r["b"],
                                                  "psnr": round(r["mean_psnr"], 2), "noisy_psnr": round(r["noisy_psnr"], 2)}
                 continue
-            if "scale" in r:  # n3 eval --task sr: one result per scale
+            if "scale" in r:  # n3 eval sr: one result per scale
                 metrics[f"{key}_x{r['scale']}"] = {"data": Path(r["data"]).name, "scale": r["scale"],
                                                    "psnr": round(r["mean_psnr"], 2), "ssim": round(r["mean_ssim"], 4),
                                                    "bicubic_psnr": round(r["bicubic_psnr"], 2)}

@@ -87,8 +87,7 @@ def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrit
 
 
 def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
-    from ..io.atomic import remove_stale_parts
-    from ..io.folders import same_file
+    from ..api import remove_stale_parts, same_file
 
     try:
         if job.error:

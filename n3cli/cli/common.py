@@ -48,7 +48,7 @@ backend_option = click.option(
 
 def max_pixels_option(fn):
     """--max-megapixels, shared by the image commands: the size limit checked on each header."""
-    from ..io.images import MAX_PIXELS
+    from ..api import MAX_PIXELS
 
     return click.option("--max-megapixels", "max_megapixels", type=click.FloatRange(min=0), default=MAX_PIXELS / 1e6,
                         show_default=True,

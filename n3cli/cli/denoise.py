@@ -58,10 +58,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
-    from ..io.folders import plan_jobs
-    from ..io.images import WRITE_EXTS
-    from ..io.raw import is_raw_path
-    from ..pipelines.raw import parse_noise
+    from ..api import WRITE_EXTS, is_raw_path, parse_noise, plan_jobs
 
     ab = None
     try:
@@ -111,27 +108,22 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
 
 
 def _accept(path) -> bool:
-    from ..io.images import is_image_path
-    from ..io.raw import is_raw_path
+    from ..api import is_image_path, is_raw_path
 
     return is_image_path(path) or is_raw_path(path)
 
 
 def _print_noise(inputs, recursive, ab, max_pixels: int) -> None:
-    from ..imaging.estimate import estimate_sigma
-    from ..io.folders import expand_inputs
-    from ..io.images import read_image
-    from ..io.raw import is_raw_path, read_raw
-    from ..pipelines.raw import noise_params
+    from ..api import expand_inputs, noise_level
 
     bad = 0
     for f, _ in expand_inputs(inputs, recursive, _accept):
         try:
-            if is_raw_path(f):
-                p = noise_params(read_raw(f), ab)
-                click.echo(f"{f}\ta={p.a:.4g}\tb={p.b:.4g}\t({p.source})")
+            n = noise_level(f, ab, max_pixels)
+            if "sigma" in n:
+                click.echo(f"{f}\tsigma={n['sigma']:.2f}")
             else:
-                click.echo(f"{f}\tsigma={estimate_sigma(read_image(f, max_pixels).pixels):.2f}")
+                click.echo(f"{f}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
         except (N3Error, ValueError) as e:
             bad += 1
             click.echo(f"error: {e}", err=True)

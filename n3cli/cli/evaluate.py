@@ -1,4 +1,8 @@
-"""`n3 eval --data DIR --sigma S ...` (denoising) and `n3 eval --task sr --scale S ...`."""
+"""`n3 eval denoise|sr|raw|match`: the paper's protocols, a subcommand per task.
+
+The spelling of earlier releases (`n3 eval --task sr ...`, `n3 eval --data D --sigma 25`) still
+works for one release, with a deprecation line on stderr.
+"""
 from __future__ import annotations
 
 import json
@@ -8,82 +12,88 @@ import click
 
 from .common import backend_option, device_option, fail, reports_errors
 
+TASKS = ("denoise", "sr", "raw", "match")
 
-@click.command("eval")
-@click.option("-m", "--model", default=None, metavar="NAME|FILE",
-              help="Model to evaluate [default: the one `n3 denoise` picks for these images].")
-@click.option("--data", type=click.Path(exists=True),
-              help="Folder of clean images (e.g. Set12, BSD68, CBSD68); --task match: a pairs file, or a "
-                   "folder with its pairs.txt [default for match: the synthetic test set].")
-@click.option("--task", type=click.Choice(["denoise", "sr", "raw", "match"]), default="denoise", show_default=True,
-              help="What to measure: denoising (needs --sigma), super-resolution (needs --scale), raw "
-                   "denoising (synthetic raw from --data), or match (pose mAP of robust estimation, CNNet and N³Net).")
-@click.option("--level", "levels", multiple=True, metavar="A,B",
-              help="--task raw: noise level(s) var = a*x + b; repeat for several [default: the four standard levels].")
-@click.option("--baseline", default="dncnn-raw", show_default=True, metavar="NAME|FILE",
-              help="--task raw: the model to compare against (the DnCNN ablation); 'none' for no baseline.")
-@click.option("--pairs", type=click.IntRange(min=1), default=200, show_default=True,
-              help="--task match: number of synthetic test pairs (fixed seed).")
-@click.option("--outliers", type=(click.FloatRange(0, 0.99), click.FloatRange(0, 0.99)), default=(0.5, 0.95),
-              show_default=True, metavar="LO HI", help="--task match: range of wrong-match fractions of the synthetic pairs.")
-@click.option("--ratio", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
-              help="--task match with --data: SIFT ratio test; 1 keeps every nearest neighbour (CNNet's protocol).")
+
+class _EvalGroup(click.Group):
+    """A group that also takes the old single-command spelling: no subcommand name first means
+    the task of ``--task`` (default denoise), with the rest of the arguments passed on."""
+
+    def resolve_command(self, ctx, args):
+        if args and (args[0] in self.commands or args[0] in ("-h", "--help")):
+            return super().resolve_command(ctx, args)
+        task, rest, i = "denoise", [], 0
+        while i < len(args):
+            if args[i] == "--task" and i + 1 < len(args):
+                task, i = args[i + 1], i + 2
+                continue
+            if args[i].startswith("--task="):
+                task, i = args[i].split("=", 1)[1], i + 1
+                continue
+            rest.append(args[i])
+            i += 1
+        if task not in self.commands:
+            fail(f"--task {task!r}: choose one of {', '.join(TASKS)}")
+        click.echo(f"note: `n3 eval --task {task} ...` is deprecated; use `n3 eval {task} ...`", err=True)
+        return task, self.commands[task], rest
+
+
+@click.group("eval", cls=_EvalGroup, context_settings={"ignore_unknown_options": True,
+                                                       "allow_interspersed_args": False})
+def evaluate():
+    """Measure a model with the paper's protocol: `n3 eval denoise|sr|raw|match --help`.
+
+    \b
+    denoise  Gaussian noise added to clean [0,1] images, not clipped or quantised, fixed seed;
+             float PSNR and SSIM per image and mean.
+    sr       LR by MATLAB-compatible bicubic downscaling rounded to 8 bits; PSNR/SSIM on the
+             BT.601 Y channel with `scale` pixels shaved; bicubic alongside.
+    raw      --data's sRGB images unprocessed to linear RGGB mosaics (fixed seed), Poisson-Gaussian
+             noise at four (a, b) levels; raw-space PSNR of the noisy input, the DnCNN ablation
+             and the RAW N³Net.
+    match    mAP of the pose error at 5/10/20 degrees for robust estimation on all matches, the
+             shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
+    """
+
+
+model_option = click.option("-m", "--model", default=None, metavar="NAME|FILE",
+                            help="Model to evaluate [default: the one `n3 denoise`/`n3 upscale` picks].")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+tile_option = click.option("-t", "--tile", type=click.IntRange(min=64), default=None,
+                           help="Tile size [default: from free memory].")
+
+
+def _data_option(help: str):
+    return click.option("--data", type=click.Path(exists=True), default=None, help=help)
+
+
+@evaluate.command("denoise")
+@model_option
+@_data_option("Folder of clean images (e.g. Set12, BSD68, CBSD68).")
 @click.option("-s", "--sigma", "sigmas", multiple=True, type=click.FloatRange(min=0, max=255),
               help="Noise level(s), 0-255 units; repeat for several.")
-@click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
-              help="--task sr: upscaling factor(s); repeat for several.")
 @click.option("--seed", default=0, show_default=True, help="Noise seed (the same noise for every model).")
 @click.option("--estimate-noise", is_flag=True, help="Give noise-aware models the estimated sigma, not the true one.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None,
               help="Also write the denoised images (16-bit PNG) here.")
-@click.option("-t", "--tile", type=click.IntRange(min=64), default=None, help="Tile size [default: from free memory].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@tile_option
+@json_option
 @device_option
 @backend_option
 @reports_errors
-def evaluate(model, data, task, levels, baseline, pairs, outliers, ratio, sigmas, scales, seed, estimate_noise, save_dir, tile,
-             as_json, device, backend):
-    """Measure a model with the paper's protocol.
+def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json, device, backend):
+    """Gaussian denoising (FACTS §5): float PSNR and SSIM per image and mean."""
+    from .. import api
 
-    
-    Denoising: Gaussian noise added to clean [0,1] images, not clipped or quantised, fixed seed;
-    float PSNR and SSIM per image and mean.
-    Super-resolution (--task sr): LR by MATLAB-compatible bicubic downscaling rounded to 8 bits;
-    PSNR/SSIM on the BT.601 Y channel with `scale` pixels shaved; bicubic alongside.
-    RAW (--task raw): --data's sRGB images unprocessed to linear RGGB mosaics (fixed seed),
-    Poisson-Gaussian noise at four (a, b) levels, raw-space PSNR of noisy input, the DnCNN
-    ablation and the RAW N³Net.
-    Matching (--task match): mAP of the pose error at 5/10/20 degrees for robust estimation on all
-    matches, the shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
-    Without --model: the model `n3 denoise` / `n3 upscale` would pick.
-    """
-    if task == "match":
-        return _evaluate_match(model, data, pairs, outliers, None if ratio >= 1 else ratio, as_json)
     if data is None:
         fail("missing option --data (a folder of clean images)")
-    if task == "raw":
-        return _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend)
-    if task == "sr":
-        if not scales:
-            fail("--task sr needs --scale (2, 3 or 4; repeat for several)")
-        return _evaluate_sr(model, data, [int(s) for s in scales], tile, as_json, device, backend)
     if not sigmas:
         fail("missing option --sigma (noise level in 0-255 units; repeat for several)")
-    from .. import api
-    from ..eval.protocols import evaluate_denoiser
-    from ..io.images import read_image
-    from ..train.data import list_images
-
-    if model is None:
-        first = read_image(list_images(data)[0])
-        loaded = api.load_denoiser(None, "rgb" if first.channels == 3 else "gray", device, backend)
-    else:
-        loaded = api.load_denoiser(model, device=device, backend=backend)
+    with _progress(api.count_images(data) * len(sigmas)) as bar:
+        report = api.evaluate_denoise(model, data, list(sigmas), seed, estimate_noise, tile, save_dir, device, backend,
+                                      on_image=lambda name, p, s: bar.update(1))
     if not as_json:
-        click.echo(f"running on {loaded.describe()}", err=True)
-    with _progress(len(list_images(data)) * len(sigmas)) as bar:
-        report = evaluate_denoiser(loaded, data, list(sigmas), seed, estimate_noise, tile, save_dir,
-                                   on_image=lambda name, p, s: bar.update(1))
+        click.echo(f"ran on {report['backend']}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -99,6 +109,63 @@ def evaluate(model, data, task, levels, baseline, pairs, outliers, ratio, sigmas
             click.echo(f"sigma estimate error: mean {res['sigma_error']['mean']:+.2f}, mean abs {res['sigma_error']['mean_abs']:.2f}")
 
 
+
+
+@evaluate.command("sr")
+@model_option
+@_data_option("Folder of HR images (e.g. Set5, Set14).")
+@click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
+              help="Upscaling factor(s); repeat for several.")
+@tile_option
+@json_option
+@device_option
+@backend_option
+@reports_errors
+def eval_sr(model, data, scales, tile, as_json, device, backend):
+    """Super-resolution (FACTS §7): PSNR/SSIM on Y with `scale` pixels shaved, bicubic alongside."""
+    if data is None:
+        fail("missing option --data (a folder of clean images)")
+    if not scales:
+        fail("`n3 eval sr` needs --scale (2, 3 or 4; repeat for several)")
+    _evaluate_sr(model, data, [int(s) for s in scales], tile, as_json, device, backend)
+
+
+@evaluate.command("raw")
+@model_option
+@_data_option("Folder of sRGB images made into synthetic raw (e.g. CBSD68).")
+@click.option("--level", "levels", multiple=True, metavar="A,B",
+              help="Noise level(s) var = a*x + b; repeat for several [default: the four standard levels].")
+@click.option("--baseline", default="dncnn-raw", show_default=True, metavar="NAME|FILE",
+              help="The model to compare against (the DnCNN ablation); 'none' for no baseline.")
+@click.option("--seed", default=0, show_default=True, help="Noise seed (the same noise for every model).")
+@tile_option
+@json_option
+@device_option
+@backend_option
+@reports_errors
+def eval_raw(model, data, levels, baseline, seed, tile, as_json, device, backend):
+    """Raw denoising: raw-space PSNR on synthetic raw at each (a, b), with the DnCNN ablation."""
+    if data is None:
+        fail("missing option --data (a folder of clean images)")
+    _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend)
+
+
+@evaluate.command("match")
+@model_option
+@_data_option("A pairs file, or a folder with its pairs.txt [default: the synthetic test set].")
+@click.option("--pairs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Number of synthetic test pairs (fixed seed).")
+@click.option("--outliers", type=(click.FloatRange(0, 0.99), click.FloatRange(0, 0.99)), default=(0.5, 0.95),
+              show_default=True, metavar="LO HI", help="Range of wrong-match fractions of the synthetic pairs.")
+@click.option("--ratio", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
+              help="With --data: SIFT ratio test; 1 keeps every nearest neighbour (CNNet's protocol).")
+@json_option
+@reports_errors
+def eval_match(model, data, pairs, outliers, ratio, as_json):
+    """Correspondences: pose mAP at 5/10/20 degrees of robust estimation, CNNet and N³Net."""
+    _evaluate_match(model, data, pairs, outliers, None if ratio >= 1 else ratio, as_json)
+
+
 def _progress(n: int):
     """The eval progress bar on stderr (hidden when stderr is not a terminal)."""
     from tqdm import tqdm
@@ -107,11 +174,10 @@ def _progress(n: int):
 
 
 def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
-    from ..eval.protocols import evaluate_upscaler
-    from ..train.data import list_images
+    from .. import api
 
-    with _progress(len(list_images(data)) * len(scales)) as bar:
-        report = evaluate_upscaler(model, data, scales, tile, device, backend, on_image=lambda *a: bar.update(1))
+    with _progress(api.count_images(data) * len(scales)) as bar:
+        report = api.evaluate_upscale(model, data, scales, tile, device, backend, on_image=lambda *a: bar.update(1))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -124,22 +190,9 @@ def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
 
 
 def _evaluate_match(model, data, pairs, outliers, ratio, as_json) -> None:
-    from ..api import resolve_model
-    from ..match.evaluate import evaluate_match
-    from ..match.knn_vote import scorer_for
-    from ..store.checkpoint import load_model
+    from .. import api
 
-    nets = {"robust": None}
-    for key, name in (("cnnet", "cnnet-match"), ("n3net", model)):  # None: the shipped N³Net
-        path = resolve_model(name, "match", backend="torch")
-        m = load_model(path)
-        nets[key] = m.net.eval()
-        if m.info.extra.get("knn"):  # its kNN interpolation too, with the lambda tuned on validation
-            scorer, _ = scorer_for(path, m.info, True)
-            nets[f"{key}+knn"] = (nets[key], scorer)
-    report = evaluate_match(nets, data, pairs, outliers=tuple(outliers), ratio=ratio)
-    if model is not None:
-        report["n3net"] = str(model)
+    report = api.evaluate_matching(model, data, pairs, tuple(outliers), ratio)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -152,27 +205,24 @@ def _evaluate_match(model, data, pairs, outliers, ratio, as_json) -> None:
 
 def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend) -> None:
     from .. import api
-    from ..eval.protocols import RAW_EVAL_LEVELS, evaluate_raw
-    from ..pipelines.raw import parse_noise
-    from ..train.data import list_images
 
-    parsed = [parse_noise(v) for v in levels] or RAW_EVAL_LEVELS
-    runner = api.load_raw_denoiser(model, device, backend)
-    base = None if baseline.lower() == "none" else api.load_raw_denoiser(baseline, device, backend)
+    parsed = [api.parse_noise(v) for v in levels] or None
+    base = None if baseline.lower() == "none" else baseline
+    with _progress(api.count_images(data) * (len(parsed) if parsed else 4)) as bar:
+        report = api.evaluate_raw_denoise(model, data, parsed, base, seed, tile, device, backend,
+                                          on_image=lambda *a: bar.update(1))
     if not as_json:
-        click.echo(f"running on {runner.describe()}", err=True)
-    with _progress(len(list_images(data)) * len(parsed)) as bar:
-        report = evaluate_raw(runner, data, parsed, seed, tile, base, on_image=lambda *a: bar.update(1))
+        click.echo(f"ran on {report['backend']}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"\nraw-space PSNR (dB) on synthetic raw {data}, seed {seed}")
     head = f"{'a':>9} {'b':>9} {'noisy':>7}"
-    if base is not None:
+    if "baseline" in report:
         head += f" {report['baseline'][:14]:>14}"
     click.echo(head + f" {report['model'][:14]:>14}")
     for res in report["results"]:
         line = f"{res['a']:9.3g} {res['b']:9.3g} {res['noisy_psnr']:7.2f}"
-        if base is not None:
+        if "baseline_psnr" in res:
             line += f" {res['baseline_psnr']:14.2f}"
         click.echo(line + f" {res['mean_psnr']:14.2f}")

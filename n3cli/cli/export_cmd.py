@@ -33,20 +33,13 @@ def export_cmd(model, output, opset, tile, dynamic, fp16, no_verify, overwrite):
     from pathlib import Path
 
     from .. import api
-    from ..store.onnx_export import export_onnx
 
     if tile and dynamic:
         fail("--tile and --dynamic exclude each other")
     out = Path(output)
-    if out.suffix.lower() != ".onnx":
-        fail(f"{output}: the output must end in .onnx")
-    if out.exists() and not overwrite:
-        fail(f"{output} exists (use --overwrite to replace it)")
-    src = api.resolve_model(model, backend="torch")
-    if src.suffix.lower() == ".onnx":
-        fail(f"{model}: already an ONNX file")
-    click.echo(f"exporting {src} (takes ~30 s for an N³Net) ...", err=True)
-    rep = export_onnx(src, out, opset, tuple(tile) if tile else None, fp16, verify=not no_verify)
+    click.echo(f"exporting {model} (takes ~30 s for an N³Net) ...", err=True)
+    rep = api.export_model(model, out, opset, tuple(tile) if tile else None, fp16, verify=not no_verify,
+                           overwrite=overwrite)
     g = rep["graph"]
     shape = f"{g['input_size'][0]}x{g['input_size'][1]}" if g["input_size"] else \
         f"dynamic (multiples of {g['size_multiple']}, >= {g['min_size']})"

@@ -21,7 +21,7 @@ def import_cmd(legacy: str, output: str, sigma: float, name: str | None, overwri
     your own copy; n3 never downloads or ships it. The file is read with weights_only=True, so
     nothing in it is executed.
     """
-    from ..store.legacy import import_legacy
+    from ..api import import_checkpoint
 
-    info = import_legacy(legacy, output, sigma, name, overwrite)
+    info = import_checkpoint(legacy, output, sigma, name, overwrite)
     click.echo(f"wrote {output} ({info.arch}, {info.color}, sigma {sigma:g})")

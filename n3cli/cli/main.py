@@ -11,7 +11,7 @@ from .. import __version__
 COMMANDS = {
     "denoise": ("n3cli.cli.denoise", "denoise", "Denoise photos (gray, colour) with an N³Net."),
     "export": ("n3cli.cli.export_cmd", "export_cmd", "Export a model to ONNX for onnxruntime."),
-    "eval": ("n3cli.cli.evaluate", "evaluate", "Measure PSNR/SSIM of a model on a folder of clean images."),
+    "eval": ("n3cli.cli.evaluate", "evaluate", "Measure a model with the paper's protocols (denoise, sr, raw, match)."),
     "import": ("n3cli.cli.import_cmd", "import_cmd", "Convert the authors' N³Net checkpoint to an n3 model file."),
     "match": ("n3cli.cli.match", "match", "Classify SIFT matches between two photos and recover the pose."),
     "models": ("n3cli.cli.models_cmd", "models", "List the shipped models."),
@@ -62,7 +62,7 @@ def _on_sigterm(signum, frame) -> None:
 def main() -> None:
     import signal
 
-    from ..runtime.malloc import keep_freed_memory
+    from ..api import keep_freed_memory
 
     keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -1,8 +1,6 @@
 """`n3 match A B -o matches.json`."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from .common import reports_errors
@@ -38,48 +36,16 @@ def match(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, mo
     Example:
       n3 match left.jpg right.jpg -o pose.json --viz matches.png
     """
-    from pathlib import Path
+    from .. import api
 
-    from ..errors import N3Error
-    from ..io.atomic import atomic_write
-    from ..match.pipeline import draw_matches, match_images, read_intrinsics
-
-    if viz and Path(viz).suffix.lower() not in VIZ_EXTS:
-        raise N3Error(f"{viz}: --viz writes an image: use one of {', '.join(sorted(VIZ_EXTS))}")
-    for out in [output] + ([viz] if viz else []):
-        if Path(out).exists() and not overwrite:
-            raise N3Error(f"{out} exists (use --overwrite to replace it)")
-        if Path(out).resolve() in (Path(image_a).resolve(), Path(image_b).resolve()):
-            raise N3Error(f"{out}: output would overwrite an input")
-    K = read_intrinsics(intrinsics_file) if intrinsics_file else None
-    net, name, scorer = _load(model, knn)
-    res = match_images(image_a, image_b, net, name, K, focal, max_matches, knn=scorer)
-    atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(res)))
-    if viz:
-        draw_matches(res, viz)
+    res = api.match_files(image_a, image_b, output, viz, intrinsics_file, focal, max_matches, model, knn, overwrite)
+    if res["warning"]:
+        click.echo(res["warning"], err=True)
     click.echo(f"{res['num_inliers']} of {res['num_matches']} matches kept; "
                f"intrinsics: {res['intrinsics']['source']}; wrote {output}", err=True)
-
-
-VIZ_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _finite(v):
     if v is not None and v != v:  # NaN passes click's range check
         raise click.BadParameter("must be a number, not nan")
     return v
-
-
-def _load(model, knn):
-    if model is not None and model.lower() == "none":
-        if knn:
-            from ..errors import N3Error
-
-            raise N3Error("--knn needs a match network (not --model none)")
-        return None, None, None
-    from ..api import load_matcher
-
-    net, name, scorer, warning = load_matcher(model, knn)
-    if warning:
-        click.echo(warning, err=True)
-    return net, name, scorer

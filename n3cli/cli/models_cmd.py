@@ -13,22 +13,15 @@ from .common import reports_errors
 @reports_errors
 def models(as_json: bool) -> None:
     """List the shipped models: name, task, channels, noise, size and measured PSNR."""
-    from ..store import zoo
-    from ..store.checkpoint import read_info
+    from ..api import shipped_models
 
-    rows = []
-    for e in zoo.entries():
-        info = read_info(e.path)
-        rows.append({"name": e.name, "task": info.task, "color": info.color, "channels": info.image_channels,
-                     "noise": info.noise, "size_mb": round(e.path.stat().st_size / 1e6, 2),
-                     "default_for": list(e.default_for), "metrics": info.extra.get("metrics", {}),
-                     "training": info.extra.get("training", {}), "file": str(e.path),
-                     "onnx": str(e.onnx_path) if e.onnx_path else None})
+    listing = shipped_models()
+    rows = listing["models"]
     if as_json:
-        click.echo(json.dumps({"weights_dir": str(zoo.weights_dir()), "models": rows}, indent=2))
+        click.echo(json.dumps(listing, indent=2))
         return
     if not rows:
-        click.echo(f"no shipped models found in {zoo.weights_dir()}")
+        click.echo(f"no shipped models found in {listing['weights_dir']}")
         return
     click.echo(f"{'name':<18} {'task':<8} {'color':<6} {'noise':<16} {'MB':>5}  {'default':<8} measured")
     for r in rows:

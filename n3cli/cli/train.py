@@ -1,11 +1,8 @@
 """`n3 train --config FILE.yaml`."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from ..errors import N3Error
 from .common import device_option, reports_errors
 
 
@@ -30,28 +27,13 @@ def train(config_path: str, out_dir: str | None, resume: bool, overwrite: bool, 
     Writes latest/best checkpoints, log.jsonl and, at the end, model.safetensors, which
     `n3 denoise --model` loads.
     """
-    from ..train.config import load_config
-    from ..train.loop import prepare_run_dir
-    from ..train.loop import train as run
+    from .. import api
 
-    cfg = load_config(config_path)
-    out = Path(out_dir) if out_dir else Path("runs") / cfg["name"]
+    cfg = api.load_training_config(config_path)
     if build_for:
-        if cfg["model"]["task"] != "match":
-            raise N3Error("--build-datastore is for match models (model.task: match)")
-        from ..match.train import add_datastore
-
-        knn = add_datastore(cfg, build_for)
+        knn = api.build_match_datastore(cfg, build_for)
         click.echo(f"wrote {knn['datastore']} ({knn['entries']} entries) beside {build_for}: k {knn['k']}, "
                    f"T {knn['temperature']}, lambda {knn['lambda']} (validation gain: {'yes' if knn['gain'] else 'no'})")
         return
-    prepare_run_dir(out, resume, overwrite)
-    if cfg["model"]["task"] == "match":
-        from ..match.train import train_match
-
-        if resume:
-            raise N3Error("--resume is not supported for match training yet (runs are short; start again)")
-        final = train_match(cfg, out, device=device, max_steps=max_steps)
-    else:
-        final = run(cfg, out, resume=resume, device=device, max_steps=max_steps)
+    final = api.run_training(cfg, out_dir, resume, overwrite, max_steps, device)
     click.echo(f"wrote {final}")

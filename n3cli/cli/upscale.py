@@ -44,8 +44,7 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     2 for bad usage.
     """
     from .. import api
-    from ..io.folders import plan_jobs
-    from ..io.images import WRITE_EXTS, is_image_path
+    from ..api import WRITE_EXTS, is_image_path, plan_jobs
     from .batchrun import run_batch
 
     s = int(scale)

@@ -15,7 +15,7 @@ from .metrics import psnr, ssim
 
 def load_clean(folder: str | os.PathLike, color: str) -> list[tuple[str, np.ndarray]]:
     """The folder's images (sorted by name) as float32, converted to the model's colour."""
-    from ..train.data import list_images
+    from ..io.folders import list_images
 
     return [(p.name, as_color(read_image(p).pixels, color)) for p in list_images(folder)]
 
@@ -29,7 +29,7 @@ def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], 
     from a fixed stream per (seed, image index); the output is scored as float.
     Noise-aware models get the true sigma unless ``estimate_noise``.
     """
-    from ..api import denoise
+    from ..pipelines.denoise import denoise
 
     images = load_clean(data, model.info.color)
     results = []
@@ -68,23 +68,22 @@ def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], 
 
 
 def evaluate_upscaler(model: Any, data: str | os.PathLike, scales: list[int], tile: int | None = None,
-                      device: str = "auto", backend: str = "auto",
                       on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
     """The SR protocol (FACTS §7) at each scale: 8-bit HR cropped to a multiple of the scale, LR
     by MATLAB bicubic downscaling rounded to 8 bits, outputs rounded to 8 bits, PSNR and SSIM on
     the rounded BT.601 Y channel with ``scale`` pixels shaved; bicubic upscaling alongside.
 
-    ``model``: a runner from :func:`n3cli.api.load_upscaler`, a name or path, or None (the model
-    ``n3 upscale`` picks for each scale).
+    ``model``: a runner, or a function giving the runner for a scale
+    (:func:`n3cli.api.evaluate_upscale` loads them).
     """
-    from ..api import load_upscaler, upscale
     from ..imaging.resize import imresize, make_lr, modcrop, psnr_y, rgb_to_y
-    from ..train.data import list_images
+    from ..io.folders import list_images
+    from ..pipelines.sr import upscale
 
     files = list_images(data)
     results, name = [], None
     for s in scales:
-        runner = model if hasattr(model, "run") else load_upscaler(model, s, device, backend)
+        runner = model if hasattr(model, "run") else model(s)
         name = runner.info.name
         per = []
         for p in files:

@@ -149,6 +149,20 @@ def _dedupe(jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+def list_images(folder: str | Path) -> list[Path]:
+    """The images (PNG, JPEG, TIFF, BMP, WebP) directly in ``folder``, sorted by name; an error for
+    a missing or image-less folder (a data set is never empty)."""
+    from .images import is_image_path
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise N3Error(f"{folder}: no such image folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p))
+    if not files:
+        raise N3Error(f"{folder}: no PNG/JPEG/TIFF/BMP/WebP images in it")
+    return files
+
+
 def _is_under(f: Path, root: Path) -> bool:
     try:
         f.relative_to(root)

@@ -129,8 +129,8 @@ def make_rendered_pair(rng: np.random.Generator, textures: list[np.ndarray], siz
 
 def load_textures(folder: str | Path, limit: int | None = None) -> list[np.ndarray]:
     """The images of ``folder`` (sorted; the first ``limit``) as (h, w, 3) float32 textures."""
+    from ..io.folders import list_images
     from ..io.images import read_image
-    from ..train.data import list_images
 
     out = []
     for path in list_images(folder)[:limit]:

@@ -8,26 +8,16 @@ scale, plus the bicubic kernel's reach.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..errors import N3Error
+from ..imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..imaging.resize import imresize
-from ..runtime.runner import Runner
-
-# MATLAB rgb2ycbcr (BT.601, "studio" range) on [0, 1] data
-_M = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
-_OFF = np.array([16.0, 128.0, 128.0]) / 255.0
-_MINV = np.linalg.inv(_M)
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 RGB in [0, 1] -> YCbCr in [0, 1] (Y in 16/255..235/255), like MATLAB's rgb2ycbcr."""
-    return rgb.astype(np.float64) @ _M.T + _OFF
-
-
-def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    return (ycc - _OFF) @ _MINV.T
+from ..runtime.runner import Runner, run_image
+from .arrays import as_float_image, as_runner
 
 
 def model_scales(info) -> list[int]:
@@ -61,3 +51,27 @@ class LowResRunner:
 
     def describe(self) -> str:
         return self.runner.describe()
+
+
+def upscale(model: Any, pixels: np.ndarray, scale: int, tile: int | None = None, overlap: int | None = None,
+            on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Enlarge an image by ``scale``: H x W x C (C = 1 or 3) or H x W, float in [0, 1] (returned
+    float32) or uint8/uint16 (returned in the same type); the result is (H*scale) x (W*scale)[ x C].
+
+    Colour images: the model refines the bicubic-upsampled luma (Y of BT.601 YCbCr); chroma is
+    upsampled bicubically. Gray images go to the model directly. Tiles are planned on the input.
+    """
+    runner = LowResRunner(as_runner(model), scale)
+    pixels, restore = as_float_image(pixels)
+    return restore(_upscale(runner, pixels, scale, tile, overlap, on_tile))
+
+
+def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile) -> np.ndarray:
+    H, W, C = pixels.shape
+    ycc = rgb_to_ycbcr(pixels) if C == 3 else pixels.astype(np.float64)
+    x = np.ascontiguousarray(ycc[None, :, :, 0], dtype=np.float32)[None]
+    y = run_image(runner, x, tile, overlap, on_tile, scale=scale)[0, 0]
+    if C == 1:
+        return np.ascontiguousarray(y[:, :, None], dtype=np.float32)
+    chroma = imresize(ycc[:, :, 1:], scale)
+    return np.ascontiguousarray(ycbcr_to_rgb(np.concatenate([y[:, :, None], chroma], 2)), dtype=np.float32)

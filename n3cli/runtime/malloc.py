@@ -51,3 +51,15 @@ def release_freed_memory() -> None:
     """Return free heap pages to the system (after a tile); a no-op unless :func:`keep_freed_memory` ran."""
     if _libc is not None:
         _libc.malloc_trim(0)
+
+
+def restore_default_malloc() -> None:
+    """Undo :func:`keep_freed_memory`: glibc's defaults (64 Ki mmapped blocks at most, heap trimmed
+    above 128 KiB free) for a process that goes on after the CLI's work (tests, notebooks)."""
+    global _libc
+    if _libc is None:
+        return
+    _libc.mallopt(_M_MMAP_MAX, 65536)
+    _libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+    _libc.malloc_trim(0)
+    _libc = None

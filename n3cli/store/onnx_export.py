@@ -25,9 +25,9 @@ from .. import __version__
 from ..errors import N3Error
 from ..io.atomic import atomic_write
 from ..models.n3block import N3Block2d
-from ..runtime.onnx_runner import GRAPH_KEY
 from .checkpoint import LoadedModel, load_model
 from .modelinfo import META_KEY
+from .onnx_meta import GRAPH_KEY
 from .zoo import sha256
 
 DEFAULT_OPSET = 18

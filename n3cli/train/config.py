@@ -129,31 +129,32 @@ def check_name(name: Any, where: str) -> str:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a training config; relative data paths are taken from the config's folder."""
+    """Read and validate an image-task training config (denoise, raw, sr); relative data paths
+    are taken from the config's folder. Match configs: :func:`n3cli.api.load_training_config`."""
     path = Path(path)
-    raw = read_yaml(path)
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("task") == "match":
-        from ..match.train import (
-            validate_match_config,  # synthetic pairs: no data folders
-        )
+    return config_from_raw(read_yaml(path), path)
 
-        cfg = validate_match_config(raw, str(path))
-        check_name(cfg["name"], str(path))
-        if cfg["init"]:
-            cfg["init"] = str(_rel(path.parent, cfg["init"]))
-        return cfg
+
+def config_from_raw(raw: Any, path: str | Path) -> dict[str, Any]:
+    """:func:`load_config` for a config already read (``path`` names it and anchors relative paths)."""
+    path = Path(path)
     cfg = validate(raw, str(path))
     check_name(cfg["name"], str(path))
     base = path.parent
-    cfg["data"]["train"] = [str(_rel(base, p)) for p in cfg["data"]["train"]]
+    cfg["data"]["train"] = [str(rel_path(base, p)) for p in cfg["data"]["train"]]
     if cfg["data"]["val"]:
-        cfg["data"]["val"] = str(_rel(base, cfg["data"]["val"]))
+        cfg["data"]["val"] = str(rel_path(base, cfg["data"]["val"]))
     if cfg["init"]:
-        cfg["init"] = str(_rel(base, cfg["init"]))
+        cfg["init"] = str(rel_path(base, cfg["init"]))
     return cfg
 
 
-def _rel(base: Path, p: str) -> Path:
+def is_match_config(raw: Any) -> bool:
+    return isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("task") == "match"
+
+
+def rel_path(base: Path, p: str) -> Path:
+    """``p`` as written in a config in folder ``base``: absolute as it is, relative from ``base``."""
     q = Path(p).expanduser()
     return q if q.is_absolute() else (base / q)
 

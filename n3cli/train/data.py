@@ -12,18 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import ConfigError, ImageError
-from ..io.images import as_color, is_image_path, read_image
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: no such image folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p))
-    if not files:
-        raise ConfigError(f"{folder}: no PNG/JPEG/TIFF/BMP images in it")
-    return files
+from ..errors import ImageError
+from ..io.folders import list_images
+from ..io.images import as_color, read_image
 
 
 def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np.ndarray]:
@@ -36,7 +27,7 @@ def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np
         for p in list_images(folder):
             px = read_image(p).pixels
             if color == "y":
-                from ..pipelines.sr import rgb_to_ycbcr
+                from ..imaging.color import rgb_to_ycbcr
 
                 out.append(px if px.shape[2] == 1 else rgb_to_ycbcr(px)[:, :, :1].astype(np.float32))
             else:

@@ -1,0 +1,47 @@
+"""The library API that the CLI and Python users share.
+
+>>> from n3cli import api
+>>> model = api.load_denoiser(color="rgb")            # torch, shipped colour model
+>>> clean = api.denoise(model, noisy_pixels)          # H x W x C float32 in [0, 1] (or uint8/uint16, H x W)
+>>> fast = api.load_denoiser(color="rgb", backend="onnx")  # onnxruntime, no torch needed
+
+Nothing here imports torch until a torch model is loaded.
+"""
+# what the command line needs besides, for scripts that do the same
+from ..io.atomic import remove_stale_parts
+from ..io.folders import Job, expand_inputs, plan_jobs, same_file
+from ..io.images import MAX_PIXELS, WRITE_EXTS, is_image_path
+from ..io.raw import is_raw_path
+from ..pipelines.denoise import denoise, run_model
+from ..pipelines.raw import RAW_OUTPUT_EXTS, parse_noise
+from ..pipelines.sr import upscale
+from ..runtime.malloc import keep_freed_memory
+from .evaluate import (
+    count_images,
+    evaluate_denoise,
+    evaluate_matching,
+    evaluate_raw_denoise,
+    evaluate_upscale,
+)
+from .files import denoise_file, noise_level, upscale_file
+from .loading import (
+    ModelCache,
+    load_denoiser,
+    load_matcher,
+    load_raw_denoiser,
+    load_upscaler,
+    resolve_model,
+    select_device,
+)
+from .match import match_files
+from .models import export_model, import_checkpoint, shipped_models
+from .train import build_match_datastore, load_training_config, run_training
+
+__all__ = [
+    "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "WRITE_EXTS", "build_match_datastore", "count_images",
+    "denoise", "denoise_file", "evaluate_denoise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_upscale",
+    "expand_inputs", "export_model", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
+    "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
+    "noise_level", "parse_noise", "plan_jobs", "remove_stale_parts", "resolve_model", "run_model", "run_training",
+    "same_file", "select_device", "shipped_models", "upscale", "upscale_file",
+]

@@ -1,0 +1,82 @@
+"""`n3 eval` for Python users: the paper's protocols with the model loading done (the shipped
+default when no model is named), each returning the JSON-ready report the CLI prints. The
+protocols (and torch) are imported when one runs."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..io.folders import list_images
+from .loading import load_denoiser, load_raw_denoiser, load_upscaler, resolve_model
+
+Progress = Callable[[str, float, float], None]
+
+
+def evaluate_denoise(model: str | os.PathLike | None, data: str | os.PathLike, sigmas: list[float], seed: int = 0,
+                     estimate_noise: bool = False, tile: int | None = None, save_dir: str | None = None,
+                     device: str = "auto", backend: str = "auto", on_image: Progress | None = None) -> dict[str, Any]:
+    """Gaussian denoising (FACTS §5) of the clean images in ``data`` at each sigma. ``model``
+    None: the model `n3 denoise` picks for the folder's first image."""
+    from ..eval.protocols import evaluate_denoiser
+    from ..io.images import read_image
+
+    if model is None:
+        color = "rgb" if read_image(list_images(data)[0]).channels == 3 else "gray"
+        runner = load_denoiser(None, color, device, backend)
+    else:
+        runner = load_denoiser(model, device=device, backend=backend)
+    report = evaluate_denoiser(runner, data, list(sigmas), seed, estimate_noise, tile, save_dir, on_image)
+    return {**report, "backend": runner.describe()}
+
+
+def evaluate_upscale(model: str | os.PathLike | None, data: str | os.PathLike, scales: list[int],
+                     tile: int | None = None, device: str = "auto", backend: str = "auto",
+                     on_image: Progress | None = None) -> dict[str, Any]:
+    """The SR protocol (FACTS §7) at each scale; ``model`` None: the shipped model for each scale."""
+    from ..eval.protocols import evaluate_upscaler
+
+    return evaluate_upscaler(lambda s: load_upscaler(model, s, device, backend), data, list(scales), tile, on_image)
+
+
+def evaluate_raw_denoise(model: str | os.PathLike | None, data: str | os.PathLike,
+                         levels: list[tuple[float, float]] | None = None, baseline: str | None = "dncnn-raw",
+                         seed: int = 0, tile: int | None = None, device: str = "auto", backend: str = "auto",
+                         on_image: Progress | None = None) -> dict[str, Any]:
+    """Raw-space PSNR on synthetic raw versions of ``data`` at each (a, b) level (default: the four
+    standard ones), with the DnCNN ablation (``baseline``; None for none) alongside."""
+    from ..eval.protocols import RAW_EVAL_LEVELS, evaluate_raw
+
+    runner = load_raw_denoiser(model, device, backend)
+    base = None if baseline is None else load_raw_denoiser(baseline, device, backend)
+    report = evaluate_raw(runner, data, levels or RAW_EVAL_LEVELS, seed, tile, base, on_image)
+    return {**report, "backend": runner.describe()}
+
+
+def evaluate_matching(model: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
+                      pairs: int = 200, outliers: tuple[float, float] = (0.5, 0.95),
+                      ratio: float | None = 0.8) -> dict[str, Any]:
+    """Pose mAP at 5/10/20 degrees of robust estimation, the shipped CNNet and N³Net (``model``
+    replaces the N³Net), each with its kNN interpolation where it carries one, on the synthetic
+    test set or the pairs file ``data``."""
+    from ..match.evaluate import evaluate_match
+    from ..match.knn_vote import scorer_for
+    from ..store.checkpoint import load_model
+
+    nets: dict[str, Any] = {"robust": None}
+    for key, name in (("cnnet", "cnnet-match"), ("n3net", model)):  # None: the shipped N³Net
+        path = resolve_model(name, "match", backend="torch")
+        m = load_model(path)
+        nets[key] = m.net.eval()
+        if m.info.extra.get("knn"):  # its kNN interpolation too, with the lambda tuned on validation
+            scorer, _ = scorer_for(path, m.info, True)
+            nets[f"{key}+knn"] = (nets[key], scorer)
+    report = evaluate_match(nets, data, pairs, outliers=tuple(outliers), ratio=ratio)
+    if model is not None:
+        report["n3net"] = str(model)
+    return report
+
+
+def count_images(data: str | os.PathLike) -> int:
+    """How many images an evaluation of ``data`` runs per level (for a progress bar)."""
+    return len(list_images(data))

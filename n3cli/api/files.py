@@ -1,0 +1,108 @@
+"""One file in, one file out: the denoise and upscale jobs the CLI runs for each input, with
+the rules every output obeys (atomic writes; --compare never over an input)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import N3Error
+from ..imaging.estimate import estimate_sigma
+from ..pipelines.denoise import denoise
+from ..pipelines.sr import upscale
+from ..runtime.runner import Runner
+from .loading import ModelCache, load_upscaler
+
+
+def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
+                 tile: int | None = None, overlap: int | None = None, device: str = "auto",
+                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
+                 max_pixels: int | None = None) -> dict:
+    """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
+    upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
+    see :func:`n3cli.io.images.read_image`."""
+    from dataclasses import replace
+
+    from ..imaging.resize import imresize
+    from ..io.images import read_image, write_image
+
+    runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
+    img = read_image(src, max_pixels)
+    out = upscale(runner, img.pixels, scale, tile, overlap, on_tile)
+    alpha = img.alpha
+    if alpha is not None:
+        peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
+        a = np.clip(imresize(alpha.astype(np.float64) / peak, scale), 0, 1) * peak
+        alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
+    write_image(dst, replace(img, pixels=out, alpha=alpha))
+    return {"model": runner.info.name, "backend": runner.describe()}
+
+
+def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCache | str | None = None,
+                 sigma: float | None = None, tile: int | None = None, overlap: int | None = None,
+                 strength: float = 1.0, device: str = "auto",
+                 on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
+                 noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
+                 max_pixels: int | None = None) -> dict:
+    """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
+
+    Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
+    (:mod:`n3cli.pipelines.raw`); ``noise`` (a, b) overrides their noise parameters.
+
+    Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``
+    (raw files: ``"noise"`` instead of ``"sigma"``). ``compare`` also writes
+    ``<dst>.compare.png``: the centre 512 px of input and result side by side (raw files: both
+    developed by LibRaw); its path is returned as ``"compare"``. The comparison obeys the rules of
+    every output: never the input (an error, before any work), an existing file only with
+    ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
+    ``max_pixels``: see :func:`n3cli.io.images.read_image`.
+    """
+    from ..io.images import read_image, write_image
+    from ..io.raw import is_raw_path
+
+    cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
+    cmp, skipped = None, {}
+    if compare:
+        from ..pipelines.compare import compare_target
+
+        cmp, write_it = compare_target(src, dst, overwrite)
+        if not write_it:
+            cmp, skipped = None, {"compare_skipped": cmp}
+    if is_raw_path(src):
+        from ..pipelines.raw import denoise_raw_file
+
+        loaded = cache.for_raw()
+        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp)
+        return {**used, **skipped, "backend": loaded.describe()}
+    if Path(dst).suffix.lower() == ".dng":
+        raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
+    img = read_image(src, max_pixels)
+    loaded = cache.for_channels(img.channels)
+    used = sigma
+    if loaded.info.takes_noise_map and sigma is None:
+        used = estimate_sigma(img.pixels)
+    out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile)
+    write_image(dst, img, out)
+    res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
+           "backend": loaded.describe(), **skipped}
+    if cmp:
+        from ..pipelines.compare import write_compare
+
+        res["compare"] = write_compare(cmp, img.pixels, out)
+    return res
+
+
+def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = None,
+                max_pixels: int | None = None) -> dict:
+    """What `n3 denoise --print-noise` prints for one file: ``{"sigma"}`` (0-255 units) for an
+    image, ``{"a", "b", "source"}`` for a raw file (``noise`` given: those, as "given")."""
+    from ..io.images import read_image
+    from ..io.raw import is_raw_path, read_raw
+    from ..pipelines.raw import noise_params
+
+    if is_raw_path(path):
+        p = noise_params(read_raw(path), noise)
+        return {"a": p.a, "b": p.b, "source": p.source}
+    return {"sigma": estimate_sigma(read_image(path, max_pixels).pixels)}

@@ -1,0 +1,114 @@
+"""Finding and loading models: shipped names, paths, defaults per image kind; each model
+loaded once per run (:class:`ModelCache`). Nothing here imports torch until a torch model is loaded."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import N3Error
+from ..runtime.backends import backend_for, open_runner
+from ..runtime.runner import Runner
+from ..store import zoo
+
+
+def select_device(device: str = "auto"):
+    """The torch device for ``auto``/``cpu``/``cuda`` (``cuda`` without a GPU is an error)."""
+    from ..runtime.torch_runner import select_device as _select
+
+    return _select(device)
+
+
+def resolve_model(model: str | os.PathLike | None, color: str = "gray", backend: str = "auto") -> Path:
+    """A model file from a shipped name, a path, or (None) the shipped default for ``color``
+    (``gray``, ``rgb``, or ``sr_x2``/``sr_x3``/``sr_x4`` for super-resolution).
+
+    Shipped models resolve to their ``.onnx`` file for ``backend="onnx"``, else to the checkpoint.
+    """
+    if model is None:
+        return zoo.default_for(color).file_for("onnx" if backend == "onnx" else "torch")
+    p = Path(model)
+    if p.suffix.lower() in (".safetensors", ".onnx") or p.exists() or os.sep in str(model):
+        return p
+    return zoo.find(str(model)).file_for("onnx" if backend == "onnx" else "torch")
+
+
+def load_denoiser(model: str | os.PathLike | None = None, color: str = "gray", device: str = "auto",
+                  backend: str = "auto") -> Runner:
+    """Load a denoising model by name or path (None: the shipped default for ``color``).
+
+    ``backend``: ``torch``, ``onnx`` (onnxruntime; shipped models have an exported copy), or
+    ``auto`` (by the file's extension).
+    """
+    path = resolve_model(model, color, backend)
+    runner = open_runner(path, backend_for(path, backend), device)
+    if runner.info.task != "denoise":
+        raise N3Error(f"{path}: a {runner.info.task} model, not a denoiser")
+    return runner
+
+
+def load_raw_denoiser(model: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto") -> Runner:
+    """Load a RAW (Bayer) denoising model by name or path (None: the shipped one)."""
+    path = resolve_model(model, "bayer", backend)
+    runner = open_runner(path, backend_for(path, backend), device)
+    if runner.info.task != "raw":
+        raise N3Error(f"{path}: a {runner.info.task} model, not a RAW denoiser (see `n3 models`)")
+    return runner
+
+
+def load_matcher(model: str | os.PathLike | None = None, knn: bool | None = None):
+    """A match network by name or path (None: the shipped N³Net) for :func:`n3cli.match.pipeline.match_images`.
+
+    Returns ``(net, name, knn_scorer or None, warning or None)``. ``knn``: True uses the
+    model's kNN datastore (an error if it has none or it does not match), False never, None
+    when the model carries one whose validation showed a gain.
+    """
+    from ..match.knn_vote import scorer_for
+    from ..store.checkpoint import load_model
+
+    path = resolve_model(model, "match", backend="torch")
+    m = load_model(path)
+    if m.info.task != "match":
+        raise N3Error(f"{path}: a {m.info.task} model, not a match network")
+    scorer, warning = scorer_for(path, m.info, knn)
+    return m.net.eval(), m.info.name, scorer, warning
+
+
+def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device: str = "auto",
+                  backend: str = "auto") -> Runner:
+    """Load a super-resolution model for ``scale`` by name or path (None: the shipped one)."""
+    from ..pipelines.sr import model_scales
+
+    path = resolve_model(model, f"sr_x{scale}", backend)
+    runner = open_runner(path, backend_for(path, backend), device)
+    if runner.info.task != "sr":
+        raise N3Error(f"{path}: a {runner.info.task} model, not a super-resolution model")
+    if scale not in model_scales(runner.info):
+        raise N3Error(f"{path}: trained for x{'/x'.join(map(str, model_scales(runner.info)))}, not x{scale}")
+    return runner
+
+
+class ModelCache:
+    """Loads each model once per run; picks the shipped default by image kind when none is named."""
+
+    def __init__(self, model: str | os.PathLike | None, device: str = "auto", backend: str = "auto") -> None:
+        self.model, self.device, self.backend = model, device, backend
+        if backend == "torch" or (backend == "auto" and not str(model or "").lower().endswith(".onnx")):
+            select_device(device)  # fail on a bad --device before any image
+        self._loaded: dict[str, Runner] = {}
+
+    def for_channels(self, channels: int) -> Runner:
+        key = "rgb" if channels == 3 else "gray"
+        path = str(resolve_model(self.model, key, self.backend))
+        if path not in self._loaded:
+            self._loaded[path] = load_denoiser(path, key, self.device, self.backend)
+        return self._loaded[path]
+
+    def for_raw(self) -> Runner:
+        path = str(resolve_model(self.model, "bayer", self.backend))
+        if path not in self._loaded:
+            self._loaded[path] = load_raw_denoiser(path, self.device, self.backend)
+        return self._loaded[path]
+
+    def first(self, raw: bool) -> Runner:
+        """Load the named model (to fail fast on a broken one) as what it is."""
+        return self.for_raw() if raw else self.for_channels(1)

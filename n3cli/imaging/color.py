@@ -1,0 +1,18 @@
+"""Colour conversions on arrays: YCbCr as MATLAB's rgb2ycbcr computes it (the SR protocol's)."""
+from __future__ import annotations
+
+import numpy as np
+
+# MATLAB rgb2ycbcr (BT.601, "studio" range) on [0, 1] data
+_M = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+_OFF = np.array([16.0, 128.0, 128.0]) / 255.0
+_MINV = np.linalg.inv(_M)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 RGB in [0, 1] -> YCbCr in [0, 1] (Y in 16/255..235/255), like MATLAB's rgb2ycbcr."""
+    return rgb.astype(np.float64) @ _M.T + _OFF
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    return (ycc - _OFF) @ _MINV.T

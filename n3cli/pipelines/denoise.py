@@ -1,0 +1,73 @@
+"""Denoising an image array with any runner: the channel rules (a gray model on colour works
+per channel, a colour model on gray on the gray replicated), the noise-level map of noise-aware
+models (given or estimated), and ``strength``."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import N3Error
+from ..imaging.estimate import estimate_sigma
+from ..runtime.runner import Runner, run_image
+from .arrays import as_float_image, as_runner
+
+
+def denoise(
+    model: Any,
+    pixels: np.ndarray,
+    sigma: float | np.ndarray | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    strength: float = 1.0,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Denoise an image: H x W x C (C = 1 or 3) or H x W; float in [0, 1] (returned float32, not
+    clipped) or uint8/uint16 (returned in the same type). The result has the input's shape.
+
+    ``model`` is what :func:`load_denoiser` returns (or a loaded checkpoint). ``sigma`` (0-255
+    units, whatever the pixel type) steers models that take a noise level: a number, or an H x W
+    map; when absent it is estimated. Models trained for one sigma ignore it. A gray model on a
+    colour image works per channel; a colour model on a gray image works on the gray replicated.
+    ``strength`` blends the result with the input (1: fully denoised).
+    """
+    pixels, restore = as_float_image(pixels)
+    return restore(_denoise(as_runner(model), pixels, sigma, tile, overlap, strength, on_tile))
+
+
+def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength, on_tile) -> np.ndarray:
+    info = runner.info
+    H, W, C = pixels.shape
+    want = info.image_channels
+    if C != want:
+        if want == 1:
+            return np.concatenate([_denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, strength, on_tile)
+                                   for i in range(C)], axis=2)
+        if C == 1 and want == 3:
+            out = _denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, strength, on_tile)
+            return out.mean(axis=2, keepdims=True)
+        raise N3Error(f"model {info.name} takes {want}-channel images, got {C} channels")
+    x = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)[None]
+    if info.takes_noise_map:
+        if sigma is None:
+            sigma = estimate_sigma(pixels)
+        smap = np.asarray(sigma, dtype=np.float32)
+        smap = np.broadcast_to(smap, (H, W)) if smap.ndim == 0 else smap
+        if smap.shape != (H, W):
+            raise N3Error(f"noise map of shape {smap.shape} does not match the image {H}x{W}")
+        x = np.concatenate([x, (smap / np.float32(255.0))[None, None]], axis=1)
+    y = run_image(runner, x, tile, overlap, on_tile)
+    out = y[0, :C].transpose(1, 2, 0)
+    if strength != 1.0:
+        out = pixels + np.float32(strength) * (out - pixels)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def run_model(net, x, tile: int | None = None, overlap: int | None = None,
+              on_tile: Callable[[int, int], None] | None = None):
+    """Torch convenience: run an ``nn.Module`` on a ``(1, C, H, W)`` tensor with tiling and padding."""
+    import torch
+
+    y = run_image(as_runner(net), x.detach().cpu().numpy(), tile, overlap, on_tile)
+    return torch.from_numpy(np.ascontiguousarray(y))
