@@ -53,7 +53,8 @@ class _ConvolutionsOnly(torch.nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from n3cli.models.n3block import N3Block2d, run_stack
+        from n3cli.models.layers import run_stack
+        from n3cli.models.n3block import N3Block2d
 
         real = N3Block2d.forward
 

@@ -33,7 +33,7 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, arch, args):
 
 def test_subnormal_weights_are_flushed_on_load_and_in_folded_batchnorm(tmp_path):
     # weight decay leaves subnormal weights, which run a slow path on Intel CPUs (80x slower convs)
-    from n3cli.models.n3block import fold_bn
+    from n3cli.models.layers import fold_bn
 
     torch.manual_seed(0)
     args = {"in_channels": 1, "out_channels": 1, "features": 16, "depth": 4}

@@ -75,3 +75,14 @@ def test_models_imaging_and_tiling_know_no_files_and_no_cli():
         if mod.startswith(pure):
             wrong = sorted(t for t in targets if not t.startswith(allowed))
             assert not wrong, f"{mod} imports {wrong}"
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages a `pip install .` copies: a room missing there works in a
+    checkout and fails on every fresh install (it happened with api/)."""
+    import re
+
+    text = (PACKAGE.parent / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(n3cli(?:\.\w+)*)"', re.search(r"packages = \[(.*?)\]", text, re.S).group(1)))
+    present = {_module(p) for p in PACKAGE.rglob("__init__.py")}
+    assert present <= listed, f"not in pyproject.toml's packages: {sorted(present - listed)}"

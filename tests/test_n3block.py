@@ -195,7 +195,7 @@ def test_folded_batchnorm_equals_the_layers_it_replaces():
 def test_single_output_convolution_equals_conv2d(batch, size):
     # the temperature CNN's last layer runs as a matrix product and shifted adds on channels-last
     # CPU inputs (run_stack); borders (zero padding) and batches must come out as conv2d's
-    from n3cli.models.n3block import conv_stack, run_stack
+    from n3cli.models.layers import conv_stack, run_stack
 
     torch.manual_seed(5)
     stack = conv_stack(3, 1, features=16, depth=3).double().eval()

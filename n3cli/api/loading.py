@@ -94,20 +94,24 @@ class ModelCache:
         self.model, self.device, self.backend = model, device, backend
         if backend == "torch" or (backend == "auto" and not str(model or "").lower().endswith(".onnx")):
             select_device(device)  # fail on a bad --device before any image
-        self._loaded: dict[str, Runner] = {}
+        self._loaded: dict[str, Runner] = {}  # by file: one model serves every kind it is used for
+        self._kinds: dict[str, Runner] = {}
 
     def for_channels(self, channels: int) -> Runner:
-        key = "rgb" if channels == 3 else "gray"
-        path = str(resolve_model(self.model, key, self.backend))
-        if path not in self._loaded:
-            self._loaded[path] = load_denoiser(path, key, self.device, self.backend)
-        return self._loaded[path]
+        return self._for("rgb" if channels == 3 else "gray")
 
     def for_raw(self) -> Runner:
-        path = str(resolve_model(self.model, "bayer", self.backend))
-        if path not in self._loaded:
-            self._loaded[path] = load_raw_denoiser(path, self.device, self.backend)
-        return self._loaded[path]
+        return self._for("bayer")
+
+    def _for(self, kind: str) -> Runner:
+        # resolved once per kind: a shipped file's checksum is read once per run, not once per image
+        if kind not in self._kinds:
+            path = str(resolve_model(self.model, kind, self.backend))
+            if path not in self._loaded:
+                load = load_raw_denoiser if kind == "bayer" else lambda p, d, b: load_denoiser(p, kind, d, b)
+                self._loaded[path] = load(path, self.device, self.backend)
+            self._kinds[kind] = self._loaded[path]
+        return self._kinds[kind]
 
     def first(self, raw: bool) -> Runner:
         """Load the named model (to fail fast on a broken one) as what it is."""

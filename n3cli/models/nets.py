@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .n3block import N3Block2d, run_stack
+from .layers import run_stack
+from .n3block import N3Block2d
 
 
 class DnCNNStage(nn.Module):

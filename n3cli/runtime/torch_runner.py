@@ -1,6 +1,7 @@
 """The torch backend: runs an ``nn.Module`` (usually loaded from a checkpoint)."""
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import N3Error
+from ..models.layers import fold_batchnorm
 from ..store.checkpoint import LoadedModel
 from .malloc import release_freed_memory
 from .runner import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
@@ -28,13 +30,15 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def prepare_for_inference(net: nn.Module) -> nn.Module:
-    """Eval mode, and on CPUs channels-last convolution weights.
+    """Eval mode, BatchNorm folded into the convolutions (once, not per tile; in place), and on
+    CPUs channels-last convolution weights.
 
     oneDNN's CPU convolutions run 1.7x (64 -> 64 channels) to 3x (the small ones of the N³ blocks)
     faster on channels-last tensors than on NCHW ones, which it would reorder at every layer
     (measured with torch 2.13 on 2 cores). Results are unchanged up to float rounding.
     """
     net.eval()
+    fold_batchnorm(net)
     if next(net.parameters()).device.type == "cpu":
         net.to(memory_format=torch.channels_last)
     return net
@@ -53,8 +57,8 @@ class TorchRunner:
     fixed_size = None
 
     def __init__(self, loaded: LoadedModel | nn.Module) -> None:
-        if isinstance(loaded, nn.Module):
-            loaded = LoadedModel(loaded.eval(), None, None)  # type: ignore[arg-type]
+        if isinstance(loaded, nn.Module):  # a live network (training's validation): prepared on a copy,
+            loaded = LoadedModel(copy.deepcopy(loaded), None, None)  # type: ignore[arg-type]  # the caller's trains on
         self.net, self.info, self.path = prepare_for_inference(loaded.net), loaded.info, loaded.path
         self.device = next(self.net.parameters()).device
         self.min_size = int(getattr(self.net, "min_size", 1))

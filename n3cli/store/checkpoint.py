@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write  # noqa: F401  (re-exported)
-from ..models.n3block import flush_subnormal
+from ..models.layers import flush_subnormal
 from ..models.registry import build_model
 from .modelinfo import FORMAT_VERSION, META_KEY, ModelInfo  # noqa: F401  (re-exported)
 
@@ -76,7 +76,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
 
 
 def flush_subnormals(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` with subnormal values set to zero (:func:`~n3cli.models.n3block.flush_subnormal`:
+    """``state`` with subnormal values set to zero (:func:`~n3cli.models.layers.flush_subnormal`:
     they made trained models up to 80x slower per convolution on Intel CPUs)."""
     return {k: flush_subnormal(t) for k, t in state.items()}
 
