@@ -1,7 +1,9 @@
-"""Where the data beside the checkout lives (../shared): benchmark images and real raw files.
-Tests that need them skip with a reason when the folder is absent."""
+"""Where things are: the checkout (its examples and configs) and the data beside it (../shared:
+benchmark images and real raw files; tests that need them skip with a reason when it is absent)."""
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
 RAW_SAMPLES = SHARED / "raw-samples"

@@ -2,7 +2,9 @@
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "n3cli"
+from shared_paths import REPO
+
+PACKAGE = REPO / "n3cli"
 
 
 def _module(path: Path) -> str:

@@ -7,9 +7,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..imaging.color import as_color
 from ..imaging.estimate import estimate_sigma
 from ..imaging.noise import add_gaussian, eval_rng
-from ..io.images import Image, as_color, read_image, write_image
+from ..io.images import Image, read_image, write_image
 from .metrics import psnr, ssim
 
 
@@ -136,7 +137,8 @@ def evaluate_raw(model: Any, data: str | os.PathLike, levels: list[tuple[float, 
     PSNR is on the 4 packed planes in [0, 1], outputs not clipped; the model is told the true
     (a, b). Returns the JSON shape ``n3 eval --task raw --json`` prints.
     """
-    from ..io.raw import RawImage, pack
+    from ..imaging.bayer import pack
+    from ..io.raw import RawImage
     from ..pipelines.raw import NoiseParams, denoise_mosaic
 
     images = load_clean(data, "rgb")

@@ -1,4 +1,5 @@
-"""Colour conversions on arrays: YCbCr as MATLAB's rgb2ycbcr computes it (the SR protocol's)."""
+"""Colour conversions on arrays: BT.601 luma (gray models, SIFT), a model's colour from an
+image's, and YCbCr as MATLAB's rgb2ycbcr computes it (the SR protocol's)."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,3 +17,18 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return (ycc - _OFF) @ _MINV.T
+
+
+def as_color(pixels: np.ndarray, color: str) -> np.ndarray:
+    """The pixels as a model of ``color`` (``gray`` or ``rgb``) sees them: BT.601 luma, or gray replicated."""
+    if color == "gray":
+        return to_gray(pixels)
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of an H x W x 3 float image, kept H x W x 1."""
+    if pixels.shape[2] == 1:
+        return pixels
+    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (pixels @ w)[:, :, None].astype(np.float32)

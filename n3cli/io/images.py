@@ -308,21 +308,6 @@ def _png_add_chunks(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
     return png[:ihdr_end] + extra + png[ihdr_end:]
 
 
-def as_color(pixels: np.ndarray, color: str) -> np.ndarray:
-    """The pixels as a model of ``color`` (``gray`` or ``rgb``) sees them: BT.601 luma, or gray replicated."""
-    if color == "gray":
-        return to_gray(pixels)
-    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-
-
-def to_gray(pixels: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of an H x W x 3 float image, kept H x W x 1."""
-    if pixels.shape[2] == 1:
-        return pixels
-    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return (pixels @ w)[:, :, None].astype(np.float32)
-
-
 def _first_line(e: Exception) -> str:
     s = str(e).strip()
     return s.splitlines()[0][:200] if s else type(e).__name__

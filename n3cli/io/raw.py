@@ -2,9 +2,8 @@
 
 A :class:`RawImage` holds the visible mosaic normalised to [0, 1] by the file's own per-channel
 black levels and white level, its 2x2 CFA pattern (``"RGGB"``, ``"GRBG"``, ...) and the colour
-metadata a developer needs. :func:`pack` aligns any of the four Bayer layouts to RGGB (by
-dropping at most one leading row and column) and packs the mosaic into 4 half-resolution planes;
-:func:`unpack` undoes it exactly. :func:`write_dng` writes a mosaic as a DNG that rawpy (and so
+metadata a developer needs (the packing into RGGB planes is :mod:`n3cli.imaging.bayer`'s).
+:func:`write_dng` writes a mosaic as a DNG that rawpy (and so
 darktable, RawTherapee, Lightroom) reads with the same pattern and levels.
 """
 from __future__ import annotations
@@ -290,37 +289,6 @@ def sniff(path: Path) -> str | None:
     except UnicodeDecodeError:
         return None
     return "it is a text file" if all(c.isprintable() or c in "\r\n\t" for c in text) else None
-
-
-def rggb_offset(pattern: str) -> tuple[int, int]:
-    """(dy, dx) at which the 2x2 pattern starting at (0, 0) reads RGGB."""
-    grid = [pattern[0:2], pattern[2:4]]
-    for dy in (0, 1):
-        for dx in (0, 1):
-            p = "".join(grid[(dy + i) % 2][(dx + j) % 2] for i in range(2) for j in range(2))
-            if p == "RGGB":
-                return dy, dx
-    raise ValueError(f"{pattern} is not a Bayer pattern")
-
-
-def pack(mosaic: np.ndarray, pattern: str) -> tuple[np.ndarray, tuple[int, int]]:
-    """4 half-resolution planes R, G1, G2, B ``(4, h, w)`` and the (dy, dx) crop that aligned them."""
-    dy, dx = rggb_offset(pattern)
-    m = mosaic[dy:, dx:]
-    h, w = m.shape[0] // 2 * 2, m.shape[1] // 2 * 2
-    m = m[:h, :w]
-    return np.stack([m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]]), (dy, dx)
-
-
-def unpack(planes: np.ndarray, offset: tuple[int, int], like: np.ndarray) -> np.ndarray:
-    """The mosaic of ``like``'s shape with the planes put back; pixels outside the packed area
-    (at most one row/column per side) keep ``like``'s values."""
-    dy, dx = offset
-    out = np.array(like, dtype=np.float32, copy=True)
-    _, h, w = planes.shape
-    sub = out[dy : dy + 2 * h, dx : dx + 2 * w]
-    sub[0::2, 0::2], sub[0::2, 1::2], sub[1::2, 0::2], sub[1::2, 1::2] = planes
-    return out
 
 
 def write_dng(path: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None = None,

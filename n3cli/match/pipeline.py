@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import N3Error
-from ..io.images import read_image, to_gray
+from ..imaging.color import to_gray
+from ..io.images import read_image
 
 FOCAL_GUESS = 1.2  # focal length in units of the longer image side when nothing better is known
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageError, N3Error
-from ..io.raw import RawImage, pack, read_raw, unpack, write_dng
+from ..imaging.bayer import pack, unpack
+from ..io.raw import RawImage, read_raw, write_dng
 from ..runtime.runner import Runner, run_image
 
 DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import CheckpointError, N3Error
 from ..store.onnx_meta import read_graph_meta
-from .runner import TileMemoryError, cpu_tile
+from .runner import DEFAULT_OVERLAP, TileMemoryError, cpu_tile
 
 BYTES_PER_PIXEL = 8000  # measured peak working memory of the exported N³Net on onnxruntime (CPU), per tile pixel (7.9 KB at 405 px, 7.3 KB at 705 px)
 
@@ -60,7 +60,7 @@ class OnnxRunner:
         self.input_name = inputs[0].name
         self.min_size = int(self.graph.get("min_size", 1))
         self.size_multiple = int(self.graph.get("size_multiple", 1))
-        self.context = int(self.graph.get("context", 64))
+        self.context = int(self.graph.get("context", DEFAULT_OVERLAP))
         fixed = self.graph.get("input_size")
         self.fixed_size = (int(fixed[0]), int(fixed[1])) if fixed else None
         self.dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32

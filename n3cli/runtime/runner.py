@@ -14,10 +14,10 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import N3Error
-from ..store.modelinfo import ModelInfo
+from ..store.modelinfo import DEFAULT_CONTEXT, ModelInfo
 from ..tiling import run_tiled
 
-DEFAULT_OVERLAP = 64
+DEFAULT_OVERLAP = DEFAULT_CONTEXT
 MIN_TILE = 128
 
 

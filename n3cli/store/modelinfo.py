@@ -12,6 +12,7 @@ from ..errors import CheckpointError
 FORMAT_VERSION = 1
 META_KEY = "n3cli"
 REQUIRED = ("arch", "args", "task")
+DEFAULT_CONTEXT = 64  # tile context (pixels) for a network that states none of its own
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ..errors import N3Error
 from ..io.atomic import atomic_write
 from ..models.n3block import N3Block2d
 from .checkpoint import LoadedModel, load_model
-from .modelinfo import META_KEY
+from .modelinfo import DEFAULT_CONTEXT, META_KEY
 from .onnx_meta import GRAPH_KEY
 from .zoo import sha256
 
@@ -67,7 +67,7 @@ def export_onnx(model: str | os.PathLike | LoadedModel, dst: str | os.PathLike, 
                 raise N3Error(f"--tile {input_size[0]} {input_size[1]}: sides must be multiples of {mult} "
                               f"and at least {min_size}")
     graph = {"format": 1, "in_channels": cin, "out_channels": int(getattr(net, "out_channels", cin)),
-             "size_multiple": mult, "min_size": min_size, "context": int(getattr(net, "context", 64)),
+             "size_multiple": mult, "min_size": min_size, "context": int(getattr(net, "context", DEFAULT_CONTEXT)),
              "input_size": list(input_size) if input_size else None, "dtype": "float16" if fp16 else "float32",
              "opset": opset, "exported_with": {"n3cli": __version__, "torch": torch.__version__.split("+")[0]}}
     if loaded.path is not None:

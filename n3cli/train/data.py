@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import ImageError
+from ..imaging.color import as_color
 from ..io.folders import list_images
-from ..io.images import as_color, read_image
+from ..io.images import read_image
 
 
 def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np.ndarray]:
@@ -123,6 +124,7 @@ class RawPatches(_RandomCrops):
         self.mosaic_size = patch
 
     def __getitem__(self, i: int):
+        from ..imaging.bayer import pack
         from ..imaging.raw_noise import (
             add_poisson_gaussian,
             mosaic_rggb,
@@ -130,7 +132,6 @@ class RawPatches(_RandomCrops):
             sample_noise_params,
             unprocess,
         )
-        from ..io.raw import pack
 
         crop, rng = self._crop(i)
         lin, _ = unprocess(crop if crop.shape[2] == 3 else np.repeat(crop, 3, 2), rng)

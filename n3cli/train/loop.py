@@ -100,13 +100,13 @@ def validate_sr_psnr(net: torch.nn.Module, images: list[np.ndarray], scale: int,
 def validate_raw_psnr(net: torch.nn.Module, images: list[np.ndarray], a: float, b: float,
                       device: torch.device, seed: int = 0) -> float:
     """Mean raw-space PSNR on unprocessed validation images (fixed stream per image) at noise (a, b)."""
+    from ..imaging.bayer import pack
     from ..imaging.raw_noise import (
         add_poisson_gaussian,
         mosaic_rggb,
         raw_network_input,
         unprocess,
     )
-    from ..io.raw import pack
 
     was = net.training
     net.eval()

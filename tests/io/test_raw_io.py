@@ -7,7 +7,8 @@ import pytest
 from shared_paths import RAW_SAMPLES as SAMPLES
 
 from n3cli.errors import ImageError
-from n3cli.io.raw import RawImage, pack, read_raw, unpack, write_dng
+from n3cli.imaging.bayer import pack, unpack
+from n3cli.io.raw import RawImage, read_raw, write_dng
 
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"raw samples not found at {SAMPLES}")
 

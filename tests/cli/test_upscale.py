@@ -6,6 +6,7 @@ import pytest
 import tifffile
 import torch
 from click.testing import CliRunner
+from shared_paths import EXAMPLES
 
 from n3cli import api
 from n3cli.cli.main import cli
@@ -148,7 +149,7 @@ def test_shipped_sr_models_beat_bicubic_on_the_bundled_photo(name, scale):
     from n3cli.eval.metrics import psnr
     from n3cli.imaging.resize import make_lr
 
-    clean = read_image(Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png").pixels
+    clean = read_image(EXAMPLES / "astronaut_clean.png").pixels
     y = np.rint(rgb_to_ycbcr(clean)[..., 0] * 255)
     y = y[: y.shape[0] // scale * scale, : y.shape[1] // scale * scale]
     lr = make_lr(y, scale) / 255.0

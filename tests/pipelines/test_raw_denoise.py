@@ -7,14 +7,16 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 from shared_paths import RAW_SAMPLES as SAMPLES
+from shared_paths import REPO
 
 from n3cli.cli.main import cli
 from n3cli.eval.metrics import psnr
+from n3cli.imaging.bayer import pack
 from n3cli.imaging.raw_noise import add_poisson_gaussian, unprocess
 from n3cli.io.images import read_image
-from n3cli.io.raw import RawImage, pack, read_raw, write_dng
+from n3cli.io.raw import RawImage, read_raw, write_dng
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 A, B = 4e-3, 2e-5  # the generated files' noise: var = a*x + b
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 

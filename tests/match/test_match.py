@@ -1,12 +1,12 @@
 """Correspondence classification: geometry, synthetic pairs, the networks, `n3 match` and its eval."""
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from shared_paths import EXAMPLES
 
 from n3cli.cli.main import cli
 from n3cli.match.evaluate import network_pose
@@ -22,7 +22,7 @@ from n3cli.match.synthetic import make_pair, pair_tensor
 from n3cli.models.registry import build_model
 from n3cli.store.zoo import names
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut_clean.png"
+EXAMPLE = EXAMPLES / "astronaut_clean.png"
 shipped = pytest.mark.skipif("n3net-match" not in names(), reason="no shipped match model")
 
 

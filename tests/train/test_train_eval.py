@@ -11,6 +11,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from PIL import Image as PILImage
+from shared_paths import REPO
 
 from n3cli import api
 from n3cli.cli.main import cli
@@ -121,9 +122,8 @@ def test_a_run_folder_holding_a_run_needs_resume_or_overwrite(tmp_path):
 
 
 def test_shipped_configs_validate():
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = REPO / "configs"
     files = sorted(root.rglob("*.yaml"))
     assert len(files) >= 5
     for f in files:
