@@ -92,7 +92,7 @@ def exif_bytes(tags: dict[int, Any]) -> bytes | None:
         kind = TAGS[code][1]
         v = IFDRational(*_rational(value)) if kind == "2I" else value
         (sub if TAGS[code][2] else exif)[code] = v
-    return b"Exif\x00\x00" + exif.tobytes()
+    return exif.tobytes()  # Pillow's block already starts with "Exif\0\0"
 
 
 def tags_from_exif(blob: bytes | None) -> dict[int, Any]:

@@ -229,3 +229,10 @@ def test_developed_outputs_carry_camera_exposure_and_an_srgb_profile(tmp_path):
             assert merged[271] == "Testcam" and merged[272] == "N1" and merged[305].startswith("n3 "), ext
             assert float(merged[33434]) == pytest.approx(1 / 125) and merged[34855] == 800, ext
             assert merged[36867] == "2025:06:01 12:00:00" and 274 not in merged, ext
+        data = dst.read_bytes()  # the block as strict readers (exiftool, exiv2) parse it, not as Pillow forgives it
+        if ext == ".jpg":
+            app1 = data.find(b"\xff\xe1")
+            assert data[app1 + 4 : app1 + 12] in (b"Exif\x00\x00MM", b"Exif\x00\x00II"), data[app1 : app1 + 16]
+        if ext == ".png":
+            chunk = data.find(b"eXIf")
+            assert data[chunk + 4 : chunk + 6] in (b"MM", b"II"), data[chunk : chunk + 12]
