@@ -16,8 +16,10 @@ around each query (window shifted, not cut, at the border), minus the query itse
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +30,22 @@ from .layers import conv_stack, run_stack
 from .n3fused import neighbour_residuals
 
 BATCHED_BLOCK = 8  # query patches per block side in the batched (graph) form
+FORMS = ("auto", "fused", "blocked", "batched")  # see N3Block2d.set_form
+
+
+@contextlib.contextmanager
+def block_form(net: nn.Module, form: str) -> Iterator[nn.Module]:
+    """Every N³ block of ``net`` computed in ``form`` for the ``with`` block (see
+    :meth:`N3Block2d.set_form`), then back to what each was."""
+    blocks = [m for m in net.modules() if isinstance(m, N3Block2d)]
+    before = [b.form for b in blocks]
+    try:
+        for b in blocks:
+            b.set_form(form)
+        yield net
+    finally:
+        for b, f in zip(blocks, before):
+            b.form = f
 
 
 def window_starts(n: int, window: int, device: torch.device | None = None) -> Tensor:
@@ -64,12 +82,7 @@ class N3Block2d(nn.Module):
         # query patches per side of one matrix-product block: a speed knob only (small blocks waste
         # fewer flops on CPU; on GPUs fewer, larger blocks mean fewer kernel launches)
         self.block = block
-        # all blocks in one batch of matrix products instead of a loop over block rows: no
-        # data-dependent Python, so it traces to a graph with dynamic height and width (ONNX)
-        self.batched = False
-        # inference through n3fused (None: on CPUs, where it is fastest; GPUs keep the blocked form,
-        # whose few large kernels suit them better)
-        self.fused: bool | None = None
+        self.form = "auto"  # how inference is computed: see FORMS and set_form
         self.embedcnn = conv_stack(channels, embed_channels, embed_features, embed_depth)
         self.tempcnn = conv_stack(channels, 1, embed_features, embed_depth)
         self.bn = nn.BatchNorm1d(1)  # on the negated distances
@@ -99,7 +112,7 @@ class N3Block2d(nn.Module):
             raise ValueError(f"N3Block2d: patch grid {nh}x{nw} is smaller than the window {w}")
 
         temp = torch.exp(_box2(cells_t) / (p * p) + math.log(0.1))  # (B, nh, nw)
-        batched = self.batched or torch.compiler.is_exporting()
+        batched = self.form == "batched" or torch.compiler.is_exporting()
         grad = torch.is_grad_enabled() and (x.requires_grad or any(q.requires_grad for q in self.parameters()))
         if not (batched or grad or self.training) and self._fused(x):
             scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
@@ -173,9 +186,25 @@ class N3Block2d(nn.Module):
             return out
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks, 2)
 
+    def set_form(self, form: str) -> "N3Block2d":
+        """Choose how inference is computed (training always takes the differentiable form); every
+        form gives the same result up to float rounding, tested against the per-patch definition.
+
+        * ``auto``: ``fused`` on CPUs, ``blocked`` on GPUs, ``batched`` while being exported;
+        * ``fused``: relaxation and aggregation in one pass per cell row (:mod:`.n3fused`), the
+          fastest on CPUs;
+        * ``blocked``: a loop over blocks of query patches, a few large kernels (GPUs);
+        * ``batched``: all blocks in one batch of matrix products, no data-dependent Python, so it
+          traces to a graph with dynamic height and width (ONNX export).
+        """
+        if form not in FORMS:
+            raise ValueError(f"unknown N3 block form {form!r} (one of {', '.join(FORMS)})")
+        self.form = form
+        return self
+
     def _fused(self, x: Tensor) -> bool:
         """Whether inference takes the fused relaxation + aggregation (:mod:`.n3fused`)."""
-        return self.fused if self.fused is not None else not x.is_cuda
+        return self.form == "fused" or (self.form == "auto" and not x.is_cuda)
 
     def _block_size(self, t: Tensor, nh: int, nw: int) -> int:
         R = self.block or (16 if t.is_cuda else 6)

@@ -24,7 +24,7 @@ from torch import nn
 from .. import __version__
 from ..errors import N3Error
 from ..io.atomic import atomic_write
-from ..models.n3block import N3Block2d
+from ..models.n3block import block_form
 from .checkpoint import LoadedModel, load_model
 from .modelinfo import DEFAULT_CONTEXT, META_KEY
 from .onnx_meta import GRAPH_KEY
@@ -100,9 +100,6 @@ def _trace(net: nn.Module, cin: int, mult: int, min_size: int, opset: int, fp16:
     """The dynamic-shape ONNX graph of ``net`` (an ``onnx.ModelProto``)."""
     import onnx
 
-    blocks = [m for m in net.modules() if isinstance(m, N3Block2d)]
-    for b in blocks:
-        b.batched = True
     side = max(min_size + 3 * mult, 64) // mult * mult
     example = torch.rand(1, cin, side + 2 * mult, side)
     lo = max(2, math.ceil(min_size / mult))
@@ -113,7 +110,7 @@ def _trace(net: nn.Module, cin: int, mult: int, min_size: int, opset: int, fp16:
         dyn = ({2: torch.export.Dim("height", min=lo, max=65536), 3: torch.export.Dim("width", min=lo, max=65536)},)
     module = _Half(net) if fp16 else net
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet():
+        with torch.no_grad(), block_form(net, "batched"), warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, dynamic_shapes=dyn,
                                         input_names=["image"], output_names=["output"], verbose=False)
@@ -125,8 +122,6 @@ def _trace(net: nn.Module, cin: int, mult: int, min_size: int, opset: int, fp16:
     finally:
         if fp16:
             net.float()
-        for b in blocks:
-            b.batched = False
     return proto
 
 

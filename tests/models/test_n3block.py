@@ -3,10 +3,10 @@ import math
 
 import pytest
 import torch
-from reference import bn_params, n3_direct
 
 from n3cli.models.knn import knn_weights, log1mexp, neighbours_set
 from n3cli.models.n3block import N3Block2d
+from n3cli.models.reference import bn_params, n3_direct
 
 
 def test_log1mexp_matches_float64_formula():
@@ -63,8 +63,7 @@ def test_block_equals_direct_reference_float64(size, block, fused):
     """Both inference forms (blocked; fused, which CPUs run) against the direct definition, with
     every kind of border cell, several chunks of rows and an odd number of cells per row."""
     torch.manual_seed(0)
-    m = N3Block2d(2, k=3, block=block).double().eval()
-    m.fused = fused
+    m = N3Block2d(2, k=3, block=block).double().eval().set_form("fused" if fused else "blocked")
     with torch.no_grad():
         m.bn.running_mean.fill_(-3.0)
         m.bn.running_var.fill_(4.0)
@@ -87,8 +86,7 @@ def test_fused_block_equals_direct_reference_for_other_windows(window, size):
     """Smaller windows: fewer middle columns than one group of cells, groups clamped to h + 2, and
     grids just above the minimum size (every row a border row)."""
     torch.manual_seed(1)
-    m = N3Block2d(3, k=4, window=window).double().eval()
-    m.fused = True
+    m = N3Block2d(3, k=4, window=window).double().eval().set_form("fused")
     with torch.no_grad():
         m.bn.running_var.fill_(2.0)
     x = torch.randn(1, 3, *size, dtype=torch.float64)
@@ -157,8 +155,7 @@ def test_batched_form_equals_the_looped_form(size):
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     with torch.no_grad():
         looped = m(x)
-        m.batched = True
-        batched = m(x)
+        batched = m.set_form("batched")(x)
     assert (looped - batched).abs().max().item() < 1e-12
 
 
