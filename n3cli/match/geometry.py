@@ -105,7 +105,7 @@ def _find_essential(a: np.ndarray, b: np.ndarray, method: int, threshold: float)
     solver rejects such samples and goes on. (None, None) when no estimator gives an answer."""
     import cv2
 
-    for m in (method, cv2.USAC_MAGSAC) if method != cv2.USAC_MAGSAC else (method,):
+    for m in dict.fromkeys((method, cv2.USAC_MAGSAC)):  # the method asked for, then the fallback (once)
         try:
             E, inl = cv2.findEssentialMat(a, b, np.eye(3), method=m, prob=0.999, threshold=threshold)
         except cv2.error:

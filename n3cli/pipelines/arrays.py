@@ -31,18 +31,18 @@ def as_float_image(pixels: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray
     if a.dtype in (np.uint8, np.uint16):
         peak = float(np.iinfo(a.dtype).max)
         f = a.astype(np.float32) / np.float32(peak)
-        back_dtype = a.dtype
-
-        def restore_int(y: np.ndarray) -> np.ndarray:
-            return np.clip(np.rint(y * peak), 0, peak).astype(back_dtype)
-        restore = restore_int
     elif a.dtype.kind == "f":
         f = a.astype(np.float32, copy=False)
         if not np.isfinite(f).all():
             raise N3Error(f"{int((~np.isfinite(f)).sum())} value(s) of the image are NaN or infinite")
-        restore = lambda y: y  # noqa: E731
     else:
         raise N3Error(f"unsupported pixel type {a.dtype}: give uint8, uint16 or float in [0, 1]")
+
+    def restore(y: np.ndarray) -> np.ndarray:
+        if a.dtype.kind == "f":
+            return y
+        return np.clip(np.rint(y * peak), 0, peak).astype(a.dtype)
+
     if a.ndim == 2:
         return f[:, :, None], lambda y: restore(y[:, :, 0])
     return f, restore
