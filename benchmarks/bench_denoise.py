@@ -54,7 +54,7 @@ class _ConvolutionsOnly(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from n3cli.models.layers import run_stack
-        from n3cli.models.n3block import N3Block2d
+        from n3cli.models.n3 import N3Block2d
 
         real = N3Block2d.forward
 

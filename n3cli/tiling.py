@@ -76,6 +76,28 @@ def plan_axis_fixed(length: int, window: int, overlap: int, align: int = 1) -> l
     return spans
 
 
+def centred_mirror_steps(height: int, width: int, extra_h: int, extra_w: int
+                         ) -> list[tuple[tuple[int, int, int, int], str]]:
+    """How to mirror-pad an image by ``extra_h`` rows and ``extra_w`` columns split around its
+    centre (top and left get the smaller half): steps of ``((top, bottom, left, right), mode)``.
+
+    One reflection adds at most side - 1 pixels, so large pads take several; a 1-pixel side can
+    only be repeated (``edge``). The runner (NumPy) and the networks' own padding of small inputs
+    (torch) both follow these steps, so the two backends see the same pixels.
+    """
+    pads = [extra_h // 2, extra_h - extra_h // 2, extra_w // 2, extra_w - extra_w // 2]
+    steps: list[tuple[tuple[int, int, int, int], str]] = []
+    while any(pads):
+        if min(height, width) < 2:
+            steps.append(((pads[0], pads[1], pads[2], pads[3]), "edge"))
+            break
+        step = (min(pads[0], height - 1), min(pads[1], height - 1), min(pads[2], width - 1), min(pads[3], width - 1))
+        steps.append((step, "reflect"))
+        height, width = height + step[0] + step[1], width + step[2] + step[3]
+        pads = [a - b for a, b in zip(pads, step)]
+    return steps
+
+
 def blend_weights(span: Span, length: int, blend: int, scale: int = 1) -> np.ndarray:
     """Output weights of one tile along one axis (at output resolution), over its window.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..io.folders import list_images
@@ -13,20 +14,37 @@ from .loading import load_denoiser, load_raw_denoiser, load_upscaler, resolve_mo
 Progress = Callable[[str, float, float], None]
 
 
+def read_images(folder: str | os.PathLike, color: str | None = None) -> list[tuple[str, Any]]:
+    """The folder's images, sorted by name, as (name, float32 H x W x C) in ``color`` (``gray``,
+    ``rgb``; None: as they are): what the protocols of :mod:`n3cli.eval.protocols` score."""
+    from ..imaging.color import as_color
+    from ..io.folders import read_folder
+
+    return [(name, as_color(px, color)) for name, px in read_folder(folder)]
+
+
 def evaluate_denoise(model: str | os.PathLike | None, data: str | os.PathLike, sigmas: list[float], seed: int = 0,
                      estimate_noise: bool = False, tile: int | None = None, save_dir: str | None = None,
                      device: str = "auto", backend: str = "auto", on_image: Progress | None = None) -> dict[str, Any]:
     """Gaussian denoising (FACTS §5) of the clean images in ``data`` at each sigma. ``model``
     None: the model `n3 denoise` picks for the folder's first image."""
     from ..eval.protocols import evaluate_denoiser
-    from ..io.images import read_image
+    from ..io.images import Image, read_image, write_image
 
     if model is None:
         color = "rgb" if read_image(list_images(data)[0]).channels == 3 else "gray"
         runner = load_denoiser(None, color, device, backend)
     else:
         runner = load_denoiser(model, device=device, backend=backend)
-    report = evaluate_denoiser(runner, data, list(sigmas), seed, estimate_noise, tile, save_dir, on_image)
+
+    def save(sigma: float, name: str, out) -> None:
+        import numpy as np
+
+        dst = Path(save_dir) / f"sigma{sigma:g}" / (Path(name).stem + ".png")
+        write_image(dst, Image(out, np.dtype(np.uint16)))
+
+    report = evaluate_denoiser(runner, read_images(data, runner.info.color), list(sigmas), seed, estimate_noise,
+                               tile, str(data), on_image, save if save_dir else None)
     return {**report, "backend": runner.describe()}
 
 
@@ -36,7 +54,8 @@ def evaluate_upscale(model: str | os.PathLike | None, data: str | os.PathLike, s
     """The SR protocol (FACTS §7) at each scale; ``model`` None: the shipped model for each scale."""
     from ..eval.protocols import evaluate_upscaler
 
-    return evaluate_upscaler(lambda s: load_upscaler(model, s, device, backend), data, list(scales), tile, on_image)
+    return evaluate_upscaler(lambda s: load_upscaler(model, s, device, backend), read_images(data), list(scales),
+                             tile, str(data), on_image)
 
 
 def evaluate_raw_denoise(model: str | os.PathLike | None, data: str | os.PathLike,
@@ -49,7 +68,8 @@ def evaluate_raw_denoise(model: str | os.PathLike | None, data: str | os.PathLik
 
     runner = load_raw_denoiser(model, device, backend)
     base = None if baseline is None else load_raw_denoiser(baseline, device, backend)
-    report = evaluate_raw(runner, data, levels or RAW_EVAL_LEVELS, seed, tile, base, on_image)
+    report = evaluate_raw(runner, read_images(data, "rgb"), levels or RAW_EVAL_LEVELS, seed, tile, base, str(data),
+                          on_image)
     return {**report, "backend": runner.describe()}
 
 

@@ -1,30 +1,27 @@
-"""The evaluation protocol (N3NET-FACTS §5): float PSNR/SSIM on clean images with fixed noise."""
+"""The evaluation protocols (N3NET-FACTS §5-7) on images in memory: the test pairs each protocol
+makes from clean images and how the results are scored. Reading the images is the caller's
+(:mod:`n3cli.api.evaluate` for folders, the training loop for its validation set), so ``n3 eval``
+and the validation inside ``n3 train`` score with one implementation."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..imaging.color import as_color
 from ..imaging.estimate import estimate_sigma
 from ..imaging.noise import add_gaussian, eval_rng
-from ..io.images import Image, read_image, write_image
 from .metrics import psnr, ssim
 
-
-def load_clean(folder: str | os.PathLike, color: str) -> list[tuple[str, np.ndarray]]:
-    """The folder's images (sorted by name) as float32, converted to the model's colour."""
-    from ..io.folders import list_images
-
-    return [(p.name, as_color(read_image(p).pixels, color)) for p in list_images(folder)]
+Images = list[tuple[str, np.ndarray]]
+"""(name, pixels) pairs: float32 H x W x C in [0, 1]."""
 
 
-def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], seed: int = 0,
-                      estimate_noise: bool = False, tile: int | None = None, save_dir: str | None = None,
-                      on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
-    """Per-image and mean PSNR/SSIM of ``model`` (from :func:`n3cli.api.load_denoiser`) at each sigma; the JSON shape ``n3 eval --json`` prints.
+def evaluate_denoiser(model: Any, images: Images, sigmas: list[float], seed: int = 0,
+                      estimate_noise: bool = False, tile: int | None = None, source: str = "",
+                      on_image: Callable[[str, float, float], None] | None = None,
+                      on_output: Callable[[float, str, np.ndarray], None] | None = None) -> dict[str, Any]:
+    """Per-image and mean PSNR/SSIM of ``model`` (a runner) on the clean ``images`` (in the model's
+    colour) at each sigma; the JSON shape ``n3 eval denoise --json`` prints (``source`` names the data).
 
     Noise is ``N(0, sigma/255)`` added to the [0, 1] clean image, neither clipped nor quantised,
     from a fixed stream per (seed, image index); the output is scored as float.
@@ -32,7 +29,6 @@ def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], 
     """
     from ..pipelines.denoise import denoise
 
-    images = load_clean(data, model.info.color)
     results = []
     for sigma in sigmas:
         per = []
@@ -49,12 +45,11 @@ def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], 
             rec["ssim"] = ssim(out, clean)
             rec["noisy_psnr"] = psnr(noisy, clean)
             per.append(rec)
-            if save_dir:
-                dst = Path(save_dir) / f"sigma{sigma:g}" / (Path(name).stem + ".png")
-                write_image(dst, Image(out, np.dtype(np.uint16)))
+            if on_output:
+                on_output(sigma, name, out)
             if on_image:
                 on_image(name, rec["psnr"], rec["ssim"])
-        res: dict[str, Any] = {"data": str(data), "sigma": sigma,
+        res: dict[str, Any] = {"data": source, "sigma": sigma,
                                "mean_psnr": float(np.mean([r["psnr"] for r in per])),
                                "mean_ssim": float(np.mean([r["ssim"] for r in per])),
                                "noisy_psnr": float(np.mean([r["noisy_psnr"] for r in per])),
@@ -68,27 +63,24 @@ def evaluate_denoiser(model: Any, data: str | os.PathLike, sigmas: list[float], 
     return {"model": model.info.name, "task": model.info.task, "results": results}
 
 
-def evaluate_upscaler(model: Any, data: str | os.PathLike, scales: list[int], tile: int | None = None,
+def evaluate_upscaler(model: Any, images: Images, scales: list[int], tile: int | None = None, source: str = "",
                       on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
     """The SR protocol (FACTS §7) at each scale: 8-bit HR cropped to a multiple of the scale, LR
     by MATLAB bicubic downscaling rounded to 8 bits, outputs rounded to 8 bits, PSNR and SSIM on
     the rounded BT.601 Y channel with ``scale`` pixels shaved; bicubic upscaling alongside.
 
-    ``model``: a runner, or a function giving the runner for a scale
-    (:func:`n3cli.api.evaluate_upscale` loads them).
+    ``images``: the HR images as they are (gray or colour); ``model``: a runner, or a function giving
+    the runner for a scale (:func:`n3cli.api.evaluate_upscale` loads them).
     """
     from ..imaging.resize import imresize, make_lr, modcrop, psnr_y, rgb_to_y
-    from ..io.folders import list_images
     from ..pipelines.sr import upscale
 
-    files = list_images(data)
     results, name = [], None
     for s in scales:
         runner = model if hasattr(model, "run") else model(s)
         name = runner.info.name
         per = []
-        for p in files:
-            px = read_image(p).pixels
+        for image_name, px in images:
             rgb = np.repeat(px, 3, 2) if px.shape[2] == 1 else px  # gray images: Y of the replicated gray
             hr = modcrop(np.rint(rgb * 255.0), s)
             lr = make_lr(hr, s)
@@ -96,12 +88,12 @@ def evaluate_upscaler(model: Any, data: str | os.PathLike, scales: list[int], ti
             out = np.clip(np.rint(upscale(runner, (lr / 255.0).astype(np.float32), s, tile) * 255.0), 0, 255)
             y_hr, y_out, y_bic = (np.rint(rgb_to_y(a)) for a in (hr, out, bic))
             shave = (slice(s, -s), slice(s, -s))
-            rec = {"image": p.name, "psnr": psnr_y(y_out, y_hr, s), "bicubic_psnr": psnr_y(y_bic, y_hr, s),
+            rec = {"image": image_name, "psnr": psnr_y(y_out, y_hr, s), "bicubic_psnr": psnr_y(y_bic, y_hr, s),
                    "ssim": ssim(y_out[shave] / 255.0, y_hr[shave] / 255.0)}
             per.append(rec)
             if on_image:
-                on_image(p.name, rec["psnr"], rec["ssim"])
-        results.append({"data": str(data), "scale": s, "mean_psnr": float(np.mean([r["psnr"] for r in per])),
+                on_image(image_name, rec["psnr"], rec["ssim"])
+        results.append({"data": source, "scale": s, "mean_psnr": float(np.mean([r["psnr"] for r in per])),
                         "mean_ssim": float(np.mean([r["ssim"] for r in per])),
                         "bicubic_psnr": float(np.mean([r["bicubic_psnr"] for r in per])), "per_image": per})
     return {"model": name, "task": "sr", "results": results}
@@ -128,11 +120,11 @@ def raw_eval_pair(clean_srgb: np.ndarray, a: float, b: float, seed: int, index: 
     return clean, add_poisson_gaussian(clean, a, b, np.random.default_rng([seed, index, level + 1]))
 
 
-def evaluate_raw(model: Any, data: str | os.PathLike, levels: list[tuple[float, float]] | None = None,
-                 seed: int = 0, tile: int | None = None, baseline: Any = None,
+def evaluate_raw(model: Any, images: Images, levels: list[tuple[float, float]] | None = None,
+                 seed: int = 0, tile: int | None = None, baseline: Any = None, source: str = "",
                  on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
     """Raw-space PSNR of a RAW model (and optionally a ``baseline``) on synthetic raw versions of
-    ``data``'s sRGB images (FACTS §6 unprocessing, RGGB, Poisson-Gaussian noise at each level).
+    the sRGB ``images`` (FACTS §6 unprocessing, RGGB, Poisson-Gaussian noise at each level).
 
     PSNR is on the 4 packed planes in [0, 1], outputs not clipped; the model is told the true
     (a, b). Returns the JSON shape ``n3 eval --task raw --json`` prints.
@@ -141,7 +133,6 @@ def evaluate_raw(model: Any, data: str | os.PathLike, levels: list[tuple[float, 
     from ..io.raw import RawImage
     from ..pipelines.raw import NoiseParams, denoise_mosaic
 
-    images = load_clean(data, "rgb")
     results = []
     for k, (a, b) in enumerate(levels or RAW_EVAL_LEVELS):
         per = []
@@ -157,7 +148,7 @@ def evaluate_raw(model: Any, data: str | os.PathLike, levels: list[tuple[float, 
             per.append(rec)
             if on_image:
                 on_image(name, rec["psnr"], rec["noisy_psnr"])
-        res: dict[str, Any] = {"data": str(data), "a": a, "b": b,
+        res: dict[str, Any] = {"data": source, "a": a, "b": b,
                                "mean_psnr": float(np.mean([r["psnr"] for r in per])),
                                "noisy_psnr": float(np.mean([r["noisy_psnr"] for r in per]))}
         if baseline is not None:

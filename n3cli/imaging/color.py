@@ -19,10 +19,16 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return (ycc - _OFF) @ _MINV.T
 
 
-def as_color(pixels: np.ndarray, color: str) -> np.ndarray:
-    """The pixels as a model of ``color`` (``gray`` or ``rgb``) sees them: BT.601 luma, or gray replicated."""
+def as_color(pixels: np.ndarray, color: str | None) -> np.ndarray:
+    """The pixels as a model of ``color`` sees them: ``gray`` BT.601 luma, ``rgb`` (gray
+    replicated), ``y`` the SR protocol's luma (YCbCr Y of colour images, gray images as they are),
+    None as they are."""
+    if color is None:
+        return pixels
     if color == "gray":
         return to_gray(pixels)
+    if color == "y":
+        return pixels if pixels.shape[2] == 1 else rgb_to_ycbcr(pixels)[:, :, :1].astype(np.float32)
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
 
 

@@ -6,9 +6,12 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..errors import N3Error
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,14 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise N3Error(f"{folder}: no PNG/JPEG/TIFF/BMP/WebP images in it")
     return files
+
+
+def read_folder(folder: str | Path, limit: int = 0) -> list[tuple[str, "np.ndarray"]]:
+    """The folder's images (sorted by name; the first ``limit``, 0: all) as (name, float32 pixels)."""
+    from .images import read_image
+
+    files = list_images(folder)
+    return [(p.name, read_image(p).pixels) for p in (files[:limit] if limit else files)]
 
 
 def _is_under(f: Path, root: Path) -> bool:

@@ -2,7 +2,7 @@
 
 The relaxation replaces hard k-nearest-neighbour selection by k successive softmaxes over
 negative distances; each step removes (softly) the mass already taken by earlier steps.
-These functions know nothing about images: the 2D block in :mod:`n3cli.models.n3block`
+These functions know nothing about images: the 2D block in :mod:`n3cli.models.n3`
 and the correspondence network build on them.
 """
 from __future__ import annotations

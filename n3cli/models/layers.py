@@ -34,8 +34,8 @@ def flush_subnormal(t: Tensor) -> Tensor:
 
     Weight decay leaves thousands of weights below float32's smallest normal number (1.2e-38);
     on Intel CPUs every multiply with one takes a slow microcode path, which made the shipped
-    gray model 40x slower (300x300 image: 36.5 s instead of 0.87 s). Their contribution to any
-    output is below float32 resolution.
+    gray model tens of times slower (docs/design.md). Their contribution to any output is below
+    float32 resolution.
     """
     if not t.is_floating_point():
         return t

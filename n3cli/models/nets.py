@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..tiling import centred_mirror_steps
 from .layers import run_stack
-from .n3block import N3Block2d
+from .n3 import N3Block2d
 
 
 class DnCNNStage(nn.Module):
@@ -102,13 +103,6 @@ class N3Net(nn.Module):
 
 
 def _pad_to(x: Tensor, ph: int, pw: int) -> Tensor:
-    pads = [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]
-    # reflect needs pad < size; grow step by step, replicate for 1-px images
-    while any(pads):
-        H, W = x.shape[-2:]
-        if min(H, W) < 2:
-            return F.pad(x, pads, mode="replicate")
-        step = [min(pads[0], W - 1), min(pads[1], W - 1), min(pads[2], H - 1), min(pads[3], H - 1)]
-        x = F.pad(x, step, mode="reflect")
-        pads = [a - b for a, b in zip(pads, step)]
+    for (top, bottom, left, right), mode in centred_mirror_steps(*x.shape[-2:], ph, pw):
+        x = F.pad(x, [left, right, top, bottom], mode="replicate" if mode == "edge" else "reflect")
     return x

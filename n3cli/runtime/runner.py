@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import N3Error
 from ..store.modelinfo import DEFAULT_CONTEXT, ModelInfo
-from ..tiling import run_tiled
+from ..tiling import centred_mirror_steps, run_tiled
 
 DEFAULT_OVERLAP = DEFAULT_CONTEXT
 MIN_TILE = 128
@@ -93,17 +93,9 @@ def _pad_end(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
 
 
 def pad_centered(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """Mirror-pad ``ph`` rows and ``pw`` columns split around the centre (top/left get the
-    smaller half); in steps, since one reflection can add at most side-1 pixels. Same result as
-    the network's own padding of small inputs, so both backends agree."""
-    pads = [ph // 2, ph - ph // 2, pw // 2, pw - pw // 2]
-    while any(pads):
-        H, W = x.shape[-2:]
-        if min(H, W) < 2:
-            return np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])), mode="edge")
-        step = [min(pads[0], H - 1), min(pads[1], H - 1), min(pads[2], W - 1), min(pads[3], W - 1)]
-        x = np.pad(x, ((0, 0), (0, 0), (step[0], step[1]), (step[2], step[3])), mode="reflect")
-        pads = [a - b for a, b in zip(pads, step)]
+    """Mirror-pad ``ph`` rows and ``pw`` columns split around the centre (:func:`centred_mirror_steps`)."""
+    for (top, bottom, left, right), mode in centred_mirror_steps(*x.shape[-2:], ph, pw):
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=mode)
     return x
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from ..errors import N3Error
 from ..models.layers import fold_batchnorm
 from ..store.checkpoint import LoadedModel
+from ..store.modelinfo import ModelInfo
 from .malloc import release_freed_memory
 from .runner import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
 
@@ -56,9 +57,9 @@ class TorchRunner:
 
     fixed_size = None
 
-    def __init__(self, loaded: LoadedModel | nn.Module) -> None:
+    def __init__(self, loaded: LoadedModel | nn.Module, info: ModelInfo | None = None) -> None:
         if isinstance(loaded, nn.Module):  # a live network (training's validation): prepared on a copy,
-            loaded = LoadedModel(copy.deepcopy(loaded), None, None)  # type: ignore[arg-type]  # the caller's trains on
+            loaded = LoadedModel(copy.deepcopy(loaded), info, None)  # type: ignore[arg-type]  # the caller's trains on
         self.net, self.info, self.path = prepare_for_inference(loaded.net), loaded.info, loaded.path
         self.device = next(self.net.parameters()).device
         self.min_size = int(getattr(self.net, "min_size", 1))

@@ -24,7 +24,7 @@ from torch import nn
 from .. import __version__
 from ..errors import N3Error
 from ..io.atomic import atomic_write
-from ..models.n3block import block_form
+from ..models.n3 import block_form
 from .checkpoint import LoadedModel, load_model
 from .modelinfo import DEFAULT_CONTEXT, META_KEY
 from .onnx_meta import GRAPH_KEY

@@ -14,27 +14,19 @@ from torch.utils.data import Dataset, Sampler
 
 from ..errors import ImageError
 from ..imaging.color import as_color
-from ..io.folders import list_images
-from ..io.images import read_image
+from ..io.folders import read_folder
 
 
-def load_images(folders: list[str] | str, color: str, limit: int = 0) -> list[np.ndarray]:
-    """All images of the folders as float32 H x W x C (gray via BT.601 when ``color`` is gray;
-    ``y``: the SR protocol's luma, YCbCr Y of colour images, gray images as they are)."""
+def load_images(folders: list[str] | str, color: str | None, limit: int = 0) -> list[tuple[str, np.ndarray]]:
+    """All images of the folders as (name, float32 H x W x C) in ``color`` (see
+    :func:`~n3cli.imaging.color.as_color`: ``gray``, ``rgb``, ``y`` or None), the first ``limit``."""
     if isinstance(folders, (str, Path)):
         folders = [folders]
-    out = []
+    out: list[tuple[str, np.ndarray]] = []
     for folder in folders:
-        for p in list_images(folder):
-            px = read_image(p).pixels
-            if color == "y":
-                from ..imaging.color import rgb_to_ycbcr
-
-                out.append(px if px.shape[2] == 1 else rgb_to_ycbcr(px)[:, :, :1].astype(np.float32))
-            else:
-                out.append(as_color(px, color))
-            if limit and len(out) >= limit:
-                return out
+        out += [(name, as_color(px, color)) for name, px in read_folder(folder, limit - len(out) if limit else 0)]
+        if limit and len(out) >= limit:
+            break
     return out
 
 

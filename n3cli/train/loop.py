@@ -9,18 +9,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import N3Error
-from ..eval.metrics import psnr
-from ..imaging.noise import add_gaussian, eval_rng, network_input
+from ..imaging.noise import network_input
 from ..models.registry import build_model
 from ..store.checkpoint import ModelInfo, atomic_write, load_state, save_model
-from .data import NoisyPatches, RawPatches, SRPatches, StepSampler, load_images
+from .data import StepSampler, load_images
+from .tasks import ImageTask, task_for
 
 
 def lr_at(step: int, optim: dict[str, Any]) -> float:
@@ -43,86 +42,6 @@ def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch
         return False
     opt.step()
     return True
-
-
-def model_info(cfg: dict[str, Any], net: torch.nn.Module) -> ModelInfo:
-    m, n = cfg["model"], cfg["noise"]
-    extra = {k: m[k] for k in ("description", "license") if m.get(k)}
-    if m["task"] == "sr":
-        scales = [int(v) for v in cfg["data"]["scales"]]
-        return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task="sr", color="gray",
-                         noise={}, scale=scales[0], min_size=1, extra={**extra, "scales": scales, "input": "bicubic-y"})
-    if m["task"] == "raw":
-        return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task="raw", color="bayer",
-                         noise={"kind": "poisson-gaussian", "inputs": ["sqrt_a", "sqrt_b"], "model": "var = a*x + b"},
-                         min_size=1, extra={**extra, "input": "rggb-planes+sqrt_a+sqrt_b"})
-    if n["kind"] == "fixed":
-        noise = {"kind": "fixed", "sigma": float(n["sigma"])}
-    else:
-        noise = {"kind": n["kind"], "sigma_range": [float(v) for v in n["sigma_range"]]}
-    return ModelInfo(name=cfg["name"], arch=m["arch"], args=dict(m["args"]), task=m["task"], color=m["color"],
-                     noise=noise, min_size=1, extra=extra)
-
-
-def validate_psnr(net: torch.nn.Module, info: ModelInfo, images: list[np.ndarray], sigma: float,
-                  device: torch.device, seed: int = 0) -> float:
-    """Mean PSNR on whole images with the evaluation protocol's fixed noise (no tiling)."""
-    was = net.training
-    net.eval()
-    vals = []
-    with torch.no_grad():
-        for i, clean in enumerate(images):
-            noisy = add_gaussian(clean, sigma, eval_rng(seed, i))
-            x = torch.from_numpy(noisy.transpose(2, 0, 1)).unsqueeze(0).to(device)
-            y = net(network_input(x, sigma, info.takes_noise_map))
-            vals.append(psnr(y[0].float().cpu().numpy().transpose(1, 2, 0), clean))
-    net.train(was)
-    return float(np.mean(vals))
-
-
-def validate_sr_psnr(net: torch.nn.Module, images: list[np.ndarray], scale: int, device: torch.device) -> float:
-    """Mean Y-PSNR (the SR protocol: 8-bit LR, ``scale`` px shaved) on whole images (no tiling)."""
-    from ..imaging.resize import imresize, make_lr, modcrop, psnr_y
-
-    was = net.training
-    net.eval()
-    vals = []
-    with torch.no_grad():
-        for im in images:
-            hr = modcrop(np.rint(im[:, :, 0] * 255.0), scale)
-            inp = imresize(make_lr(hr, scale), scale) / 255.0
-            y = net(torch.from_numpy(inp[None, None].astype(np.float32)).to(device))[0, 0].float().cpu().numpy()
-            vals.append(psnr_y(np.clip(y * 255.0, 0, 255), hr, scale))
-    net.train(was)
-    return float(np.mean(vals))
-
-
-def validate_raw_psnr(net: torch.nn.Module, images: list[np.ndarray], a: float, b: float,
-                      device: torch.device, seed: int = 0) -> float:
-    """Mean raw-space PSNR on unprocessed validation images (fixed stream per image) at noise (a, b)."""
-    from ..imaging.bayer import pack
-    from ..imaging.raw_noise import (
-        add_poisson_gaussian,
-        mosaic_rggb,
-        raw_network_input,
-        unprocess,
-    )
-
-    was = net.training
-    net.eval()
-    vals = []
-    with torch.no_grad():
-        for i, im in enumerate(images):
-            rng = eval_rng(seed, i)
-            lin, _ = unprocess(im if im.shape[2] == 3 else np.repeat(im, 3, 2), rng)
-            h, w = lin.shape[0] // 2 * 2, lin.shape[1] // 2 * 2
-            clean = mosaic_rggb(lin[:h, :w])
-            planes, _ = pack(add_poisson_gaussian(clean, a, b, rng), "RGGB")
-            x = torch.from_numpy(raw_network_input(planes, a, b)[None]).to(device)
-            y = net(x)[0].float().cpu().numpy()
-            vals.append(psnr(y, pack(clean, "RGGB")[0]))
-    net.train(was)
-    return float(np.mean(vals))
 
 
 RUN_FILES = ("log.jsonl", "latest.safetensors", "latest.state.pt", "best.safetensors", "model.safetensors",
@@ -176,7 +95,8 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
             raise N3Error(f"{cfg['init']}: init model is {start.arch} {start.args}, the config {cfg['model']['arch']} "
                           f"{cfg['model']['args']}")
         load_state(net, {k: v.to(dev) for k, v in load_file(cfg["init"]).items()}, cfg["init"])
-    info = model_info(cfg, net)
+    task = task_for(cfg)
+    info = task.model_info()
     if start is not None:
         info.extra["init_training"] = start.extra.get("training")  # what the fine-tuning started from
     decay, no_decay = [], []
@@ -204,25 +124,14 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    sr, raw = cfg["model"]["task"] == "sr", cfg["model"]["task"] == "raw"
-    color = "y" if sr else "rgb" if raw else cfg["model"]["color"]
-    images = load_images(cfg["data"]["train"], color)
-    if raw:
-        ds = RawPatches(images, cfg["data"]["patch"], cfg["seed"], cfg["data"]["rot90"], cfg["data"]["flip"])
-    elif sr:
-        ds = SRPatches(images, cfg["data"]["patch"], cfg["data"]["scales"], cfg["seed"], cfg["data"]["rot90"],
-                       cfg["data"]["flip"])
-    else:
-        ds = NoisyPatches(images, cfg["data"]["patch"], cfg["noise"], cfg["seed"], cfg["data"]["rot90"],
-                          cfg["data"]["flip"])
+    ds = task.samples([px for _, px in load_images(cfg["data"]["train"], task.image_color)])
     workers = cfg["data"]["workers"]
     loader = DataLoader(ds, batch_size=batch // world, sampler=StepSampler(step, end, batch, rank, world),
                         num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=False,
                         prefetch_factor=4 if workers else None)
     val_images = []
     if cfg["data"]["val"] and rank == 0:
-        val_images = load_images(cfg["data"]["val"], color, cfg["data"]["val_max_images"])
-    val_sigma = float(cfg["noise"]["val_sigma"])
+        val_images = load_images(cfg["data"]["val"], task.val_color, cfg["data"]["val_max_images"])
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -253,19 +162,12 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
                 running, skipped = [], 0
                 _log(log, rec, on_log)
             if val_images and (step % cfg["val_every"] == 0 or step == end):
-                if raw:
-                    va, vb = cfg["noise"]["val_ab"]
-                    last_val = validate_raw_psnr(net, val_images, va, vb, dev)
-                    _log(log, {"step": step, "val_psnr": last_val, "val_ab": [va, vb]}, on_log)
-                elif sr:
-                    last_val = validate_sr_psnr(net, val_images, cfg["data"]["val_scale"], dev)
-                    _log(log, {"step": step, "val_psnr": last_val, "val_scale": cfg["data"]["val_scale"]}, on_log)
-                else:
-                    last_val = validate_psnr(net, info, val_images, val_sigma, dev)
-                    _log(log, {"step": step, "val_psnr": last_val, "val_sigma": val_sigma}, on_log)
+                rec = task.validate(net, info, val_images)
+                last_val = rec["val_psnr"]
+                _log(log, {"step": step, **rec}, on_log)
                 if last_val > best:
                     best = last_val
-                    save_model(out / "best.safetensors", net, _with_training(info, cfg, step, dev, last_val))
+                    save_model(out / "best.safetensors", net, _with_training(info, task, step, dev, last_val))
             if step % cfg["checkpoint_every"] == 0 or step == end:
                 _save_latest(out, net, opt, step, best, info)
             if bar is not None:
@@ -287,7 +189,7 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
             _log(log, {"step": step, "rank_checksums": sums}, on_log)
     if rank == 0:
         if step >= total:
-            save_model(final, net, _with_training(info, cfg, step, dev, last_val))
+            save_model(final, net, _with_training(info, task, step, dev, last_val))
         log.close()
     if world > 1:
         dist.barrier()
@@ -302,7 +204,8 @@ def _log(fh, rec: dict[str, Any], on_log) -> None:
         on_log(rec)
 
 
-def _with_training(info: ModelInfo, cfg: dict[str, Any], step: int, dev: torch.device, val: float | None) -> ModelInfo:
+def _with_training(info: ModelInfo, task: ImageTask, step: int, dev: torch.device, val: float | None) -> ModelInfo:
+    cfg = task.cfg
     extra = dict(info.extra)
     hw = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
     extra["training"] = {"config": cfg["name"], "steps": step, "batch": cfg["data"]["batch"],
@@ -312,9 +215,7 @@ def _with_training(info: ModelInfo, cfg: dict[str, Any], step: int, dev: torch.d
     if cfg["init"]:
         extra["training"]["init"] = {"file": Path(cfg["init"]).name, "training": init_training}
     if val is not None:
-        cond = ({"scale": cfg["data"]["val_scale"]} if info.task == "sr" else {"ab": cfg["noise"]["val_ab"]}
-                if info.task == "raw" else {"sigma": cfg["noise"]["val_sigma"]})
-        extra.setdefault("metrics", {})["val_psnr"] = {"data": Path(cfg["data"]["val"]).name, **cond,
+        extra.setdefault("metrics", {})["val_psnr"] = {"data": Path(cfg["data"]["val"]).name, **task.condition(),
                                                        "psnr": round(val, 3)}
     return ModelInfo(info.name, info.arch, info.args, info.task, info.color, info.noise, info.scale,
                      info.min_size, extra)

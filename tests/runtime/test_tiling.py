@@ -105,3 +105,19 @@ def test_no_visible_seam_on_a_smooth_gradient_with_smallest_overlap():
     assert np.abs(np.diff(tiled, axis=1)).max() <= np.abs(np.diff(whole, axis=1)).max() + step
     assert np.abs(np.diff(tiled, axis=0)).max() <= np.abs(np.diff(whole, axis=0)).max() + step
     assert np.abs(tiled - whole).max() < 2.5 / 255
+
+
+@pytest.mark.parametrize("size,extra", [((1, 1), (5, 7)), ((3, 2), (40, 33)), ((80, 90), (0, 5)), ((2, 2), (100, 1))])
+def test_small_images_are_mirror_padded_alike_by_the_runner_and_by_the_network(size, extra):
+    """Both backends pad images below the N³ window the same way: the runner in NumPy before an
+    ONNX graph, the network itself in torch; the image stays centred (top/left get the smaller half)."""
+    from n3cli.models.nets import _pad_to
+    from n3cli.runtime.runner import pad_centered
+
+    x = np.random.default_rng(0).random((1, 2, *size)).astype(np.float32)
+    a = pad_centered(x, *extra)
+    b = _pad_to(torch.from_numpy(x), *extra).numpy()
+    assert a.shape == (1, 2, size[0] + extra[0], size[1] + extra[1])
+    assert np.array_equal(a, b)
+    top, left = extra[0] // 2, extra[1] // 2
+    assert np.array_equal(a[..., top : top + size[0], left : left + size[1]], x)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from n3cli.cli.main import cli
 from n3cli.errors import CheckpointError
-from n3cli.models.reference import n3_direct
+from n3cli.models.n3.reference import n3_direct
 from n3cli.models.registry import build_model
 from n3cli.store.checkpoint import ModelInfo, load_model, read_info, save_model
 

@@ -19,7 +19,8 @@ from n3cli.errors import ConfigError
 from n3cli.models.registry import build_model
 from n3cli.store.checkpoint import ModelInfo, load_model, save_model
 from n3cli.train.config import validate
-from n3cli.train.loop import train, validate_psnr
+from n3cli.train.loop import train
+from n3cli.train.tasks import task_for
 
 TINY = {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3, "k": 2, "embed_features": 8}
 
@@ -135,14 +136,16 @@ def test_shipped_configs_validate():
 def test_a_few_steps_lower_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, optim={"epochs": 1, "steps_per_epoch": 40, "lr": 3e-3})
     torch.manual_seed(cfg["seed"])
-    from n3cli.eval.protocols import load_clean
-    from n3cli.train.loop import model_info
+    from n3cli.train.data import load_images
 
     net0 = build_model("n3net", TINY)
-    val = [px for _, px in load_clean(cfg["data"]["val"], "gray")]
-    before = validate_psnr(net0, model_info(cfg, net0), val, 25.0, torch.device("cpu"))
+    task = task_for(cfg)
+    val = load_images(cfg["data"]["val"], "gray")
+    before = task.validate(net0, task.model_info(), val)["val_psnr"]
     final = train(cfg, tmp_path / "run", progress=False)
-    after = validate_psnr(load_model(final).net, model_info(cfg, net0), val, 25.0, torch.device("cpu"))
+    after = task.validate(load_model(final).net, task.model_info(), val)["val_psnr"]
+    logged = [json.loads(l) for l in open(tmp_path / "run" / "log.jsonl") if '"val_psnr"' in l][-1]
+    assert logged["val_psnr"] == pytest.approx(after, abs=1e-6)  # validation is the protocol `n3 eval` runs
     losses = [json.loads(l)["loss"] for l in open(tmp_path / "run" / "log.jsonl") if '"loss"' in l]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     assert after > before + 1.0
@@ -206,7 +209,6 @@ def test_sr_training_learns_and_the_result_upscales(tmp_path):
     """A few steps of the SR recipe beat bicubic on the training scenes' validation twins; the
     result is an SR model file that `n3 upscale` loads for every trained scale."""
     from n3cli import api
-    from n3cli.train.loop import validate_sr_psnr
 
     def shapes(folder, n, seed):  # sharp-edged rectangles: what bicubic blurs and a CNN can restore
         folder.mkdir(parents=True)
@@ -231,13 +233,16 @@ def test_sr_training_learns_and_the_result_upscales(tmp_path):
     assert m.info.task == "sr" and m.info.extra["scales"] == [2, 3]
     from n3cli.train.data import load_images
 
-    val = load_images(cfg["data"]["val"], "y")
+    val = load_images(cfg["data"]["val"], None)
     identity = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "features": 16, "depth": 5})
     with torch.no_grad():
         identity.blocks[0].conv2.weight.zero_()
         identity.blocks[0].conv2.bias.zero_()  # residual net with a zero last layer: exactly bicubic
-    bicubic = validate_sr_psnr(identity.eval(), val, 2, torch.device("cpu"))
-    learned = validate_sr_psnr(m.net, val, 2, torch.device("cpu"))
+    task = task_for(dict(cfg, data=dict(cfg["data"], val_scale=2)))
+    bicubic = task.validate(identity, m.info, val)["val_psnr"]
+    learned = task.validate(m.net, m.info, val)["val_psnr"]
+    report = api.evaluate_upscale(final, cfg["data"]["val"], [2], device="cpu")
+    assert report["results"][0]["mean_psnr"] == pytest.approx(learned, abs=1e-9)  # the protocol `n3 eval sr` runs
     print(f"Y-PSNR x2: bicubic {bicubic:.2f} dB, after 200 steps {learned:.2f} dB")
     assert learned > bicubic + 0.2, (learned, bicubic)
     up = api.upscale(api.load_upscaler(final, 3, "cpu"), np.full((20, 25, 1), 0.5, np.float32), 3)
@@ -248,7 +253,7 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
     from n3cli.train.data import RawPatches, load_images
 
     folder = noise_rgb_folder(tmp_path / "rgb", 3, 70, 90)
-    ds = RawPatches(load_images(str(folder), "rgb"), 40, seed=1)
+    ds = RawPatches([px for _, px in load_images(str(folder), "rgb")], 40, seed=1)
     inp, clean, a = ds[5]
     assert inp.shape == (6, 20, 20) and clean.shape == (4, 20, 20)
     a_map, b_map = float(inp[4, 0, 0]), float(inp[5, 0, 0])  # the maps hold sqrt(a) and sqrt(b)

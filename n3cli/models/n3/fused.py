@@ -30,7 +30,7 @@ import functools
 import torch
 from torch import Tensor
 
-from .knn import knn_weights
+from ..knn import knn_weights
 
 
 def neighbour_residuals(cells_e: Tensor, temp: Tensor, scale: Tensor, shift: Tensor, cells: Tensor, k: int,
@@ -87,10 +87,10 @@ class _Image:
         # kernels of the unclamped middle columns, G consecutive cells per matrix: the G cells'
         # windows in a row's strip (below) overlap in all but G - 1 of their w + G columns, so one
         # (G*k x (w+G)*r) @ ((w+G)*r x D) product serves G cells (r: the strip's rows, w for inner
-        # rows, w + 1 for border rows). With G = 4 that multiplies 19% more zeros than one product
-        # per cell, whose M = k = 7 rows leave most of a BLAS kernel idle, and runs ~1.5x faster
-        # (w = 15, D = 200; 2 cores, AMD EPYC). Each cell's kernel sits at its own column offset of
-        # the matrix; everything outside the cell's window stays zero
+        # rows, w + 1 for border rows). It multiplies some zeros, but one product per cell, whose
+        # M = k = 7 rows leave most of a BLAS kernel idle, is slower (docs/design.md, the fused
+        # form). Each cell's kernel sits at its own column offset of the matrix; everything
+        # outside the cell's window stays zero
         self.group = group
         nm = max(self.nw - 2 * self.h - 1, 0)
         self.ngroups = -(-nm // group)
@@ -302,8 +302,8 @@ def cell_logits(cells: Tensor, window: int, scale: Tensor, shift: Tensor, group:
 
     One cell row at a time: the window rows of the row are copied once into a column-major strip
     where each cell's window is one contiguous block, as in the aggregation, so ``group``
-    consecutive cells take one ``(G x K) @ (K x (G+w) * rows)`` product (~3x the speed of one
-    product per window row). The box sums follow while the row is in cache.
+    consecutive cells take one ``(G x K) @ (K x (G+w) * rows)`` product instead of one small
+    product per window row. The box sums follow while the row is in cache.
     """
     D, Hc, Wc = cells.shape
     nh, nw = Hc - 1, Wc - 1

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from n3cli.models.knn import knn_weights, log1mexp, neighbours_set
-from n3cli.models.n3block import N3Block2d
-from n3cli.models.reference import bn_params, n3_direct
+from n3cli.models.n3 import N3Block2d
+from n3cli.models.n3.reference import bn_params, n3_direct
 
 
 def test_log1mexp_matches_float64_formula():

@@ -1,5 +1,5 @@
 """The N³ block by its definition (N3NET-FACTS §2), one patch and one candidate at a time: slow,
-plain, and what every fast form of :class:`~n3cli.models.n3block.N3Block2d` is tested against
+plain, and what every fast form of :class:`~n3cli.models.n3.N3Block2d` is tested against
 (in float64, where the forms agree to ~1e-7)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .n3block import window_starts
+from .cells import window_starts
 
 
 def n3_direct(x, emb, tlog, bn, k, p=10, s=5, w=15):

@@ -1,0 +1,136 @@
+"""What differs between the image tasks the training loop trains: one description per task.
+
+A task says how its training images are read and cut into samples, what the model file says
+about the model, and how the model is validated. Validation runs the task's own evaluation
+protocol (:mod:`n3cli.eval.protocols`, what ``n3 eval`` scores), on the network being trained.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..eval import protocols
+from ..runtime.torch_runner import TorchRunner
+from ..store.modelinfo import ModelInfo
+from .data import NoisyPatches, RawPatches, SRPatches
+
+VAL_SEED = 0  # the protocols' default seed: validation sees the test pairs `n3 eval` makes
+VAL_TILE = 1 << 14  # validation images run whole
+
+
+class ImageTask:
+    """The base: the config's model fields. Subclasses say what their task adds."""
+
+    image_color: str | None = None  # how training images are read (imaging.color.as_color)
+    val_color: str | None = None
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        m = cfg["model"]
+        self.extra = {k: m[k] for k in ("description", "license") if m.get(k)}
+
+    def samples(self, images: list[np.ndarray]) -> Dataset:
+        raise NotImplementedError
+
+    def model_info(self) -> ModelInfo:
+        raise NotImplementedError
+
+    def validate(self, net: nn.Module, info: ModelInfo, images: protocols.Images) -> dict[str, Any]:
+        """``{"val_psnr": ..., <the condition>}`` of the network as it is now (left in train mode)."""
+        raise NotImplementedError
+
+    def condition(self) -> dict[str, Any]:
+        """What the validation PSNR was measured at, for the model file's metrics."""
+        raise NotImplementedError
+
+    def _runner(self, net: nn.Module, info: ModelInfo) -> TorchRunner:
+        return TorchRunner(net, info)  # a copy of the network, prepared for inference
+
+
+class DenoiseTask(ImageTask):
+    """Gaussian denoising, gray or colour, a fixed sigma or a noise-level map."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.image_color = self.val_color = cfg["model"]["color"]
+
+    def samples(self, images: list[np.ndarray]) -> Dataset:
+        d = self.cfg["data"]
+        return NoisyPatches(images, d["patch"], self.cfg["noise"], self.cfg["seed"], d["rot90"], d["flip"])
+
+    def model_info(self) -> ModelInfo:
+        m, n = self.cfg["model"], self.cfg["noise"]
+        if n["kind"] == "fixed":
+            noise = {"kind": "fixed", "sigma": float(n["sigma"])}
+        else:
+            noise = {"kind": n["kind"], "sigma_range": [float(v) for v in n["sigma_range"]]}
+        return ModelInfo(name=self.cfg["name"], arch=m["arch"], args=dict(m["args"]), task=m["task"],
+                         color=m["color"], noise=noise, min_size=1, extra=dict(self.extra))
+
+    def condition(self) -> dict[str, Any]:
+        return {"sigma": float(self.cfg["noise"]["val_sigma"])}
+
+    def validate(self, net: nn.Module, info: ModelInfo, images: protocols.Images) -> dict[str, Any]:
+        sigma = self.condition()["sigma"]
+        rep = protocols.evaluate_denoiser(self._runner(net, info), images, [sigma], VAL_SEED, tile=VAL_TILE)
+        return {"val_psnr": rep["results"][0]["mean_psnr"], "val_sigma": sigma}
+
+
+class SRTask(ImageTask):
+    """Single-image super-resolution on the luma, bicubic-upsampled input (VDSR-style)."""
+
+    image_color = "y"
+
+    def samples(self, images: list[np.ndarray]) -> Dataset:
+        d = self.cfg["data"]
+        return SRPatches(images, d["patch"], d["scales"], self.cfg["seed"], d["rot90"], d["flip"])
+
+    def model_info(self) -> ModelInfo:
+        m = self.cfg["model"]
+        scales = [int(v) for v in self.cfg["data"]["scales"]]
+        return ModelInfo(name=self.cfg["name"], arch=m["arch"], args=dict(m["args"]), task="sr", color="gray",
+                         noise={}, scale=scales[0], min_size=1,
+                         extra={**self.extra, "scales": scales, "input": "bicubic-y"})
+
+    def condition(self) -> dict[str, Any]:
+        return {"scale": self.cfg["data"]["val_scale"]}
+
+    def validate(self, net: nn.Module, info: ModelInfo, images: protocols.Images) -> dict[str, Any]:
+        scale = self.condition()["scale"]
+        rep = protocols.evaluate_upscaler(self._runner(net, info), images, [scale], tile=VAL_TILE)
+        return {"val_psnr": rep["results"][0]["mean_psnr"], "val_scale": scale}
+
+
+class RawTask(ImageTask):
+    """Denoising RGGB mosaics with Poisson-Gaussian noise, from unprocessed sRGB images."""
+
+    image_color = val_color = "rgb"
+
+    def samples(self, images: list[np.ndarray]) -> Dataset:
+        d = self.cfg["data"]
+        return RawPatches(images, d["patch"], self.cfg["seed"], d["rot90"], d["flip"])
+
+    def model_info(self) -> ModelInfo:
+        m = self.cfg["model"]
+        return ModelInfo(name=self.cfg["name"], arch=m["arch"], args=dict(m["args"]), task="raw", color="bayer",
+                         noise={"kind": "poisson-gaussian", "inputs": ["sqrt_a", "sqrt_b"], "model": "var = a*x + b"},
+                         min_size=1, extra={**self.extra, "input": "rggb-planes+sqrt_a+sqrt_b"})
+
+    def condition(self) -> dict[str, Any]:
+        return {"ab": self.cfg["noise"]["val_ab"]}
+
+    def validate(self, net: nn.Module, info: ModelInfo, images: protocols.Images) -> dict[str, Any]:
+        a, b = self.condition()["ab"]
+        rep = protocols.evaluate_raw(self._runner(net, info), images, [(a, b)], VAL_SEED, tile=VAL_TILE)
+        return {"val_psnr": rep["results"][0]["mean_psnr"], "val_ab": [a, b]}
+
+
+TASKS: dict[str, type[ImageTask]] = {"denoise": DenoiseTask, "sr": SRTask, "raw": RawTask}
+
+
+def task_for(cfg: dict[str, Any]) -> ImageTask:
+    """The description of the config's task (``model.task``)."""
+    return TASKS[cfg["model"]["task"]](cfg)
