@@ -28,3 +28,14 @@ def first_sentences(text: str, limit: int = 240) -> str:
     if end > limit // 3:
         return cut[: end + 1]
     return cut[: cut.rfind(" ")].rstrip(",;:") + " ..."
+
+
+def describe_error(e: Exception, src: object) -> str:
+    """One line naming the file: n3's own errors as they are; what NumPy or a file reader raised on
+    a bad file (ValueError, OSError) as its message; anything else is a bug, said as such."""
+    text = (str(e).strip().splitlines() or [""])[0][:300]
+    if isinstance(e, N3Error):
+        return text
+    if isinstance(e, (ValueError, OSError)):
+        return f"{src}: {text or 'cannot process this file'}"
+    return f"{src}: internal error ({text or type(e).__name__}); please report it with this file"

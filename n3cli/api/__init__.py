@@ -16,6 +16,8 @@ from ..pipelines.denoise import denoise, run_model
 from ..pipelines.raw import RAW_OUTPUT_EXTS, parse_noise
 from ..pipelines.sr import upscale
 from ..runtime.malloc import keep_freed_memory
+from .cluster import RayDenoiser
+from .cluster import run_jobs as run_on_ray
 from .evaluate import (
     count_images,
     evaluate_denoise,
@@ -35,13 +37,15 @@ from .loading import (
 )
 from .match import match_files
 from .models import export_model, import_checkpoint, shipped_models
+from .queue import promote_run, queue_status, run_queue
 from .train import build_match_datastore, load_training_config, run_training
 
 __all__ = [
-    "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "WRITE_EXTS", "build_match_datastore", "count_images",
+    "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "count_images",
     "denoise", "denoise_file", "evaluate_denoise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_upscale",
     "expand_inputs", "export_model", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
-    "noise_level", "parse_noise", "plan_jobs", "remove_stale_parts", "resolve_model", "run_model", "run_training",
-    "same_file", "select_device", "shipped_models", "upscale", "upscale_file",
+    "noise_level", "parse_noise", "plan_jobs", "promote_run", "queue_status", "remove_stale_parts", "resolve_model",
+    "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",
+    "upscale_file",
 ]

@@ -25,9 +25,11 @@ def read_images(folder: str | os.PathLike, color: str | None = None) -> list[tup
 
 def evaluate_denoise(model: str | os.PathLike | None, data: str | os.PathLike, sigmas: list[float], seed: int = 0,
                      estimate_noise: bool = False, tile: int | None = None, save_dir: str | None = None,
-                     device: str = "auto", backend: str = "auto", on_image: Progress | None = None) -> dict[str, Any]:
+                     device: str = "auto", backend: str = "auto", on_image: Progress | None = None,
+                     tta: bool = False) -> dict[str, Any]:
     """Gaussian denoising (FACTS §5) of the clean images in ``data`` at each sigma. ``model``
-    None: the model `n3 denoise` picks for the folder's first image."""
+    None: the model `n3 denoise` picks for the folder's first image. ``tta``: with test-time
+    augmentation (:func:`n3cli.api.denoise`)."""
     from ..eval.protocols import evaluate_denoiser
     from ..io.images import Image, read_image, write_image
 
@@ -44,18 +46,19 @@ def evaluate_denoise(model: str | os.PathLike | None, data: str | os.PathLike, s
         write_image(dst, Image(out, np.dtype(np.uint16)))
 
     report = evaluate_denoiser(runner, read_images(data, runner.info.color), list(sigmas), seed, estimate_noise,
-                               tile, str(data), on_image, save if save_dir else None)
+                               tile, str(data), on_image, save if save_dir else None, tta)
     return {**report, "backend": runner.describe()}
 
 
 def evaluate_upscale(model: str | os.PathLike | None, data: str | os.PathLike, scales: list[int],
                      tile: int | None = None, device: str = "auto", backend: str = "auto",
-                     on_image: Progress | None = None) -> dict[str, Any]:
-    """The SR protocol (FACTS §7) at each scale; ``model`` None: the shipped model for each scale."""
+                     on_image: Progress | None = None, tta: bool = False) -> dict[str, Any]:
+    """The SR protocol (FACTS §7) at each scale; ``model`` None: the shipped model for each scale.
+    ``tta``: with test-time augmentation (:func:`n3cli.api.upscale`)."""
     from ..eval.protocols import evaluate_upscaler
 
     return evaluate_upscaler(lambda s: load_upscaler(model, s, device, backend), read_images(data), list(scales),
-                             tile, str(data), on_image)
+                             tile, str(data), on_image, tta)
 
 
 def evaluate_raw_denoise(model: str | os.PathLike | None, data: str | os.PathLike,

@@ -19,10 +19,10 @@ from .loading import ModelCache, load_upscaler
 def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
-                 max_pixels: int | None = None) -> dict:
+                 max_pixels: int | None = None, tta: bool = False) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
     upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
-    see :func:`n3cli.io.images.read_image`."""
+    see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`."""
     from dataclasses import replace
 
     from ..imaging.resize import imresize
@@ -30,7 +30,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
 
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     img = read_image(src, max_pixels)
-    out = upscale(runner, img.pixels, scale, tile, overlap, on_tile)
+    out = upscale(runner, img.pixels, scale, tile, overlap, on_tile, tta)
     alpha = img.alpha
     if alpha is not None:
         peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
@@ -45,7 +45,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  strength: float = 1.0, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
-                 max_pixels: int | None = None) -> dict:
+                 max_pixels: int | None = None, tta: bool = False) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -57,10 +57,14 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     developed by LibRaw); its path is returned as ``"compare"``. The comparison obeys the rules of
     every output: never the input (an error, before any work), an existing file only with
     ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
-    ``max_pixels``: see :func:`n3cli.io.images.read_image`.
+    ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``: see :func:`n3cli.api.denoise`
+    (sRGB images; a raw mosaic has no rotations that keep its colour pattern).
     """
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
+
+    if tta and is_raw_path(src):
+        raise N3Error(f"{src}: --tta is for sRGB images (turning a Bayer mosaic changes its colour pattern)")
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
     cmp, skipped = None, {}
@@ -83,7 +87,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     used = sigma
     if loaded.info.takes_noise_map and sigma is None:
         used = estimate_sigma(img.pixels)
-    out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile)
+    out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta)
     write_image(dst, img, out)
     res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
            "backend": loaded.describe(), **skipped}

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import N3Error
+from ..errors import ConfigError, N3Error
 
 
 def load_training_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -21,6 +21,8 @@ def load_training_config(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     raw = read_yaml(path)
+    if isinstance(raw, dict) and "runs" in raw and "model" not in raw:
+        raise ConfigError(f"{path}: a training queue, not a config; run it with `n3 train --queue {path} --budget TIME`")
     if not is_match_config(raw):
         return config_from_raw(raw, path)
     from ..match.train import validate_match_config  # synthetic pairs: no data folders

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import N3Error
+from ..errors import N3Error, describe_error
 
 
 class Reporter:
@@ -107,12 +107,37 @@ def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
         rep.say(f"error: {msg}", err=True)
 
 
-def describe_error(e: Exception, src) -> str:
-    """One line naming the file: n3's own errors as they are; what NumPy or a file reader raised on
-    a bad file (ValueError, OSError) as its message; anything else is a bug, said as such."""
-    text = (str(e).strip().splitlines() or [""])[0][:300]
-    if isinstance(e, N3Error):
-        return text
-    if isinstance(e, (ValueError, OSError)):
-        return f"{src}: {text or 'cannot process this file'}"
-    return f"{src}: internal error ({text or type(e).__name__}); please report it with this file"
+def run_on_cluster(jobs, task: str, address: str, model: str | None, options: dict[str, Any], overwrite: bool,
+                   quiet: bool, device: str, backend: str, workers: int | None, gpus_per_worker: float) -> None:
+    """:func:`run_batch` on a Ray cluster (``--ray``): the same lines, summary and exit codes."""
+    from ..api import run_on_ray
+
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="img", desc=f"{task} (ray)", dynamic_ncols=True, file=sys.stderr)
+    rep = Reporter(bar)
+
+    def on_result(status: str, line: str) -> None:
+        rep.say(f"error: {line}" if status == "failed" else line, err=status == "failed")
+        if bar is not None:
+            bar.update(1)
+
+    past = {"denoise": "denoised", "upscale": "upscaled"}[task]
+    try:
+        tally = run_on_ray(jobs, task, address, model, options, overwrite, device, backend, workers, gpus_per_worker,
+                         on_result=on_result)
+    except N3Error as e:
+        if bar is not None:
+            bar.close()
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    if bar is not None:
+        bar.close()
+    failed = tally["failed"]
+    click.echo(f"{past} {tally['done']}, skipped {tally['skipped']}, failed {len(failed)}", err=True)
+    if len(jobs) > 1:
+        for msg in failed:
+            click.echo(f"  failed: {msg}", err=True)
+    sys.exit(1 if failed else 0)

@@ -6,7 +6,15 @@ import sys
 import click
 
 from ..errors import N3Error
-from .common import backend_option, device_option, fail, max_pixels_option, tile_options
+from .common import (
+    backend_option,
+    device_option,
+    fail,
+    max_pixels_option,
+    ray_options,
+    tile_options,
+    tta_option,
+)
 
 
 @click.command()
@@ -32,12 +40,14 @@ from .common import backend_option, device_option, fail, max_pixels_option, tile
 @click.option("--compare", is_flag=True,
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@tta_option
 @tile_options
 @max_pixels_option
 @device_option
 @backend_option
+@ray_options
 def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
-            tile, overlap, max_megapixels, device, backend):
+            tta, tile, overlap, max_megapixels, device, backend, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
@@ -73,6 +83,10 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
     except N3Error as e:
         fail(str(e))
+    raws = [j.src for j in jobs if is_raw_path(j.src)]
+    if tta and raws:
+        fail(f"--tta is for sRGB images: {raws[0]}{f' and {len(raws) - 1} more' if len(raws) > 1 else ''} "
+             "are camera raw files (turning a Bayer mosaic changes its colour pattern)")
     from .. import api
 
     try:
@@ -82,14 +96,21 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
             cache.first(raw=kinds.pop())
     except N3Error as e:
         fail(str(e))
-    from .batchrun import run_batch
+    from .batchrun import run_batch, run_on_cluster
 
+    if ray_address:
+        options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "noise": ab,
+                   "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta}
+        return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
+                              workers, gpus_per_worker)
+    if workers or gpus_per_worker:
+        fail("--workers and --gpus-per-worker are for --ray")
     state = {"backend": False, "warned": False}
 
     def process(job, rep) -> str:
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
-                                max_pixels=int(max_megapixels * 1e6))
+                                max_pixels=int(max_megapixels * 1e6), tta=tta)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .common import backend_option, device_option, fail, reports_errors
+from .common import backend_option, device_option, fail, reports_errors, tta_option
 
 TASKS = ("denoise", "sr", "raw", "match")
 
@@ -76,12 +76,13 @@ def _data_option(help: str):
 @click.option("--estimate-noise", is_flag=True, help="Give noise-aware models the estimated sigma, not the true one.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None,
               help="Also write the denoised images (16-bit PNG) here.")
+@tta_option
 @tile_option
 @json_option
 @device_option
 @backend_option
 @reports_errors
-def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_json, device, backend):
+def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tta, tile, as_json, device, backend):
     """Gaussian denoising (FACTS §5): float PSNR and SSIM per image and mean."""
     from .. import api
 
@@ -91,7 +92,7 @@ def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_j
         fail("missing option --sigma (noise level in 0-255 units; repeat for several)")
     with _progress(api.count_images(data) * len(sigmas)) as bar:
         report = api.evaluate_denoise(model, data, list(sigmas), seed, estimate_noise, tile, save_dir, device, backend,
-                                      on_image=lambda name, p, s: bar.update(1))
+                                      on_image=lambda name, p, s: bar.update(1), tta=tta)
     if not as_json:
         click.echo(f"ran on {report['backend']}", err=True)
     if as_json:
@@ -99,7 +100,7 @@ def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_j
         return
     for res in report["results"]:
         click.echo(f"\n{report['model']} on {res['data']}, sigma {res['sigma']:g}"
-                   + (" (estimated sigma)" if res.get("sigma_estimated") else ""))
+                   + (" (estimated sigma)" if res.get("sigma_estimated") else "") + (", --tta" if tta else ""))
         click.echo(f"{'image':<24} {'PSNR':>7} {'SSIM':>7}")
         for r in res["per_image"]:
             extra = f"   sigma~{r['sigma_used']:.2f}" if estimate_noise and "sigma_used" in r else ""
@@ -116,18 +117,19 @@ def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tile, as_j
 @_data_option("Folder of HR images (e.g. Set5, Set14).")
 @click.option("--scale", "scales", multiple=True, type=click.Choice(["2", "3", "4"]),
               help="Upscaling factor(s); repeat for several.")
+@tta_option
 @tile_option
 @json_option
 @device_option
 @backend_option
 @reports_errors
-def eval_sr(model, data, scales, tile, as_json, device, backend):
+def eval_sr(model, data, scales, tta, tile, as_json, device, backend):
     """Super-resolution (FACTS §7): PSNR/SSIM on Y with `scale` pixels shaved, bicubic alongside."""
     if data is None:
         fail("missing option --data (a folder of clean images)")
     if not scales:
         fail("`n3 eval sr` needs --scale (2, 3 or 4; repeat for several)")
-    _evaluate_sr(model, data, [int(s) for s in scales], tile, as_json, device, backend)
+    _evaluate_sr(model, data, [int(s) for s in scales], tile, as_json, device, backend, tta)
 
 
 @evaluate.command("raw")
@@ -173,16 +175,18 @@ def _progress(n: int):
     return tqdm(total=n, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
-def _evaluate_sr(model, data, scales, tile, as_json, device, backend) -> None:
+def _evaluate_sr(model, data, scales, tile, as_json, device, backend, tta=False) -> None:
     from .. import api
 
     with _progress(api.count_images(data) * len(scales)) as bar:
-        report = api.evaluate_upscale(model, data, scales, tile, device, backend, on_image=lambda *a: bar.update(1))
+        report = api.evaluate_upscale(model, data, scales, tile, device, backend, on_image=lambda *a: bar.update(1),
+                                      tta=tta)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     for res in report["results"]:
-        click.echo(f"\n{report['model']} on {res['data']}, x{res['scale']} (Y channel, {res['scale']} px shaved)")
+        click.echo(f"\n{report['model']} on {res['data']}, x{res['scale']} (Y channel, {res['scale']} px shaved)"
+                   + (", --tta" if tta else ""))
         click.echo(f"{'image':<24} {'PSNR':>7} {'SSIM':>7} {'bicubic':>8}")
         for r in res["per_image"]:
             click.echo(f"{r['image']:<24} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['bicubic_psnr']:8.2f}")

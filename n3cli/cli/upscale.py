@@ -4,7 +4,15 @@ from __future__ import annotations
 import click
 
 from ..errors import N3Error
-from .common import backend_option, device_option, fail, max_pixels_option, tile_options
+from .common import (
+    backend_option,
+    device_option,
+    fail,
+    max_pixels_option,
+    ray_options,
+    tile_options,
+    tta_option,
+)
 
 
 @click.command()
@@ -22,12 +30,14 @@ from .common import backend_option, device_option, fail, max_pixels_option, tile
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@tta_option
 @tile_options
 @max_pixels_option
 @device_option
 @backend_option
-def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tile, overlap, max_megapixels, device,
-            backend):
+@ray_options
+def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tta, tile, overlap, max_megapixels,
+            device, backend, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
     The model refines the bicubic-upsampled luma; colour is upsampled bicubically, alpha too
@@ -45,7 +55,7 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     """
     from .. import api
     from ..api import WRITE_EXTS, is_image_path, plan_jobs
-    from .batchrun import run_batch
+    from .batchrun import run_batch, run_on_cluster
 
     s = int(scale)
     try:
@@ -53,11 +63,17 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
         runner = api.load_upscaler(model, s, device, backend)
     except N3Error as e:
         fail(str(e))
+    if ray_address:
+        options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta}
+        return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
+                              workers, gpus_per_worker)
+    if workers or gpus_per_worker:
+        fail("--workers and --gpus-per-worker are for --ray")
     click.echo(f"running on {runner.describe()}", err=True)
 
     def process(job, rep) -> str:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
-                                max_pixels=int(max_megapixels * 1e6))
+                                max_pixels=int(max_megapixels * 1e6), tta=tta)
         return f"wrote {job.dst} (x{s}) with {used['model']}"
 
     run_batch(jobs, process, "upscale", overwrite, quiet)

@@ -19,7 +19,8 @@ Images = list[tuple[str, np.ndarray]]
 def evaluate_denoiser(model: Any, images: Images, sigmas: list[float], seed: int = 0,
                       estimate_noise: bool = False, tile: int | None = None, source: str = "",
                       on_image: Callable[[str, float, float], None] | None = None,
-                      on_output: Callable[[float, str, np.ndarray], None] | None = None) -> dict[str, Any]:
+                      on_output: Callable[[float, str, np.ndarray], None] | None = None,
+                      tta: bool = False) -> dict[str, Any]:
     """Per-image and mean PSNR/SSIM of ``model`` (a runner) on the clean ``images`` (in the model's
     colour) at each sigma; the JSON shape ``n3 eval denoise --json`` prints (``source`` names the data).
 
@@ -40,7 +41,7 @@ def evaluate_denoiser(model: Any, images: Images, sigmas: list[float], seed: int
                 if estimate_noise:
                     used = estimate_sigma(noisy)
                 rec["sigma_used"] = round(float(used), 3)
-            out = denoise(model, noisy, used, tile=tile)
+            out = denoise(model, noisy, used, tile=tile, tta=tta)
             rec["psnr"] = psnr(out, clean)
             rec["ssim"] = ssim(out, clean)
             rec["noisy_psnr"] = psnr(noisy, clean)
@@ -60,11 +61,11 @@ def evaluate_denoiser(model: Any, images: Images, sigmas: list[float], seed: int
                 est = np.array([r["sigma_used"] for r in per])
                 res["sigma_error"] = {"mean": float(np.mean(est - sigma)), "mean_abs": float(np.mean(np.abs(est - sigma)))}
         results.append(res)
-    return {"model": model.info.name, "task": model.info.task, "results": results}
+    return {"model": model.info.name, "task": model.info.task, "tta": tta, "results": results}
 
 
 def evaluate_upscaler(model: Any, images: Images, scales: list[int], tile: int | None = None, source: str = "",
-                      on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
+                      on_image: Callable[[str, float, float], None] | None = None, tta: bool = False) -> dict[str, Any]:
     """The SR protocol (FACTS §7) at each scale: 8-bit HR cropped to a multiple of the scale, LR
     by MATLAB bicubic downscaling rounded to 8 bits, outputs rounded to 8 bits, PSNR and SSIM on
     the rounded BT.601 Y channel with ``scale`` pixels shaved; bicubic upscaling alongside.
@@ -85,7 +86,7 @@ def evaluate_upscaler(model: Any, images: Images, scales: list[int], tile: int |
             hr = modcrop(np.rint(rgb * 255.0), s)
             lr = make_lr(hr, s)
             bic = np.clip(np.rint(imresize(lr, s)), 0, 255)
-            out = np.clip(np.rint(upscale(runner, (lr / 255.0).astype(np.float32), s, tile) * 255.0), 0, 255)
+            out = np.clip(np.rint(upscale(runner, (lr / 255.0).astype(np.float32), s, tile, tta=tta) * 255.0), 0, 255)
             y_hr, y_out, y_bic = (np.rint(rgb_to_y(a)) for a in (hr, out, bic))
             shave = (slice(s, -s), slice(s, -s))
             rec = {"image": image_name, "psnr": psnr_y(y_out, y_hr, s), "bicubic_psnr": psnr_y(y_bic, y_hr, s),
@@ -96,7 +97,7 @@ def evaluate_upscaler(model: Any, images: Images, scales: list[int], tile: int |
         results.append({"data": source, "scale": s, "mean_psnr": float(np.mean([r["psnr"] for r in per])),
                         "mean_ssim": float(np.mean([r["ssim"] for r in per])),
                         "bicubic_psnr": float(np.mean([r["bicubic_psnr"] for r in per])), "per_image": per})
-    return {"model": name, "task": "sr", "results": results}
+    return {"model": name, "task": "sr", "tta": tta, "results": results}
 
 
 RAW_EVAL_LEVELS: list[tuple[float, float]] = [(1e-4, 1e-6), (1e-3, 1e-5), (1e-2, 1e-4), (5e-2, 5e-4)]

@@ -42,6 +42,15 @@ def contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, 
     return src[:, keep], w[:, keep]
 
 
+def resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
+    """:func:`imresize` along one axis as a dense ``(out_len, in_len)`` matrix (float64), for
+    resizing many same-sized crops with matrix products."""
+    src, w = contributions(in_len, out_len, scale)
+    m = np.zeros((out_len, in_len))
+    np.add.at(m, (np.repeat(np.arange(out_len), src.shape[1]), src.ravel()), w.ravel())  # mirrored taps repeat
+    return m
+
+
 def _resize_axis(x: np.ndarray, axis: int, out_len: int, scale: float) -> np.ndarray:
     src, w = contributions(x.shape[axis], out_len, scale)
     x = np.moveaxis(x, axis, 0)

@@ -8,6 +8,8 @@ PNG (via Pillow). Also the sRGB ICC profile that developed raw files carry.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import struct
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -124,9 +126,24 @@ def tags_from_tiff(tiff_tags: Any, skip: tuple[int, ...] = ()) -> dict[int, Any]
                        for code, v in found.items()})
 
 
+_ICC_DATE = slice(24, 36)  # the header's creation date and time: six big-endian uint16
+_ICC_ID = slice(84, 100)  # the header's profile ID (an MD5 of the profile, or zeros)
+
+
 @lru_cache(maxsize=1)
 def srgb_icc() -> bytes:
-    """An sRGB ICC profile (littleCMS's, through Pillow), for files developed to sRGB."""
+    """An sRGB ICC profile (littleCMS's, through Pillow), for files developed to sRGB.
+
+    littleCMS stamps the time it built the profile into the header; a fixed date instead keeps
+    outputs reproducible: the same input gives the same bytes, whenever and wherever it runs.
+    """
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[_ICC_DATE] = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+    if any(icc[_ICC_ID]):  # an ID over the old date would be wrong: recompute it as ICC.1 says
+        body = bytearray(icc)
+        body[44:48] = body[64:68] = bytes(4)  # profile flags and rendering intent
+        body[_ICC_ID] = bytes(16)
+        icc[_ICC_ID] = hashlib.md5(bytes(body)).digest()  # noqa: S324  (the format's checksum, not security)
+    return bytes(icc)

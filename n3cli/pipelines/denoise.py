@@ -22,6 +22,7 @@ def denoise(
     overlap: int | None = None,
     strength: float = 1.0,
     on_tile: Callable[[int, int], None] | None = None,
+    tta: bool = False,
 ) -> np.ndarray:
     """Denoise an image: H x W x C (C = 1 or 3) or H x W; float in [0, 1] (returned float32, not
     clipped) or uint8/uint16 (returned in the same type). The result has the input's shape.
@@ -30,22 +31,23 @@ def denoise(
     units, whatever the pixel type) steers models that take a noise level: a number, or an H x W
     map; when absent it is estimated. Models trained for one sigma ignore it. A gray model on a
     colour image works per channel; a colour model on a gray image works on the gray replicated.
-    ``strength`` blends the result with the input (1: fully denoised).
+    ``strength`` blends the result with the input (1: fully denoised). ``tta``: average the results on
+    the image's eight rotations and mirror images (8x the time).
     """
     pixels, restore = as_float_image(pixels)
-    return restore(_denoise(as_runner(model), pixels, sigma, tile, overlap, strength, on_tile))
+    return restore(_denoise(as_runner(model), pixels, sigma, tile, overlap, strength, on_tile, tta))
 
 
-def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength, on_tile) -> np.ndarray:
+def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength, on_tile, tta=False) -> np.ndarray:
     info = runner.info
     H, W, C = pixels.shape
     want = info.image_channels
     if C != want:
         if want == 1:
-            return np.concatenate([_denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, strength, on_tile)
-                                   for i in range(C)], axis=2)
+            return np.concatenate([_denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, strength, on_tile,
+                                            tta) for i in range(C)], axis=2)
         if C == 1 and want == 3:
-            out = _denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, strength, on_tile)
+            out = _denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, strength, on_tile, tta)
             return out.mean(axis=2, keepdims=True)
         raise N3Error(f"model {info.name} takes {want}-channel images, got {C} channels")
     x = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)[None]
@@ -57,7 +59,7 @@ def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength,
         if smap.shape != (H, W):
             raise N3Error(f"noise map of shape {smap.shape} does not match the image {H}x{W}")
         x = np.concatenate([x, (smap / np.float32(255.0))[None, None]], axis=1)
-    y = run_image(runner, x, tile, overlap, on_tile)
+    y = run_image(runner, x, tile, overlap, on_tile, tta=tta)
     out = y[0, :C].transpose(1, 2, 0)
     if strength != 1.0:
         out = pixels + np.float32(strength) * (out - pixels)

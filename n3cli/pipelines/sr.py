@@ -54,23 +54,24 @@ class LowResRunner:
 
 
 def upscale(model: Any, pixels: np.ndarray, scale: int, tile: int | None = None, overlap: int | None = None,
-            on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+            on_tile: Callable[[int, int], None] | None = None, tta: bool = False) -> np.ndarray:
     """Enlarge an image by ``scale``: H x W x C (C = 1 or 3) or H x W, float in [0, 1] (returned
     float32) or uint8/uint16 (returned in the same type); the result is (H*scale) x (W*scale)[ x C].
 
     Colour images: the model refines the bicubic-upsampled luma (Y of BT.601 YCbCr); chroma is
     upsampled bicubically. Gray images go to the model directly. Tiles are planned on the input.
+    ``tta``: average the results on the image's eight rotations and mirror images (8x the time).
     """
     runner = LowResRunner(as_runner(model), scale)
     pixels, restore = as_float_image(pixels)
-    return restore(_upscale(runner, pixels, scale, tile, overlap, on_tile))
+    return restore(_upscale(runner, pixels, scale, tile, overlap, on_tile, tta))
 
 
-def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile) -> np.ndarray:
+def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile, tta=False) -> np.ndarray:
     H, W, C = pixels.shape
     ycc = rgb_to_ycbcr(pixels) if C == 3 else pixels.astype(np.float64)
     x = np.ascontiguousarray(ycc[None, :, :, 0], dtype=np.float32)[None]
-    y = run_image(runner, x, tile, overlap, on_tile, scale=scale)[0, 0]
+    y = run_image(runner, x, tile, overlap, on_tile, scale=scale, tta=tta)[0, 0]
     if C == 1:
         return np.ascontiguousarray(y[:, :, None], dtype=np.float32)
     chroma = imresize(ycc[:, :, 1:], scale)

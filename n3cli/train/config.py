@@ -33,7 +33,7 @@ SCHEMA: dict[str, Any] = {
         "val_max_images": 0,  # 0: all
         "patch": 80,
         "batch": 32,
-        "workers": 4,
+        "workers": 0,  # ignored: batches are made on the training device (kept so older configs load)
         "rot90": True,
         "flip": True,
         "scales": [2, 3, 4],  # task sr: upscaling factors trained (one drawn per sample)
@@ -58,6 +58,7 @@ SCHEMA: dict[str, Any] = {
     "val_every": 1600,
     "checkpoint_every": 500,
     "precision": "fp32",  # fp32 | tf32 | bf16 (bf16: autocast convolutions; the N³ distances stay fp32)
+    "compile": False,  # torch.compile the forward pass: true, or reduce-overhead (plus CUDA graphs); pays on long GPU runs
 }
 
 _CHOICES = {
@@ -208,6 +209,8 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: RAW models take packed Bayer planes: model.color must be bayer")
         if cfg["data"]["patch"] % 2 or cfg["data"]["patch"] < 2:
             raise ConfigError(f"{where}: data.patch (the mosaic crop) must be even for task raw")
+    if cfg["compile"] not in (True, False, "reduce-overhead"):
+        raise ConfigError(f"{where}: compile must be true, false or reduce-overhead, got {cfg['compile']!r}")
     if cfg["init"] is not None and not isinstance(cfg["init"], str):
         raise ConfigError(f"{where}: init must be a model file path")
     if cfg["noise"]["val_sigma"] is None:

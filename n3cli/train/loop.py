@@ -11,14 +11,12 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from ..errors import N3Error
-from ..imaging.noise import network_input
 from ..models.registry import build_model
 from ..store.checkpoint import ModelInfo, atomic_write, load_state, save_model
-from .data import StepSampler, load_images
+from .data import load_images
+from .step import TrainStep, make_optimizer, optimizer_step, set_precision  # noqa: F401  (optimizer_step: API)
 from .tasks import ImageTask, task_for
 
 
@@ -28,20 +26,9 @@ def lr_at(step: int, optim: dict[str, Any]) -> float:
     return optim["lr"] * 10 ** (-optim["decay"] * epoch / optim["epochs"])
 
 
-def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> bool:
-    """Backpropagate ``loss`` and step ``opt``, clipping the gradient norm to ``clip`` (0: off).
-
-    Returns False, leaving the weights untouched, when the loss or a gradient is not finite: one
-    bad batch is skipped rather than allowed to poison the weights of a long run.
-    """
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip or math.inf)
-    if not (torch.isfinite(norm) and torch.isfinite(loss)):
-        opt.zero_grad(set_to_none=True)
-        return False
-    opt.step()
-    return True
+def total_steps(cfg: dict[str, Any]) -> int:
+    """The length of the config's schedule."""
+    return cfg["optim"]["epochs"] * cfg["optim"]["steps_per_epoch"]
 
 
 RUN_FILES = ("log.jsonl", "latest.safetensors", "latest.state.pt", "best.safetensors", "model.safetensors",
@@ -64,24 +51,22 @@ def prepare_run_dir(out_dir: str | Path, resume: bool, overwrite: bool) -> None:
 
 def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device: str = "auto",
           max_steps: int | None = None, progress: bool = True,
-          on_log: Callable[[dict[str, Any]], None] | None = None) -> Path:
-    """Train the model ``cfg`` describes into ``out_dir``; returns the final model file.
+          on_log: Callable[[dict[str, Any]], None] | None = None, deadline: float | None = None) -> Path:
+    """Train the model ``cfg`` describes into ``out_dir``; returns the final model file (or, when
+    stopped early, the latest checkpoint).
 
     ``out_dir`` receives ``latest.safetensors`` + ``latest.state.pt`` (for ``resume``), ``best.safetensors``
-    (best validation PSNR), ``log.jsonl`` and, at the end, ``model.safetensors``. ``max_steps`` stops
-    early (the schedule still follows the config's full length), which is how a long run is split.
+    (best validation PSNR), ``log.jsonl`` and, at the end, ``model.safetensors``. ``max_steps`` and
+    ``deadline`` (a ``time.time()``) stop early, the state saved, while the schedule still follows
+    the config's full length: that is how a long run is split over several sessions.
     """
     out = Path(out_dir)
     rank, world, dev = _setup_distributed(device)
-    total = cfg["optim"]["epochs"] * cfg["optim"]["steps_per_epoch"]
+    total = total_steps(cfg)
     batch = cfg["data"]["batch"]
     if batch % world:
         raise N3Error(f"data.batch ({batch}) must be divisible by the number of processes ({world})")
-    if cfg["precision"] in ("tf32", "bf16") and dev.type == "cuda":
-        # convolutions only: the N³ distances (|a|^2 + |b|^2 - 2ab) need full fp32 products
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.benchmark = True
+    set_precision(cfg["precision"], dev)
     torch.manual_seed(cfg["seed"])
     net = build_model(cfg["model"]["arch"], cfg["model"]["args"]).to(dev)
     start = None
@@ -99,11 +84,7 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     info = task.model_info()
     if start is not None:
         info.extra["init_training"] = start.extra.get("training")  # what the fine-tuning started from
-    decay, no_decay = [], []
-    for name, p in net.named_parameters():
-        (no_decay if name.endswith("bias") else decay).append(p)
-    opt = torch.optim.Adam([{"params": decay, "weight_decay": cfg["optim"]["weight_decay"]},
-                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg["optim"]["lr"])
+    opt = make_optimizer(net, cfg["optim"], dev)
     step, best = 0, -math.inf
     state_path = out / "latest.state.pt"
     if resume:
@@ -123,12 +104,9 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     ddp = net
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    run_step = TrainStep(net, opt, dev, cfg["precision"], cfg["compile"], cfg["optim"]["clip"], forward=ddp)
 
-    ds = task.samples([px for _, px in load_images(cfg["data"]["train"], task.image_color)])
-    workers = cfg["data"]["workers"]
-    loader = DataLoader(ds, batch_size=batch // world, sampler=StepSampler(step, end, batch, rank, world),
-                        num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=False,
-                        prefetch_factor=4 if workers else None)
+    task.prepare([px for _, px in load_images(cfg["data"]["train"], task.image_color)], dev)
     val_images = []
     if cfg["data"]["val"] and rank == 0:
         val_images = load_images(cfg["data"]["val"], task.val_color, cfg["data"]["val_max_images"])
@@ -138,37 +116,39 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
 
         bar = tqdm(total=end, initial=step, desc=cfg["name"], unit="step", dynamic_ncols=True)
     log = (out / "log.jsonl").open("a") if rank == 0 else None
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg["precision"] == "bf16")
     net.train()
     t0, s0, last_val, running, skipped = time.time(), step, None, [], 0
-    for noisy, clean, sigma in loader:
-        noisy, clean, sigma = (t.to(dev, non_blocking=True) for t in (noisy, clean, sigma))
+    while step < end:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg["optim"])
-        with autocast:
-            pred = ddp(network_input(noisy, sigma, info.takes_noise_map))
-        loss = F.mse_loss(pred.float(), clean)
-        if optimizer_step(net, opt, loss, cfg["optim"]["clip"]):
-            running.append(loss.detach())
+        loss, applied = run_step(*task.batch(step, rank, world))
+        if applied:
+            running.append(loss)
         else:
             skipped += 1
         step += 1
+        out_of_time = deadline is not None and time.time() >= deadline
+        if world > 1 and deadline is not None:  # every rank stops at the same step
+            flag = torch.tensor(float(out_of_time), device=dev)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        last = step == end or out_of_time
         if rank == 0:
-            if step % cfg["log_every"] == 0 or step == end:
+            if step % cfg["log_every"] == 0 or last:
                 rec = {"step": step, "loss": float(torch.stack(running).mean()) if running else math.nan,
                        "lr": lr_at(step - 1, cfg["optim"]), "steps_per_s": (step - s0) / max(time.time() - t0, 1e-9)}
                 if skipped:
                     rec["skipped_nonfinite"] = skipped
                 running, skipped = [], 0
                 _log(log, rec, on_log)
-            if val_images and (step % cfg["val_every"] == 0 or step == end):
+            if val_images and (step % cfg["val_every"] == 0 or last):
                 rec = task.validate(net, info, val_images)
                 last_val = rec["val_psnr"]
                 _log(log, {"step": step, **rec}, on_log)
                 if last_val > best:
                     best = last_val
                     save_model(out / "best.safetensors", net, _with_training(info, task, step, dev, last_val))
-            if step % cfg["checkpoint_every"] == 0 or step == end:
+            if step % cfg["checkpoint_every"] == 0 or last:
                 _save_latest(out, net, opt, step, best, info)
             if bar is not None:
                 bar.update(1)
@@ -177,6 +157,8 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
                     if last_val is not None:
                         post["val_psnr"] = f"{last_val:.2f}"
                     bar.set_postfix(post, refresh=False)
+        if out_of_time:
+            break
     if bar is not None:
         bar.close()
     final = out / "model.safetensors"

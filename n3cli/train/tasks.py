@@ -1,7 +1,7 @@
 """What differs between the image tasks the training loop trains: one description per task.
 
-A task says how its training images are read and cut into samples, what the model file says
-about the model, and how the model is validated. Validation runs the task's own evaluation
+A task says how its training images are read and what a batch makes of their crops (on the
+device, :mod:`.batches`), what the model file says about the model, and how the model is validated. Validation runs the task's own evaluation
 protocol (:mod:`n3cli.eval.protocols`, what ``n3 eval`` scores), on the network being trained.
 """
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from torch import nn
-from torch.utils.data import Dataset
+import torch
+from torch import Tensor, nn
 
 from ..eval import protocols
 from ..runtime.torch_runner import TorchRunner
 from ..store.modelinfo import ModelInfo
-from .data import NoisyPatches, RawPatches, SRPatches
+from .batches import Downscaler, ImageBank, gaussian_noise, raw_noise, step_generator
 
 VAL_SEED = 0  # the protocols' default seed: validation sees the test pairs `n3 eval` makes
 VAL_TILE = 1 << 14  # validation images run whole
@@ -32,7 +32,26 @@ class ImageTask:
         m = cfg["model"]
         self.extra = {k: m[k] for k in ("description", "license") if m.get(k)}
 
-    def samples(self, images: list[np.ndarray]) -> Dataset:
+    def prepare(self, images: list[np.ndarray], device: torch.device) -> None:
+        """Load the training images onto ``device`` for :meth:`batch`."""
+        self.bank = ImageBank(images, device)
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> tuple[Tensor, Tensor]:
+        """(network input, target) of this process's share of step ``step``'s batch: a pure
+        function of (seed, step), the same whatever the number of processes."""
+        d = self.cfg["data"]
+        g = step_generator(self.cfg["seed"], step, self.bank.device)
+        crops = self.bank.crops(d["batch"], self.crop_size, g, d["rot90"], d["flip"])
+        inp, target = self.degrade(crops, g)
+        local = d["batch"] // world
+        return inp[rank * local : (rank + 1) * local], target[rank * local : (rank + 1) * local]
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.cfg["data"]["patch"])
+
+    def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(network input, target) made from clean crops, random draws from ``g``."""
         raise NotImplementedError
 
     def model_info(self) -> ModelInfo:
@@ -57,9 +76,10 @@ class DenoiseTask(ImageTask):
         super().__init__(cfg)
         self.image_color = self.val_color = cfg["model"]["color"]
 
-    def samples(self, images: list[np.ndarray]) -> Dataset:
-        d = self.cfg["data"]
-        return NoisyPatches(images, d["patch"], self.cfg["noise"], self.cfg["seed"], d["rot90"], d["flip"])
+    def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        n = self.cfg["noise"]
+        takes_map = n["kind"] == "map"
+        return gaussian_noise(crops, n["kind"], n["sigma"], n["sigma_range"], takes_map, g)
 
     def model_info(self) -> ModelInfo:
         m, n = self.cfg["model"], self.cfg["noise"]
@@ -84,9 +104,12 @@ class SRTask(ImageTask):
 
     image_color = "y"
 
-    def samples(self, images: list[np.ndarray]) -> Dataset:
-        d = self.cfg["data"]
-        return SRPatches(images, d["patch"], d["scales"], self.cfg["seed"], d["rot90"], d["flip"])
+    def prepare(self, images: list[np.ndarray], device: torch.device) -> None:
+        super().prepare(images, device)
+        self.downscale = Downscaler(self.crop_size, self.cfg["data"]["scales"], self.bank.device)
+
+    def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        return self.downscale(crops, g)
 
     def model_info(self) -> ModelInfo:
         m = self.cfg["model"]
@@ -109,9 +132,8 @@ class RawTask(ImageTask):
 
     image_color = val_color = "rgb"
 
-    def samples(self, images: list[np.ndarray]) -> Dataset:
-        d = self.cfg["data"]
-        return RawPatches(images, d["patch"], self.cfg["seed"], d["rot90"], d["flip"])
+    def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        return raw_noise(crops, g)
 
     def model_info(self) -> ModelInfo:
         m = self.cfg["model"]

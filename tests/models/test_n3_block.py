@@ -214,3 +214,63 @@ def test_channels_last_input_gives_the_same_result_in_channels_last():
         cl = m(x.contiguous(memory_format=torch.channels_last))
     assert cl.is_contiguous(memory_format=torch.channels_last)
     assert (cl - ref).abs().max().item() < 1e-12
+
+
+def _grads(m, x):
+    """Output, input gradient and parameter gradients of ``sum(out * w)`` for a fixed ``w``."""
+    m.zero_grad()
+    x = x.clone().requires_grad_(True)
+    out = m(x) if not isinstance(m, tuple) else None
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    (out * w).sum().backward()
+    return out.detach(), x.grad, [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("size,dense_form", [((80, 85), True), ((91, 103), True), ((126, 100), False)])
+def test_training_forms_equal_the_direct_reference_in_values_and_gradients(size, dense_form, monkeypatch):
+    """The differentiable forms (dense on training crops, blocked on larger ones) against autograd
+    through the per-patch definition, float64: outputs, input gradients and every weight gradient."""
+    from n3cli.models.n3 import dense
+
+    assert dense.fits(*[(s + 4) // 5 - 1 for s in size], 15) == dense_form  # the form under test runs
+    torch.manual_seed(3)
+    m = N3Block2d(2, k=3).double().eval()
+    with torch.no_grad():
+        m.bn.running_mean.fill_(-3.0)
+        m.bn.running_var.fill_(4.0)
+        m.bn.weight.fill_(1.3)
+    x = torch.randn(1, 2, *size, dtype=torch.float64)
+    out, gx, gp = _grads(m, x)
+
+    class Reference(torch.nn.Module):
+        def __init__(self, block):
+            super().__init__()
+            self.block = block
+
+        def forward(self, t):
+            return reference_block(self.block, t)
+
+    rout, rgx, rgp = _grads(Reference(m), x)
+    assert (out - rout).abs().max().item() < 1e-6
+    assert (gx - rgx).abs().max().item() < 1e-6
+    assert len(gp) == len(rgp) and all((a - b).abs().max().item() < 1e-6 * max(1.0, b.abs().max().item())
+                                       for a, b in zip(gp, rgp))
+
+
+def test_dense_training_form_equals_the_blocked_one_with_batch_statistics(monkeypatch):
+    """In training mode the BatchNorm takes its statistics over the real candidates only: the
+    dense form (masking outside the windows) and the blocked form (windows only) agree."""
+    from n3cli.models.n3 import dense
+
+    torch.manual_seed(4)
+    m = N3Block2d(3, k=4).double().train()
+    x = torch.randn(2, 3, 84, 90, dtype=torch.float64)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    out, gx, gp = _grads(m, x)
+    stats = (m.bn.running_mean.clone(), m.bn.running_var.clone())
+    m.load_state_dict(state)
+    monkeypatch.setattr(dense, "MAX_WASTE", 0.0)  # the blocked form
+    bout, bgx, bgp = _grads(m, x)
+    assert (out - bout).abs().max().item() < 1e-9 and (gx - bgx).abs().max().item() < 1e-9
+    assert all((a - b).abs().max().item() < 1e-8 for a, b in zip(gp, bgp))
+    assert torch.allclose(stats[0], m.bn.running_mean) and torch.allclose(stats[1], m.bn.running_var)

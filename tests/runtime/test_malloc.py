@@ -2,6 +2,8 @@
 import ctypes
 import platform
 import resource
+import subprocess
+import sys
 
 import pytest
 
@@ -32,9 +34,28 @@ def test_freed_layer_sized_blocks_are_reused_until_released():
         _check_reuse(libc)
     finally:  # the rest of the test session runs with the process's usual allocator
         restore_default_malloc()
-    n = 96 * 2**20
-    _faults_of_touching(libc, n)
-    assert _faults_of_touching(libc, n) > (n // 4096) // 2  # defaults again: mmap, faults every time
+
+
+def test_the_default_allocator_comes_back():
+    """After restore_default_malloc, large blocks are mmapped again (fault on every use). Checked in
+    a fresh process: in this one, earlier tests' heap (free blocks of any size) can serve them."""
+    code = (
+        "import ctypes, resource\n"
+        "from n3cli.runtime.malloc import keep_freed_memory, restore_default_malloc\n"
+        "libc = ctypes.CDLL('libc.so.6')\n"
+        "libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]\n"
+        "libc.free.argtypes = [ctypes.c_void_p]\n"
+        "def faults(n):\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    p = libc.malloc(n); ctypes.memset(p, 1, n); libc.free(p)\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+        "n = 96 * 2**20\n"
+        "assert keep_freed_memory(); faults(n); kept = faults(n)\n"
+        "restore_default_malloc(); faults(n); print(kept, faults(n), n // 4096)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    kept, restored, pages = (int(v) for v in out)
+    assert kept < pages // 10 and restored > pages // 2  # defaults again: mmap, faults every time
 
 
 def _check_reuse(libc) -> None:

@@ -121,3 +121,45 @@ def test_small_images_are_mirror_padded_alike_by_the_runner_and_by_the_network(s
     assert np.array_equal(a, b)
     top, left = extra[0] // 2, extra[1] // 2
     assert np.array_equal(a[..., top : top + size[0], left : left + size[1]], x)
+
+
+def test_the_eight_views_turn_back_exactly():
+    from n3cli.runtime.runner import TTA_VIEWS, _dihedral
+
+    x = np.arange(2 * 5 * 7, dtype=np.float32).reshape(1, 2, 5, 7)
+    views = [_dihedral(x, v) for v in range(TTA_VIEWS)]
+    assert len({v.tobytes() for v in views}) == 8  # eight different views
+    for v, y in enumerate(views):
+        assert np.array_equal(_dihedral(y, v, inverse=True), x)
+
+
+class _ShiftRight:
+    """A deliberately non-equivariant 'model': the image moved one pixel right (edge repeated)."""
+
+    info, fixed_size, min_size, size_multiple, context = None, None, 1, 1, 0
+
+    def run(self, x):
+        return np.concatenate([x[..., :1], x[..., :-1]], axis=-1)
+
+    def auto_tile(self, overlap):
+        return 4096
+
+    def describe(self):
+        return "test"
+
+
+def test_tta_averages_the_eight_views_each_turned_back():
+    """A right shift seen through the eight views is a shift right, left, up or down, twice each."""
+    x = np.random.default_rng(0).random((1, 1, 9, 11)).astype(np.float32)
+    got = run_image(_ShiftRight(), x, tta=True)
+
+    def shift(a, axis, d):
+        out = np.roll(a, d, axis)
+        edge = [slice(None)] * 4
+        edge[axis] = 0 if d > 0 else -1
+        out[tuple(edge)] = a[tuple(edge)]
+        return out
+
+    want = (shift(x, 3, 1) + shift(x, 3, -1) + shift(x, 2, 1) + shift(x, 2, -1)) / 4
+    assert np.allclose(got, want, atol=1e-6)
+    assert np.array_equal(run_image(_ShiftRight(), x), _ShiftRight().run(x))  # without --tta: one pass

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..knn import knn_weights
 from ..layers import conv_stack, run_stack
-from . import batched, blocked
+from . import batched, blocked, dense
 from .cells import box2, frame_padding, self_index, to_cells
 from .fused import neighbour_residuals
 
@@ -101,22 +101,35 @@ class N3Block2d(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        B, C, H, W = x.shape
+        H, W = x.shape[-2:]
         if min(H, W) < self.min_size:
             raise ValueError(f"N3Block2d needs at least {self.min_size} px per side, got {H}x{W}")
+        if torch.is_autocast_enabled(x.device.type):
+            # the whole block in float32, its two CNNs included: the distances between embeddings
+            # (|a|^2 + |b|^2 - 2ab) and the temperature-scaled relaxation turn bfloat16's rounding
+            # of the embedding into different neighbours (bench_train.py --numerics)
+            with torch.autocast(x.device.type, enabled=False):
+                x = x.float()
+                return self._core(x, run_stack(self.embedcnn, x), run_stack(self.tempcnn, x))
+        return self._core(x, run_stack(self.embedcnn, x), run_stack(self.tempcnn, x))
+
+    def _core(self, x: Tensor, embedding: Tensor, temp_logits: Tensor) -> Tensor:
+        """Everything after the two CNNs: distances, BatchNorm, temperature, relaxation, aggregation."""
+        B, C, H, W = x.shape
         stride, patch = self.stride, self.patch
-        embedding, temp_logits = run_stack(self.embedcnn, x), run_stack(self.tempcnn, x)
         pads = frame_padding(H, W, patch, stride)
-        cells = to_cells(x, pads, stride)
-        emb_cells = to_cells(embedding, pads, stride).values
-        nh, nw = cells.grid
+        temp_cells = to_cells(temp_logits, pads, stride)
+        nh, nw = temp_cells.grid
         if min(nh, nw) < self.window:
             raise ValueError(f"N3Block2d: patch grid {nh}x{nw} is smaller than the window {self.window}")
         # one temperature per query patch: the mean of f_T over its pixels, exponentiated
-        temp = torch.exp(box2(to_cells(temp_logits, pads, stride).values.sum(1)) / (patch * patch)
-                         + LOG_INITIAL_TEMPERATURE)  # (B, nh, nw)
+        temp = torch.exp(box2(temp_cells.values.sum(1)) / (patch * patch) + LOG_INITIAL_TEMPERATURE)  # (B, nh, nw)
 
         path = self._path(x)
+        cells = to_cells(x, pads, stride)
+        emb_cells = to_cells(embedding, pads, stride).values
+        if path == "differentiable" and dense.fits(nh, nw, self.window):
+            return self._train_dense(x, emb_cells, temp, cells)
         if path == "fused":
             return self._infer_fused(x, emb_cells, temp, cells)
         dist = (batched.distances(emb_cells, self.window) if path == "batched"
@@ -135,6 +148,18 @@ class N3Block2d(nn.Module):
         nbrs = nbrs[..., cells.top : cells.top + H, cells.left : cells.left + W]  # (B, k*C, H, W)
         return torch.cat([x, (nbrs.reshape(B, self.k, C, H, W) - x.unsqueeze(1)).view(B, -1, H, W)], 1)
 
+    def _train_dense(self, x: Tensor, emb_cells: Tensor, temp: Tensor, cells) -> Tensor:
+        """The differentiable block on small crops, as all-pairs products over cells (:mod:`.dense`)."""
+        B, C, H, W = x.shape
+        nh, nw = cells.grid
+        skip = dense.excluded(nh, nw, self.window, x.device)  # (P, P): outside the window, or self
+        logits = self._normalise(-dense.patch_distances(emb_cells), skip.expand(B, -1, -1))
+        # -inf only after the division: inf * 0 in the temperature's gradient would give nan
+        logits = (logits / temp.reshape(B, -1, 1)).masked_fill(skip, float("-inf"))
+        nbrs = dense.neighbours(knn_weights(logits, self.k), cells.values, self.stride)
+        nbrs = nbrs[..., cells.top : cells.top + H, cells.left : cells.left + W].reshape(B, self.k, C, H, W)
+        return torch.cat([x, (nbrs - x.unsqueeze(1)).view(B, -1, H, W)], 1)
+
     # -- which computation -------------------------------------------------------------------
     def _path(self, x: Tensor) -> str:
         """``batched`` (the graph form), ``differentiable`` (autograd through the blocked form),
@@ -151,7 +176,7 @@ class N3Block2d(nn.Module):
         return min(self.block or (16 if x.is_cuda else 6), nh, nw)
 
     # -- the steps ---------------------------------------------------------------------------
-    def _normalise(self, neg_dist: Tensor, is_self: Tensor) -> Tensor:
+    def _normalise(self, neg_dist: Tensor, skip: Tensor) -> Tensor:
         """The BatchNorm on negated distances: batch statistics over the real candidates (not the
         query itself) when training, running statistics otherwise."""
         bn = self.bn
@@ -160,7 +185,7 @@ class N3Block2d(nn.Module):
             return (neg_dist - bn.running_mean) * scale + bn.bias
         # written out rather than F.batch_norm: with a single channel, BN kernels reduce millions
         # of values in one thread block on GPUs
-        vals = neg_dist[~is_self]
+        vals = neg_dist[~skip]
         mean, var = vals.mean(), vals.var(unbiased=False)
         with torch.no_grad():
             m, n = bn.momentum, vals.numel()

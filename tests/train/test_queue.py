@@ -1,0 +1,161 @@
+"""The training queue: runs continued over budgets, exact resumes, status, and promotion that only
+replaces a shipped model with a better one."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from n3cli.cli.main import cli
+from n3cli.errors import ConfigError
+from n3cli.store.checkpoint import load_model, save_model
+from n3cli.store.zoo import sha256
+from n3cli.train.queue import (
+    STATE_FILES,
+    load_queue,
+    parse_budget,
+    run_progress,
+    run_queue,
+    status,
+)
+
+TINY = {"arch": "dncnn", "args": {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3}}
+
+
+def images(folder, n, seed):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:64, 0:64] / 64
+    for i in range(n):
+        f = rng.uniform(2, 8, 2)
+        img = 0.5 + 0.3 * np.sin(f[0] * xx + f[1] * yy)
+        Image.fromarray(np.rint(img * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def make_queue(tmp_path, steps=(6, 4), evaluate=True):
+    train, val = images(tmp_path / "train", 4, 0), images(tmp_path / "val", 2, 1)
+    runs = []
+    for i, n in enumerate(steps):
+        cfg = {"name": f"r{i}", "seed": i, "model": {**TINY, "task": "denoise", "color": "gray"},
+               "data": {"train": str(train), "val": str(val), "patch": 40, "batch": 4},
+               "noise": {"kind": "fixed", "sigma": 25}, "optim": {"epochs": 1, "steps_per_epoch": n, "lr": 3e-3},
+               "log_every": 1, "val_every": 1000, "checkpoint_every": 1000}
+        (tmp_path / f"r{i}.yaml").write_text(yaml.safe_dump(cfg))
+        entry = {"name": f"r{i}", "config": f"r{i}.yaml", "steps": n}
+        if evaluate:
+            entry.update(replaces="gray-tiny", evaluate=[{"key": "val", "task": "denoise", "data": str(val), "sigma": 25}])
+        runs.append(entry)
+    path = tmp_path / "queue.yaml"
+    path.write_text(yaml.safe_dump({"out": "states", "runs": runs}))
+    return path
+
+
+def test_budgets_are_read_in_seconds_minutes_and_hours():
+    assert [parse_budget(t) for t in ("90", "90s", "9m", "1.5h")] == [90, 90, 540, 5400]
+    for bad in ("", "nine", "-3m", "0", "5d"):
+        with pytest.raises(ConfigError):
+            parse_budget(bad)
+
+
+def test_a_queue_is_checked_before_anything_trains(tmp_path):
+    path = make_queue(tmp_path)
+    q = load_queue(path)
+    assert [r.name for r in q.runs] == ["r0", "r1"] and q.out == tmp_path / "states"
+    raw = yaml.safe_load(path.read_text())
+    for change, msg in ((lambda r: r["runs"][0].update(steps=7), "schedule is 6 steps"),
+                        (lambda r: r["runs"][1].update(name="r0"), "used twice"),
+                        (lambda r: r["runs"][0].update(colour=1), "unknown key 'colour'"),
+                        (lambda r: r["runs"][0].pop("evaluate"), "needs the evaluations"),
+                        (lambda r: r["runs"][0]["evaluate"][0].pop("sigma"), "needs sigma"),
+                        (lambda r: r.update(runs=[]), "non-empty list")):
+        bad = json.loads(json.dumps(raw))
+        change(bad)
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+        with pytest.raises(ConfigError, match=msg):
+            load_queue(tmp_path / "bad.yaml")
+
+
+def test_runs_accumulate_over_budgets_and_end_where_one_long_run_ends(tmp_path):
+    """A run cut by its budget continues from its state in the next call, and ends with exactly
+    the weights of the same run trained in one go."""
+    path = make_queue(tmp_path, steps=(30, 4))
+    q = load_queue(path)
+    first = run_queue(q, 1e-9, device="cpu", progress=False)  # out of time after the first step
+    assert first == [{"name": "r0", "from": 0, "to": 1, "target": 30, "finished": False}]
+    names = {p.name for p in (q.out / "r0").iterdir()}
+    assert set(STATE_FILES) <= names and names - set(STATE_FILES) <= {"best.safetensors"}  # (best: not kept)
+    assert [r["steps"] for r in status(q)] == [1, 0]
+    second = run_queue(q, 600, device="cpu", progress=False, max_runs=1)
+    assert second == [{"name": "r0", "from": 1, "to": 30, "target": 30, "finished": True}]
+    third = run_queue(q, 600, device="cpu", progress=False)
+    assert [d["name"] for d in third] == ["r1"] and all(r["finished"] for r in status(q))
+    assert run_queue(q, 600, device="cpu", progress=False) == []
+
+    from n3cli.train.loop import train
+
+    whole = train(q.runs[0].config, tmp_path / "whole", device="cpu", progress=False)
+    a, b = load_model(whole).net.state_dict(), load_model(q.out / "r0" / "model.safetensors").net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_promotion_replaces_a_shipped_model_only_with_a_better_one(tmp_path, monkeypatch):
+    path = make_queue(tmp_path, steps=(40,))
+    q = load_queue(path)
+    run_queue(q, 600, device="cpu", progress=False)
+    trained = load_model(q.out / "r0" / "model.safetensors")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    worse = load_model(q.out / "r0" / "model.safetensors").net
+    with torch.no_grad():
+        for p in worse.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(weights / "gray-tiny.safetensors", worse, trained.info)
+    (weights / "README.md").write_text("# Shipped models\n\n## gray-tiny\n\nold text\n")
+    man = {"models": [{"name": "gray-tiny", "file": "gray-tiny.safetensors", "sha256": sha256(weights / "gray-tiny.safetensors"),
+                       "default_for": [], "onnx": "gray-tiny.onnx", "onnx_sha256": ""}]}
+    (weights / "manifest.json").write_text(json.dumps(man))
+    monkeypatch.setenv("N3_WEIGHTS", str(weights))
+    before = sha256(weights / "gray-tiny.safetensors")
+
+    res = CliRunner().invoke(cli, ["train", "--queue", str(path), "--promote", "r0", "--dry-run", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "better; --dry-run" in res.output and sha256(weights / "gray-tiny.safetensors") == before
+
+    res = CliRunner().invoke(cli, ["train", "--queue", str(path), "--promote", "r0", "--json", "--device", "cpu"])
+    rep = json.loads(res.output)
+    assert rep["replaced"] and rep["run_mean_psnr"] > rep["shipped_mean_psnr"]
+    shipped = load_model(weights / "gray-tiny.safetensors")
+    assert shipped.info.name == "gray-tiny"
+    assert shipped.info.extra["metrics"]["val"]["psnr"] == round(rep["run_mean_psnr"], 2)
+    assert all(torch.equal(v, trained.net.state_dict()[k]) for k, v in shipped.net.state_dict().items())
+    entry = json.loads((weights / "manifest.json").read_text())["models"][0]
+    assert entry["sha256"] == sha256(weights / "gray-tiny.safetensors")
+    assert entry["onnx_sha256"] == sha256(weights / "gray-tiny.onnx")  # the ONNX copy made again
+    card = (weights / "README.md").read_text()
+    assert "<!-- measured:gray-tiny -->" in card and f"{rep['run_mean_psnr']:.2f} dB" in card
+    assert (weights / "logs" / "gray-tiny.jsonl").read_text() == (q.out / "r0" / "log.jsonl").read_text()
+
+    # now the shipped model is the run's own: not better, nothing replaced
+    shutil.copyfile(weights / "manifest.json", tmp_path / "manifest.before")
+    res = CliRunner().invoke(cli, ["train", "--queue", str(path), "--promote", "r0", "--device", "cpu"])
+    assert res.exit_code == 0 and "not better: gray-tiny stays" in res.output
+    assert (weights / "manifest.json").read_text() == (tmp_path / "manifest.before").read_text()
+
+
+def test_the_queue_options_are_checked(tmp_path):
+    path = make_queue(tmp_path)
+    run = CliRunner().invoke
+    assert run(cli, ["train", "--queue", str(path)]).exit_code == 2
+    assert run(cli, ["train", "--queue", str(path), "--status", "--budget", "1m"]).exit_code == 2
+    assert run(cli, ["train", "--config", str(tmp_path / "r0.yaml"), "--budget", "1m"]).exit_code == 2
+    res = run(cli, ["train", "--queue", str(path), "--promote", "r0"])
+    assert res.exit_code != 0 and "has not finished" in res.output
+    res = run(cli, ["train", "--queue", str(path), "--status"])
+    assert res.exit_code == 0 and "0/6 steps" in res.output
+    assert run_progress(tmp_path / "nowhere") == 0
