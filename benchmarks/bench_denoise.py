@@ -7,6 +7,9 @@ Prints, in one run on the same image and thread count:
   * with --breakdown, the same N³Net with its N³ blocks reduced to their two CNNs (embedding,
     temperature; no distances, relaxation or aggregation): the convolutions alone, a floor set by
     the CPU's convolution speed, and what the rest of the blocks adds on top;
+  * with --throughput, megapixels per second of DnCNN-17 and each shipped denoiser through
+    `api.denoise` (tiling included, file IO excluded) at --mp sizes (default 4, 12, 24) on --device,
+    in --precision (bf16: also the PSNR of the bf16 result against the fp32 one);
   * with --photo, `n3 denoise photo.jpg -o out.jpg` end to end on a 12 MP (4000x3000) colour JPEG
     in a fresh process, default tiling (noise estimate, file reading and writing included): wall
     seconds and peak RSS. The photo is the bundled astronaut crop enlarged, with noise, q92.
@@ -113,6 +116,45 @@ def photo_row() -> None:
     print(f"12 MP colour JPEG, `n3 denoise` end to end (default tiles): {seconds:.1f} s, peak RSS {peak:.0f} MB")
 
 
+def throughput(device: str, precision: str, sizes: list[float]) -> None:
+    """MP/s of DnCNN-17 (untrained: speed only) and the shipped denoisers, end to end in the process."""
+    import numpy as np
+
+    from n3cli import api
+    from n3cli.eval.metrics import psnr
+    from n3cli.models.registry import build_model
+    from n3cli.runtime.torch_runner import TorchRunner
+    from n3cli.store.modelinfo import ModelInfo
+
+    dn = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "depth": 17})
+    info = ModelInfo(name="dncnn-17", arch="dncnn", args={"depth": 17}, noise={"kind": "fixed", "sigma": 25.0})
+    runners = {"DnCNN-17 (yardstick)": lambda p: TorchRunner(dn.to(device), info, p)}
+    for name, color in (("n3net-gray-s25", "gray"), ("n3net-color", "rgb")):
+        runners[name] = lambda p, n=name, c=color: api.load_denoiser(n, c, device, "torch", p)
+    print(f"torch {torch.__version__}, device {device}, precision {precision}")
+    for label, make in runners.items():
+        runner, ref_runner = make(precision), make("fp32") if precision != "fp32" else None
+        channels = 3 if "color" in label else 1
+        for mp in sizes:
+            h = int((mp * 1e6 * 3 / 4) ** 0.5)
+            w = int(mp * 1e6 / h)
+            rng = np.random.default_rng(0)
+            img = np.clip(0.5 + 0.1 * rng.standard_normal((h, w, channels)), 0, 1).astype(np.float32)
+            api.denoise(runner, img[:256, :256], 25.0)  # warm-up
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            out = api.denoise(runner, img, 25.0)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            sec = time.perf_counter() - t
+            line = f"{label:<22} {h * w / 1e6:5.1f} MP: {sec:7.2f} s, {h * w / 1e6 / sec:7.2f} MP/s"
+            if ref_runner is not None:
+                line += f", bf16 vs fp32 {psnr(out, api.denoise(ref_runner, img, 25.0)):.1f} dB" \
+                        f" ({runner.fallbacks} tiles redone in fp32)"
+            print(line, flush=True)
+
+
 def _hwm_kb() -> float:
     # VmHWM is this process's own peak RSS (ru_maxrss can carry the parent's over fork+exec)
     with open("/proc/self/status") as f:
@@ -137,6 +179,10 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true",
                     help="also time the N3Net with its blocks reduced to their CNNs (the convolutions alone)")
     ap.add_argument("--photo", action="store_true", help="also the 12 MP colour JPEG, end to end through `n3 denoise`")
+    ap.add_argument("--throughput", action="store_true", help="only MP/s of DnCNN-17 and the shipped denoisers")
+    ap.add_argument("--device", default="cpu", help="for --throughput: cpu or cuda")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="for --throughput")
+    ap.add_argument("--mp", default="4,12,24", help="for --throughput: image sizes in megapixels")
     ap.add_argument("--photo-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -150,6 +196,8 @@ def main() -> None:
 
     if a.photo_only:
         return photo_row()
+    if a.throughput:
+        return throughput(a.device, a.precision, [float(v) for v in a.mp.split(",")])
 
     from n3cli.models.registry import build_model
     from n3cli.runtime.torch_runner import prepare_for_inference, to_input

@@ -35,13 +35,14 @@ class ImageWorker:
     Ray actor by :func:`run_jobs`, and picklable for any other executor)."""
 
     def __init__(self, task: str, model: str | None, options: dict[str, Any], device: str = "auto",
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", precision: str = "fp32") -> None:
         from .loading import ModelCache
 
         if task not in ("denoise", "upscale"):
             raise ValueError(f"unknown task {task!r}")
         self.task, self.options, self.device, self.backend = task, dict(options), device, backend
-        self.model = ModelCache(model, device, backend) if task == "denoise" else model
+        self.precision = precision
+        self.model = ModelCache(model, device, backend, precision) if task == "denoise" else model
         self._upscalers: dict[int, Any] = {}
 
     def pid(self) -> int:
@@ -75,7 +76,7 @@ class ImageWorker:
                 return "done", f"wrote {dst} with {used['model']}{what}"
             scale = int(self.options["scale"])
             if scale not in self._upscalers:
-                self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend)
+                self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend, self.precision)
             opts = {k: v for k, v in self.options.items() if k != "scale"}
             used = upscale_file(s, d, scale, self._upscalers[scale], **opts)
             return "done", f"wrote {dst} (x{scale}) with {used['model']}"
@@ -86,7 +87,7 @@ class ImageWorker:
 def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, options: dict[str, Any],
              overwrite: bool = False, device: str = "auto", backend: str = "auto", workers: int | None = None,
              gpus_per_worker: float = 0.0, on_result: Callable[[str, str], None] | None = None,
-             on_workers: Callable[[list[int]], None] | None = None) -> dict[str, Any]:
+             on_workers: Callable[[list[int]], None] | None = None, precision: str = "fp32") -> dict[str, Any]:
     """Run ``jobs`` (:func:`n3cli.api.plan_jobs`) on Ray at ``address`` (``local``: a cluster of
     this machine started for the batch; ``auto``: the running cluster; else its address).
 
@@ -108,7 +109,7 @@ def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, op
         workers = max(1, workers)
         actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=-1,
                            max_task_retries=-1)(ImageWorker)
-        pool = [actor.remote(task, model, options, device if not gpus_per_worker else "cuda", backend)
+        pool = [actor.remote(task, model, options, device if not gpus_per_worker else "cuda", backend, precision)
                 for _ in range(workers)]
         if on_workers:
             on_workers(ray.get([w.pid.remote() for w in pool]))
@@ -145,14 +146,16 @@ class RayDenoiser:
 
     A batch is a dict with ``"image"`` (arrays H x W x C or H x W, uint8/uint16/float) or ``"path"``
     (image files to read); the same batch comes back with ``"denoised"`` added, each array in its
-    input's type. ``model``, ``sigma``, ``strength``, ``tta``, ``tile``: as :func:`n3cli.api.denoise`.
+    input's type. ``model``, ``sigma``, ``strength``, ``tta``, ``tile``: as :func:`n3cli.api.denoise`;
+    ``device``, ``backend``, ``precision``: as :func:`n3cli.api.load_denoiser`.
     """
 
     def __init__(self, model: str | None = None, sigma: float | None = None, strength: float = 1.0,
-                 tta: bool = False, tile: int | None = None, device: str = "auto", backend: str = "auto") -> None:
+                 tta: bool = False, tile: int | None = None, device: str = "auto", backend: str = "auto",
+                 precision: str = "fp32") -> None:
         from .loading import ModelCache
 
-        self.cache = ModelCache(model, device, backend)
+        self.cache = ModelCache(model, device, backend, precision)
         self.sigma, self.strength, self.tta, self.tile = sigma, strength, tta, tile
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -33,23 +33,27 @@ def resolve_model(model: str | os.PathLike | None, color: str = "gray", backend:
 
 
 def load_denoiser(model: str | os.PathLike | None = None, color: str = "gray", device: str = "auto",
-                  backend: str = "auto") -> Runner:
+                  backend: str = "auto", precision: str = "fp32") -> Runner:
     """Load a denoising model by name or path (None: the shipped default for ``color``).
 
     ``backend``: ``torch``, ``onnx`` (onnxruntime; shipped models have an exported copy), or
-    ``auto`` (by the file's extension).
+    ``auto`` (by the file's extension). ``precision``: ``fp32``, or ``bf16`` (torch: convolutions
+    in bfloat16, the N³ blocks in float32, a tile that comes out non-finite or black run again in
+    float32; docs/usage.md gives the measured differences).
     """
     path = resolve_model(model, color, backend)
-    runner = open_runner(path, backend_for(path, backend), device)
+    runner = open_runner(path, backend_for(path, backend), device, precision)
     if runner.info.task != "denoise":
         raise N3Error(f"{path}: a {runner.info.task} model, not a denoiser")
     return runner
 
 
-def load_raw_denoiser(model: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto") -> Runner:
-    """Load a RAW (Bayer) denoising model by name or path (None: the shipped one)."""
+def load_raw_denoiser(model: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto",
+                      precision: str = "fp32") -> Runner:
+    """Load a RAW (Bayer) denoising model by name or path (None: the shipped one); ``precision``:
+    see :func:`load_denoiser`."""
     path = resolve_model(model, "bayer", backend)
-    runner = open_runner(path, backend_for(path, backend), device)
+    runner = open_runner(path, backend_for(path, backend), device, precision)
     if runner.info.task != "raw":
         raise N3Error(f"{path}: a {runner.info.task} model, not a RAW denoiser (see `n3 models`)")
     return runner
@@ -74,12 +78,13 @@ def load_matcher(model: str | os.PathLike | None = None, knn: bool | None = None
 
 
 def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device: str = "auto",
-                  backend: str = "auto") -> Runner:
-    """Load a super-resolution model for ``scale`` by name or path (None: the shipped one)."""
+                  backend: str = "auto", precision: str = "fp32") -> Runner:
+    """Load a super-resolution model for ``scale`` by name or path (None: the shipped one);
+    ``precision``: see :func:`load_denoiser`."""
     from ..pipelines.sr import model_scales
 
     path = resolve_model(model, f"sr_x{scale}", backend)
-    runner = open_runner(path, backend_for(path, backend), device)
+    runner = open_runner(path, backend_for(path, backend), device, precision)
     if runner.info.task != "sr":
         raise N3Error(f"{path}: a {runner.info.task} model, not a super-resolution model")
     if scale not in model_scales(runner.info):
@@ -90,8 +95,9 @@ def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device
 class ModelCache:
     """Loads each model once per run; picks the shipped default by image kind when none is named."""
 
-    def __init__(self, model: str | os.PathLike | None, device: str = "auto", backend: str = "auto") -> None:
-        self.model, self.device, self.backend = model, device, backend
+    def __init__(self, model: str | os.PathLike | None, device: str = "auto", backend: str = "auto",
+                 precision: str = "fp32") -> None:
+        self.model, self.device, self.backend, self.precision = model, device, backend, precision
         if backend == "torch" or (backend == "auto" and not str(model or "").lower().endswith(".onnx")):
             select_device(device)  # fail on a bad --device before any image
         self._loaded: dict[str, Runner] = {}  # by file: one model serves every kind it is used for
@@ -108,8 +114,11 @@ class ModelCache:
         if kind not in self._kinds:
             path = str(resolve_model(self.model, kind, self.backend))
             if path not in self._loaded:
-                load = load_raw_denoiser if kind == "bayer" else lambda p, d, b: load_denoiser(p, kind, d, b)
-                self._loaded[path] = load(path, self.device, self.backend)
+                if kind == "bayer":
+                    runner = load_raw_denoiser(path, self.device, self.backend, self.precision)
+                else:
+                    runner = load_denoiser(path, kind, self.device, self.backend, self.precision)
+                self._loaded[path] = runner
             self._kinds[kind] = self._loaded[path]
         return self._kinds[kind]
 

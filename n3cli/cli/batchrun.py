@@ -108,7 +108,8 @@ def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
 
 
 def run_on_cluster(jobs, task: str, address: str, model: str | None, options: dict[str, Any], overwrite: bool,
-                   quiet: bool, device: str, backend: str, workers: int | None, gpus_per_worker: float) -> None:
+                   quiet: bool, device: str, backend: str, workers: int | None, gpus_per_worker: float,
+                   precision: str = "fp32") -> None:
     """:func:`run_batch` on a Ray cluster (``--ray``): the same lines, summary and exit codes."""
     from ..api import run_on_ray
 

@@ -36,6 +36,12 @@ tta_option = click.option("--tta", is_flag=True,
                                "images (8x the time, a little more quality; measured gains: weights/README.md).")
 
 
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+    help="bf16: convolutions in bfloat16 (for GPUs; the N³ blocks stay float32, a tile that comes out "
+         "non-finite or black is run again in float32). Torch backend only.")
+
+
 def ray_options(fn):
     """--ray / --workers / --gpus-per-worker, for the batch commands."""
     fn = click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,

@@ -11,6 +11,7 @@ from .common import (
     device_option,
     fail,
     max_pixels_option,
+    precision_option,
     ray_options,
     tile_options,
     tta_option,
@@ -45,9 +46,10 @@ from .common import (
 @max_pixels_option
 @device_option
 @backend_option
+@precision_option
 @ray_options
 def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
-            tta, tile, overlap, max_megapixels, device, backend, ray_address, workers, gpus_per_worker):
+            tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
@@ -90,7 +92,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     from .. import api
 
     try:
-        cache = api.ModelCache(model, device, backend)
+        cache = api.ModelCache(model, device, backend, precision)
         kinds = {is_raw_path(j.src) for j in jobs}
         if model is not None and len(kinds) == 1:  # fail fast on an unknown or broken model, before any image
             cache.first(raw=kinds.pop())
@@ -102,7 +104,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
         options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "noise": ab,
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
-                              workers, gpus_per_worker)
+                              workers, gpus_per_worker, precision)
     if workers or gpus_per_worker:
         fail("--workers and --gpus-per-worker are for --ray")
     state = {"backend": False, "warned": False}

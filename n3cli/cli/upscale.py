@@ -9,6 +9,7 @@ from .common import (
     device_option,
     fail,
     max_pixels_option,
+    precision_option,
     ray_options,
     tile_options,
     tta_option,
@@ -35,9 +36,10 @@ from .common import (
 @max_pixels_option
 @device_option
 @backend_option
+@precision_option
 @ray_options
 def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tta, tile, overlap, max_megapixels,
-            device, backend, ray_address, workers, gpus_per_worker):
+            device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
     The model refines the bicubic-upsampled luma; colour is upsampled bicubically, alpha too
@@ -60,13 +62,13 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     s = int(scale)
     try:
         jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS, suffix=suffix or "")
-        runner = api.load_upscaler(model, s, device, backend)
+        runner = api.load_upscaler(model, s, device, backend, precision)
     except N3Error as e:
         fail(str(e))
     if ray_address:
         options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta}
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
-                              workers, gpus_per_worker)
+                              workers, gpus_per_worker, precision)
     if workers or gpus_per_worker:
         fail("--workers and --gpus-per-worker are for --ray")
     click.echo(f"running on {runner.describe()}", err=True)

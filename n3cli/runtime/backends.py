@@ -26,13 +26,16 @@ def backend_for(path: str | os.PathLike, backend: str = "auto") -> str:
     return backend
 
 
-def open_runner(path: str | os.PathLike, backend: str = "auto", device: str = "auto"):
-    """A runner for the model file ``path`` on ``device`` (``auto``, ``cpu``, ``cuda``)."""
+def open_runner(path: str | os.PathLike, backend: str = "auto", device: str = "auto", precision: str = "fp32"):
+    """A runner for the model file ``path`` on ``device`` (``auto``, ``cpu``, ``cuda``); ``precision``
+    ``bf16`` (torch only) autocasts the convolutions to bfloat16."""
     if backend_for(path, backend) == "onnx":
+        if precision != "fp32":
+            raise N3Error(f"{path}: --precision {precision} is for the torch backend (export an fp16 ONNX instead)")
         from .onnx_runner import OnnxRunner
 
         return OnnxRunner(path, device)
     from ..store.checkpoint import load_model
     from .torch_runner import TorchRunner, select_device
 
-    return TorchRunner(load_model(path, select_device(device)))
+    return TorchRunner(load_model(path, select_device(device)), precision=precision)

@@ -18,6 +18,7 @@ from .runner import DEFAULT_OVERLAP, MIN_TILE, TileMemoryError, cpu_tile
 # peak working memory per tile pixel, float32: measured for N³Net's blocked form (GPUs); the fused
 # CPU form needs ~0.7 KB with n3's allocator setting (0.4 KB without), so CPUs have room to spare
 BYTES_PER_PIXEL = 3000
+PRECISIONS = ("fp32", "bf16")
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -31,8 +32,8 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def prepare_for_inference(net: nn.Module) -> nn.Module:
-    """Eval mode, BatchNorm folded into the convolutions (once, not per tile; in place), and on
-    CPUs channels-last convolution weights.
+    """Eval mode, BatchNorm folded into the convolutions (once, not per tile; in place), and
+    channels-last convolution weights.
 
     oneDNN's CPU convolutions run 1.7x (64 -> 64 channels) to 3x (the small ones of the N³ blocks)
     faster on channels-last tensors than on NCHW ones, which it would reorder at every layer
@@ -40,14 +41,14 @@ def prepare_for_inference(net: nn.Module) -> nn.Module:
     """
     net.eval()
     fold_batchnorm(net)
-    if next(net.parameters()).device.type == "cpu":
-        net.to(memory_format=torch.channels_last)
+    # channels-last on GPUs too: cuDNN's tensor-core convolutions take it without reordering
+    net.to(memory_format=torch.channels_last)
     return net
 
 
 def to_input(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in the memory format :func:`prepare_for_inference` chose for its device."""
-    if x.device.type == "cpu" and x.dim() == 4:
+    """``x`` in the memory format :func:`prepare_for_inference` chose (channels-last)."""
+    if x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -57,11 +58,16 @@ class TorchRunner:
 
     fixed_size = None
 
-    def __init__(self, loaded: LoadedModel | nn.Module, info: ModelInfo | None = None) -> None:
+    def __init__(self, loaded: LoadedModel | nn.Module, info: ModelInfo | None = None, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise N3Error(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
         if isinstance(loaded, nn.Module):  # a live network (training's validation): prepared on a copy,
             loaded = LoadedModel(copy.deepcopy(loaded), info, None)  # type: ignore[arg-type]  # the caller's trains on
         self.net, self.info, self.path = prepare_for_inference(loaded.net), loaded.info, loaded.path
         self.device = next(self.net.parameters()).device
+        # bf16: the convolutions autocast to bfloat16 (the N³ blocks stay float32); a tile whose
+        # result is not finite, or black where the input is not, is run again in float32
+        self.precision, self.fallbacks = precision, 0
         self.min_size = int(getattr(self.net, "min_size", 1))
         self.size_multiple = int(getattr(self.net, "size_multiple", 1))
         self.context = int(getattr(self.net, "context", DEFAULT_OVERLAP))
@@ -69,8 +75,17 @@ class TorchRunner:
     def run(self, x: np.ndarray) -> np.ndarray:
         try:
             with torch.inference_mode():
-                y = self.net(to_input(torch.from_numpy(x).to(self.device)))
-                y = y.float().cpu().contiguous().numpy()
+                inp = to_input(torch.from_numpy(x).to(self.device))
+                y = None
+                if self.precision == "bf16":
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                        y = self.net(inp).float()
+                    if not bool(torch.isfinite(y).all()) or (not bool(y.any()) and bool(inp.any())):
+                        self.fallbacks += 1
+                        y = None
+                if y is None:
+                    y = self.net(inp).float()
+                y = y.cpu().contiguous().numpy()
             release_freed_memory()
             return y
         except torch.OutOfMemoryError:
