@@ -101,12 +101,14 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = None,
                 max_pixels: int | None = None) -> dict:
     """What `n3 denoise --print-noise` prints for one file: ``{"sigma"}`` (0-255 units) for an
-    image, ``{"a", "b", "source"}`` for a raw file (``noise`` given: those, as "given")."""
+    image; for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
+    ``"sources"``: what every source the file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
     from ..io.images import read_image
     from ..io.raw import is_raw_path, read_raw
-    from ..pipelines.raw import noise_params
+    from ..pipelines.raw import noise_candidates, noise_params
 
     if is_raw_path(path):
-        p = noise_params(read_raw(path), noise)
-        return {"a": p.a, "b": p.b, "source": p.source}
+        raw = read_raw(path)
+        p = noise_params(raw, noise)
+        return {"a": p.a, "b": p.b, "source": p.source, "sources": noise_candidates(raw)}
     return {"sigma": estimate_sigma(read_image(path, max_pixels).pixels)}

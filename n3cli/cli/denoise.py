@@ -147,6 +147,9 @@ def _print_noise(inputs, recursive, ab, max_pixels: int) -> None:
                 click.echo(f"{f}\tsigma={n['sigma']:.2f}")
             else:
                 click.echo(f"{f}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
+                for source, (a, b) in n.get("sources", {}).items():
+                    if source != n["source"]:  # what the other sources read, for comparison
+                        click.echo(f"  also\ta={a:.4g}\tb={b:.4g}\t({source})")
         except (N3Error, ValueError) as e:
             bad += 1
             click.echo(f"error: {e}", err=True)

@@ -107,13 +107,14 @@ def _calibration(block: int) -> float:
     return float(np.quantile(v, _QUANTILE))
 
 
-def estimate_noise_params(planes: np.ndarray, block: int = 8) -> tuple[float, float]:
+def estimate_noise_params(planes: np.ndarray, block: int = 8, b: float | None = None) -> tuple[float, float]:
     """(a, b) of ``var = a*x + b`` from packed Bayer planes ``(4, h, w)`` in [0, 1].
 
     Immerkær's Laplacian residual cancels smooth signal; per block its variance estimates the
     noise variance at the block's mean brightness. Texture only adds variance, so in each of ten
-    brightness bins the low 20% quantile is taken (corrected by the same quantile on pure noise)
-    and a line is fitted through the bins, weighted by their counts.
+    brightness bins the low 10% quantile is taken (corrected by the same quantile on pure noise)
+    and a line is fitted through the bins, weighted by their counts. A known ``b`` (the read noise,
+    e.g. from the sensor's optical black) fixes the line's intercept: only ``a`` is fitted.
     """
     xs, vs = [], []
     for p in planes.astype(np.float64):
@@ -124,7 +125,7 @@ def estimate_noise_params(planes: np.ndarray, block: int = 8) -> tuple[float, fl
     ok = (x > 0.002) & (x < 0.9)
     x, v = x[ok], v[ok]
     if len(x) < 20:
-        return 1e-4, 1e-6
+        return 1e-4, 1e-6 if b is None else b
     c = _calibration(block)
     edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
     bx, bv, bw = [], [], []
@@ -135,8 +136,24 @@ def estimate_noise_params(planes: np.ndarray, block: int = 8) -> tuple[float, fl
             bv.append(np.quantile(v[idx], _QUANTILE) / c)
             bw.append(np.sqrt(idx.sum()))
     bx, bv, bw = map(np.asarray, (bx, bv, bw))
+    fa, fb = _fit_line(bx, bv, bw, b)
+    # bins whose noise reaches white (mean + 2 sigma > 1) lose variance to clipping: fit without them
+    keep = bx + 2 * np.sqrt(np.maximum(fa * bx + fb, 0)) < 1.0
+    if keep.sum() >= (1 if b is not None else 2) and not keep.all():
+        fa, fb = _fit_line(bx[keep], bv[keep], bw[keep], b)
+    return fa, fb
+
+
+def _fit_line(bx: np.ndarray, bv: np.ndarray, bw: np.ndarray, b: float | None) -> tuple[float, float]:
+    """Weighted least-squares ``v = a*x + b`` through the bins (``b`` given: the slope alone)."""
+    if b is not None:
+        if len(bx) == 0:
+            return 1e-4, b
+        w2 = bw**2
+        a = float(np.sum(w2 * bx * (bv - b)) / max(float(np.sum(w2 * bx * bx)), 1e-30))
+        return max(a, 1e-6), b
     if len(bx) < 2:
-        return 1e-4, float(max(np.mean(bv), 1e-8))
+        return 1e-4, float(max(np.mean(bv), 1e-8)) if len(bv) else 1e-6
     A = np.stack([bx, np.ones_like(bx)], 1) * bw[:, None]
     a, b = np.linalg.lstsq(A, bv * bw, rcond=None)[0]
     return float(max(a, 1e-6)), float(max(b, 1e-8))

@@ -50,6 +50,7 @@ class RawImage:
     tags: dict[int, object] = field(default_factory=dict)  # capture metadata, see n3cli.io.metadata.TAGS
     pixel_aspect: float = 1.0  # width / height of one photosite (DNG DefaultScale)
     dng_tags: list[tuple] = field(default_factory=list)  # a DNG source's own colour/crop tags, copied as they are
+    black_noise: float | None = None  # variance of the masked (optical black) photosites, normalised units
 
     def to_raw_units(self, mosaic: np.ndarray | None = None) -> np.ndarray:
         """Back to the file's integer values: levels as the camera wrote them, clipped to the valid range."""
@@ -61,6 +62,37 @@ class RawImage:
                 v = np.rint(m[i::2, j::2].astype(np.float32) * (np.float32(self.white) - bl) + bl)
                 out[i::2, j::2] = np.clip(v, 0, self.white)
         return out
+
+
+MIN_MASKED = 2000  # masked photosites needed to read the read noise from them
+_GUARD = 4  # masked columns/rows next to the image left out: light spills into them on some sensors
+
+
+def _optical_black_noise(r, black: float, white: float) -> float | None:
+    """The variance of the sensor's masked (optical black) border, in the mosaic's normalised
+    units: the read noise ``b`` of ``var = a*x + b``, measured where no light falls. None when the
+    file keeps no masked area, too little of it, or one that does not read as black."""
+    s = r.sizes
+    full = r.raw_image
+    right = s.raw_width - s.width - s.left_margin
+    bottom = s.raw_height - s.height - s.top_margin
+    parts = []
+    if s.left_margin > _GUARD:
+        parts.append(full[:, : s.left_margin - _GUARD])
+    if right > _GUARD:
+        parts.append(full[:, s.raw_width - right + _GUARD :])
+    if s.top_margin > _GUARD:
+        parts.append(full[: s.top_margin - _GUARD, s.left_margin : s.left_margin + s.width])
+    if bottom > _GUARD:
+        parts.append(full[s.raw_height - bottom + _GUARD :, s.left_margin : s.left_margin + s.width])
+    v = np.concatenate([p.astype(np.float64).ravel() for p in parts]) if parts else np.empty(0)
+    if v.size < MIN_MASKED or white <= black:
+        return None
+    std = float(v.std())
+    # cameras that keep something else there (calibration data, a second readout) are not black
+    if std == 0 or abs(float(v.mean()) - black) > max(3 * std, 2.0):
+        return None
+    return (std / (white - black)) ** 2
 
 
 def read_raw(path: str | os.PathLike) -> RawImage:
@@ -94,6 +126,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             aspect = float(r.sizes.pixel_aspect) if np.isfinite(r.sizes.pixel_aspect) and r.sizes.pixel_aspect > 0 else 1.0
             uncropped = (r.sizes.raw_height, r.sizes.raw_width) == raw.shape
             other = r.other
+            black_noise = _optical_black_noise(r, float(np.mean(bl)), white)
     except ImageError:
         raise
     except Exception as e:  # LibRaw raises several types for truncated/corrupt/unknown files
@@ -131,7 +164,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         libraw[36867] = exif_datetime(other.timestamp)
     tags = {**clean_tags(libraw), **tags}
     raw_image = RawImage(mosaic, pattern, black, white, np.dtype(np.uint16), wb or [1.0, 1.0, 1.0], cm, make,
-                         model, profile, orientation, tags, aspect, dng_tags)
+                         model, profile, orientation, tags, aspect, dng_tags, black_noise)
     if (cm is None or wb is None) and not any(t[0] in (50721, 50728) for t in dng_tags):
         try:
             rgb_cam, measured_wb = _measure_development(path, raw_image)

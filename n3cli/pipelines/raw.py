@@ -29,7 +29,7 @@ class NoiseParams:
 
     a: float
     b: float
-    source: str  # "given", "NoiseProfile" or "estimated"
+    source: str  # "given", "NoiseProfile", "optical black + fit" or "estimated"
 
     def __str__(self) -> str:
         return f"a={self.a:.3g} b={self.b:.3g} ({self.source})"
@@ -47,21 +47,32 @@ def parse_noise(text: str) -> tuple[float, float]:
     return a, b
 
 
-def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> NoiseParams:
-    """The noise of ``raw``: ``given`` (a, b) if any, else the DNG NoiseProfile (mean over the
-    colour planes), else estimated from the mosaic (:func:`n3cli.imaging.raw_noise.estimate_noise_params`)."""
+def noise_candidates(raw: RawImage) -> dict[str, tuple[float, float]]:
+    """Every (a, b) the file offers, by source, in the order :func:`noise_params` trusts them:
+    the DNG ``NoiseProfile`` (the camera maker's own model, mean over the colour planes); the
+    read noise ``b`` of the sensor's masked border (optical black) with ``a`` fitted to the mosaic;
+    the single-image Poisson-Gaussian fit of the mosaic alone."""
     from ..imaging.raw_noise import estimate_noise_params
 
-    if given is not None:
-        return NoiseParams(float(given[0]), float(given[1]), "given")
+    out: dict[str, tuple[float, float]] = {}
     if raw.noise_profile:
         s = float(np.mean([p[0] for p in raw.noise_profile]))
         o = float(np.mean([p[1] for p in raw.noise_profile]))
         if s >= 0 and o >= 0 and s + o > 0:
-            return NoiseParams(s, o, "NoiseProfile")
+            out["NoiseProfile"] = (s, o)
     planes, _ = pack(raw.mosaic, raw.pattern)
-    a, b = estimate_noise_params(planes)
-    return NoiseParams(a, b, "estimated")
+    if raw.black_noise:
+        out["optical black + fit"] = estimate_noise_params(planes, b=raw.black_noise)
+    out["estimated"] = estimate_noise_params(planes)
+    return out
+
+
+def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> NoiseParams:
+    """The noise of ``raw``: ``given`` (a, b) if any, else the first of :func:`noise_candidates`."""
+    if given is not None:
+        return NoiseParams(float(given[0]), float(given[1]), "given")
+    source, (a, b) = next(iter(noise_candidates(raw).items()))
+    return NoiseParams(a, b, source)
 
 
 def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int | None = None,

@@ -223,3 +223,31 @@ def test_files_that_are_not_raw_say_what_they_are(tmp_path):
     for f, what in (("a.nef", "a text file"), ("b.cr2", "a JPEG image"), ("c.dng", "empty")):
         with pytest.raises(ImageError, match=f"not a camera raw file .*{what}"):
             read_raw(tmp_path / f)
+
+
+@pytest.mark.parametrize("a,b", [(1e-4, 1e-6), (1e-3, 1e-5), (1e-2, 1e-4), (5e-2, 5e-4)])
+def test_a_known_read_noise_pins_the_fit_of_the_shot_noise(a, b):
+    """With b known (the optical black), the fit recovers a over the training range, also when
+    the highlights clip (clipped photosites hold no noise: they must not pull the fit down)."""
+    from n3cli.imaging.raw_noise import add_poisson_gaussian, estimate_noise_params
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:200, 0:300] / 300
+    clean = np.stack([0.02 + 1.1 * xx + 0.03 * np.sin(3 * yy)] * 4)  # the right fifth beyond white
+    noisy = np.minimum(add_poisson_gaussian(clean, a, b, rng), 1.0)
+    ea, eb = estimate_noise_params(noisy, b=b)
+    assert eb == b and abs(ea / a - 1) < 0.2
+
+
+@pytest.mark.skipif(not (SAMPLES / "canon_powershot_g2.crw").is_file(), reason="raw samples not found")
+def test_the_read_noise_comes_from_the_sensors_masked_border():
+    """The Canon G2's raw data keeps 12 masked columns and 6 rows: their spread is the read noise,
+    the first source after a DNG NoiseProfile. Files without a masked border have none."""
+    from n3cli.pipelines.raw import noise_candidates, noise_params
+
+    crw = read_raw(SAMPLES / "canon_powershot_g2.crw")
+    assert crw.black_noise == pytest.approx((0.78 / (1023 - 32)) ** 2, rel=0.1)  # measured: std 0.73-0.79 DN
+    p = noise_params(crw)
+    assert p.source == "optical black + fit" and p.b == crw.black_noise
+    assert set(noise_candidates(crw)) == {"optical black + fit", "estimated"}
+    assert read_raw(SAMPLES / "kodak_dc120.kdc").black_noise is None

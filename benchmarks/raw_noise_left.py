@@ -1,0 +1,61 @@
+"""How much of a real raw file's noise `n3 denoise` removes, and what each noise source reads.
+
+For each Bayer file: (a, b) from every source the file offers (DNG NoiseProfile, the sensor's
+optical black + fit, the single-image fit), then the file denoised with the source n3 picks, and
+the noise left: the robust spread (MAD) of the mosaic's Laplacian residual (Immerkær's filter,
+which cancels smooth signal) after, over before, per colour plane, averaged.
+
+    python benchmarks/raw_noise_left.py [FILES...]   # default: the Bayer files of ../shared/raw-samples
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "raw-samples"
+BAYER = ["blackmagic_pocket4k.dng", "canon_powershot_g2.crw", "kodak_dc120.kdc"]
+
+
+def residual_mad(planes: np.ndarray) -> float:
+    """Mean over the 4 planes of the MAD of the Laplacian residual / 6 (a noise sigma where flat)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    k = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+    out = []
+    for p in planes.astype(np.float64):
+        r = (sliding_window_view(p, (3, 3)) * k).sum((-1, -2))
+        out.append(np.median(np.abs(r - np.median(r))) * 1.4826 / 6.0)
+    return float(np.mean(out))
+
+
+def main(files: list[str]) -> None:
+    import torch
+
+    from n3cli import api
+    from n3cli.imaging.bayer import pack
+    from n3cli.io.raw import read_raw
+    from n3cli.pipelines.raw import denoise_mosaic, noise_candidates, noise_params
+
+    torch.set_num_threads(2)
+    model = api.load_raw_denoiser(None, "cpu")
+    paths = [Path(f) for f in files] or [SAMPLES / n for n in BAYER]
+    for path in paths:
+        raw = read_raw(path)
+        cands = noise_candidates(raw)
+        chosen = noise_params(raw)
+        t = time.perf_counter()
+        clean = denoise_mosaic(model, raw, chosen)
+        sec = time.perf_counter() - t
+        before = residual_mad(pack(raw.mosaic, raw.pattern)[0])
+        after = residual_mad(pack(clean, raw.pattern)[0])
+        reads = "; ".join(f"{k}: a={a:.3g} b={b:.3g}" for k, (a, b) in cands.items())
+        print(f"{path.name} ({raw.pattern}, {raw.mosaic.shape[1]}x{raw.mosaic.shape[0]}): {reads}")
+        print(f"  denoised with {chosen.source}: noise left {after / before:.2f} of the input's "
+              f"(residual sigma {before:.2e} -> {after:.2e}), {sec:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
