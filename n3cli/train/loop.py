@@ -103,6 +103,7 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
     end = min(total, max_steps) if max_steps else total
     ddp = net
     if world > 1:
+        net.to(memory_format=torch.channels_last)  # before DDP lays out its gradient buckets (TrainStep's layout)
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     run_step = TrainStep(net, opt, dev, cfg["precision"], cfg["compile"], cfg["optim"]["clip"], forward=ddp)
 
