@@ -5,6 +5,12 @@ optical black + fit, the single-image fit), then the file denoised with the sour
 the noise left: the robust spread (MAD) of the mosaic's Laplacian residual (Immerkær's filter,
 which cancels smooth signal) after, over before, per colour plane, averaged.
 
+Then its synthetic twin: the denoised mosaic (the file's clean estimate) plus Poisson-Gaussian
+noise at the same (a, b), denoised the same way. The twin's noise left and PSNR against its clean
+estimate tell the two explanations apart: a twin cleaned far better than the real file means real
+noise is stronger (or differently shaped) than the (a, b) read; a twin left as noisy means the
+model itself under-denoises at that level.
+
     python benchmarks/raw_noise_left.py [FILES...]   # default: the Bayer files of ../shared/raw-samples
 """
 from __future__ import annotations
@@ -55,6 +61,19 @@ def main(files: list[str]) -> None:
         print(f"{path.name} ({raw.pattern}, {raw.mosaic.shape[1]}x{raw.mosaic.shape[0]}): {reads}")
         print(f"  denoised with {chosen.source}: noise left {after / before:.2f} of the input's "
               f"(residual sigma {before:.2e} -> {after:.2e}), {sec:.0f} s", flush=True)
+        from dataclasses import replace
+
+        from n3cli.eval.metrics import psnr
+        from n3cli.imaging.raw_noise import add_poisson_gaussian
+
+        truth = np.clip(clean, 0, 1).astype(np.float32)
+        twin = replace(raw, mosaic=add_poisson_gaussian(truth, chosen.a, chosen.b, np.random.default_rng(0)))
+        twin_clean = denoise_mosaic(model, twin, chosen)
+        t_before = residual_mad(pack(twin.mosaic, raw.pattern)[0])
+        t_after = residual_mad(pack(twin_clean, raw.pattern)[0])
+        print(f"  synthetic twin (its clean estimate + noise at that a, b): noise left {t_after / t_before:.2f} "
+              f"(residual sigma {t_before:.2e} -> {t_after:.2e}); PSNR {psnr(twin.mosaic, truth):.2f} -> "
+              f"{psnr(twin_clean, truth):.2f} dB", flush=True)
 
 
 if __name__ == "__main__":
