@@ -19,6 +19,10 @@ def main() -> None:
         key, f = arg.split("=", 1)
         rep = json.loads(Path(f).read_text())
         for r in rep["results"]:
+            if rep.get("task") == "real":  # n3 eval real: one result over the pairs
+                metrics[key] = {"data": Path(r["data"]).name, "pairs": r["pairs_from"], "psnr": round(r["mean_psnr"], 2),
+                                "ssim": round(r["mean_ssim"], 4), "noisy_psnr": round(r["noisy_psnr"], 2)}
+                continue
             if "a" in r:  # n3 eval raw: one result per (a, b) level
                 metrics[f"{key}_a{r['a']:g}"] = {"data": Path(r["data"]).name, "a": r["a"], "b": r["b"],
                                                  "psnr": round(r["mean_psnr"], 2), "noisy_psnr": round(r["noisy_psnr"], 2)}

@@ -23,7 +23,9 @@ from .evaluate import (
     evaluate_denoise,
     evaluate_matching,
     evaluate_raw_denoise,
+    evaluate_real_noise,
     evaluate_upscale,
+    read_pairs,
 )
 from .files import denoise_file, noise_level, upscale_file
 from .loading import (
@@ -42,10 +44,11 @@ from .train import build_match_datastore, load_training_config, run_training
 
 __all__ = [
     "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "count_images",
-    "denoise", "denoise_file", "evaluate_denoise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_upscale",
+    "denoise", "denoise_file", "evaluate_denoise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
+    "evaluate_upscale",
     "expand_inputs", "export_model", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
-    "noise_level", "parse_noise", "plan_jobs", "promote_run", "queue_status", "remove_stale_parts", "resolve_model",
+    "noise_level", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_pairs", "remove_stale_parts", "resolve_model",
     "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",
     "upscale_file",
 ]

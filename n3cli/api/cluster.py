@@ -42,7 +42,8 @@ class ImageWorker:
             raise ValueError(f"unknown task {task!r}")
         self.task, self.options, self.device, self.backend = task, dict(options), device, backend
         self.precision = precision
-        self.model = ModelCache(model, device, backend, precision) if task == "denoise" else model
+        photo_noise = self.options.pop("photo_noise", "gaussian")
+        self.model = ModelCache(model, device, backend, precision, photo_noise) if task == "denoise" else model
         self._upscalers: dict[int, Any] = {}
 
     def pid(self) -> int:
@@ -147,15 +148,16 @@ class RayDenoiser:
     A batch is a dict with ``"image"`` (arrays H x W x C or H x W, uint8/uint16/float) or ``"path"``
     (image files to read); the same batch comes back with ``"denoised"`` added, each array in its
     input's type. ``model``, ``sigma``, ``strength``, ``tta``, ``tile``: as :func:`n3cli.api.denoise`;
-    ``device``, ``backend``, ``precision``: as :func:`n3cli.api.load_denoiser`.
+    ``device``, ``backend``, ``precision``: as :func:`n3cli.api.load_denoiser`; ``photo_noise``:
+    ``real`` for the real camera noise model (:class:`n3cli.api.ModelCache`).
     """
 
     def __init__(self, model: str | None = None, sigma: float | None = None, strength: float = 1.0,
                  tta: bool = False, tile: int | None = None, device: str = "auto", backend: str = "auto",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", photo_noise: str = "gaussian") -> None:
         from .loading import ModelCache
 
-        self.cache = ModelCache(model, device, backend, precision)
+        self.cache = ModelCache(model, device, backend, precision, photo_noise)
         self.sigma, self.strength, self.tta, self.tile = sigma, strength, tta, tile
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import N3Error
 from ..io.folders import list_images
 from .loading import load_denoiser, load_raw_denoiser, load_upscaler, resolve_model
 
@@ -100,6 +101,52 @@ def evaluate_matching(model: str | os.PathLike | None = None, data: str | os.Pat
     return report
 
 
-def count_images(data: str | os.PathLike) -> int:
-    """How many images an evaluation of ``data`` runs per level (for a progress bar)."""
+def count_images(data: str | os.PathLike, pairs: bool = False) -> int:
+    """How many images an evaluation of ``data`` runs per level (for a progress bar); ``pairs``:
+    how many noisy/clean pairs it holds."""
+    if pairs:
+        from ..io.folders import list_pairs
+
+        return len(list_pairs(data))
     return len(list_images(data))
+
+
+def read_pairs(folder: str | os.PathLike) -> list[tuple[str, Any, Any]]:
+    """The noisy/clean pairs of ``folder`` (:func:`n3cli.io.folders.list_pairs`) as (name, noisy,
+    clean), float32 RGB in [0, 1]; the two images of a pair must have the same size."""
+    from ..imaging.color import as_color
+    from ..io.folders import list_pairs
+    from ..io.images import read_image
+
+    out = []
+    for name, noisy_path, clean_path in list_pairs(folder):
+        noisy, clean = (as_color(read_image(p).pixels, "rgb") for p in (noisy_path, clean_path))
+        if noisy.shape != clean.shape:
+            raise N3Error(f"{noisy_path}: {noisy.shape[1]}x{noisy.shape[0]}, its clean image {clean_path.name} is "
+                          f"{clean.shape[1]}x{clean.shape[0]}")
+        out.append((name, noisy, clean))
+    return out
+
+
+def evaluate_real_noise(model: str | os.PathLike | None, data: str | os.PathLike, synthesize: bool = False,
+                        seed: int = 0, sigma: float | None = None, tile: int | None = None,
+                        save_dir: str | None = None, device: str = "auto", backend: str = "auto",
+                        on_image: Progress | None = None, tta: bool = False) -> dict[str, Any]:
+    """Real-noise denoising: PSNR/SSIM on 8-bit RGB over the noisy/clean pairs of ``data``
+    (:func:`read_pairs`), or, with ``synthesize``, over pairs made from its clean images by the
+    camera noise pipeline (:func:`n3cli.eval.protocols.camera_pairs`, ``seed``). ``model`` None: the
+    shipped real-noise model. Noise-aware models get the estimator's reading unless ``sigma``."""
+    from ..eval.protocols import camera_pairs, evaluate_real
+    from ..io.images import Image, write_image
+
+    runner = load_denoiser(model, "real" if model is None else "rgb", device, backend)
+    pairs = camera_pairs(read_images(data, "rgb"), seed) if synthesize else read_pairs(data)
+
+    def save(name: str, out) -> None:
+        import numpy as np
+
+        write_image(Path(save_dir) / (Path(name).stem + ".png"), Image(out, np.dtype(np.uint8)))
+
+    report = evaluate_real(runner, pairs, sigma, tile, str(data), on_image, save if save_dir else None, tta)
+    report["results"][0]["pairs_from"] = f"camera noise synthesis, seed {seed}" if synthesize else "files"
+    return {**report, "backend": runner.describe()}

@@ -20,7 +20,8 @@ def select_device(device: str = "auto"):
 
 def resolve_model(model: str | os.PathLike | None, color: str = "gray", backend: str = "auto") -> Path:
     """A model file from a shipped name, a path, or (None) the shipped default for ``color``
-    (``gray``, ``rgb``, or ``sr_x2``/``sr_x3``/``sr_x4`` for super-resolution).
+    (``gray``, ``rgb``, ``real`` for photos with real camera noise, ``bayer``, or
+    ``sr_x2``/``sr_x3``/``sr_x4`` for super-resolution).
 
     Shipped models resolve to their ``.onnx`` file for ``backend="onnx"``, else to the checkpoint.
     """
@@ -92,18 +93,33 @@ def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device
     return runner
 
 
+PHOTO_NOISE = ("gaussian", "real")
+
+
 class ModelCache:
-    """Loads each model once per run; picks the shipped default by image kind when none is named."""
+    """Loads each model once per run; picks the shipped default by image kind when none is named.
+
+    ``photo_noise``: what the noise of gray and colour photos is when no model is named:
+    ``gaussian`` (the Gaussian models) or ``real`` (the real camera noise model, for photos
+    straight from a camera or phone). Raw files always get the RAW model.
+    """
 
     def __init__(self, model: str | os.PathLike | None, device: str = "auto", backend: str = "auto",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", photo_noise: str = "gaussian") -> None:
+        if photo_noise not in PHOTO_NOISE:
+            raise N3Error(f"noise {photo_noise!r}: choose one of {', '.join(PHOTO_NOISE)}")
+        if photo_noise != "gaussian" and model is not None:
+            raise N3Error(f"noise {photo_noise!r} picks the shipped model; it does not go with a named model")
         self.model, self.device, self.backend, self.precision = model, device, backend, precision
+        self.photo_noise = photo_noise
         if backend == "torch" or (backend == "auto" and not str(model or "").lower().endswith(".onnx")):
             select_device(device)  # fail on a bad --device before any image
         self._loaded: dict[str, Runner] = {}  # by file: one model serves every kind it is used for
         self._kinds: dict[str, Runner] = {}
 
     def for_channels(self, channels: int) -> Runner:
+        if self.photo_noise == "real":
+            return self._for("real")
         return self._for("rgb" if channels == 3 else "gray")
 
     def for_raw(self) -> Runner:
@@ -117,7 +133,7 @@ class ModelCache:
                 if kind == "bayer":
                     runner = load_raw_denoiser(path, self.device, self.backend, self.precision)
                 else:
-                    runner = load_denoiser(path, kind, self.device, self.backend, self.precision)
+                    runner = load_denoiser(path, device=self.device, backend=self.backend, precision=self.precision)
                 self._loaded[path] = runner
             self._kinds[kind] = self._loaded[path]
         return self._kinds[kind]

@@ -35,11 +35,24 @@ def run_queue(queue: str | os.PathLike, budget: float | str, out: str | os.PathL
 
 def _score(ev: dict[str, Any], model: str | Path, device: str) -> dict[str, Any]:
     """One of the card's evaluations of ``model``: {psnr, ssim?, condition}."""
-    from .evaluate import evaluate_denoise, evaluate_raw_denoise, evaluate_upscale
+    from .evaluate import (
+        evaluate_denoise,
+        evaluate_raw_denoise,
+        evaluate_real_noise,
+        evaluate_upscale,
+    )
 
     if ev["task"] == "denoise":
-        r = evaluate_denoise(model, ev["data"], [float(ev["sigma"])], device=device, backend="torch")["results"][0]
-        return {"sigma": float(ev["sigma"]), "psnr": r["mean_psnr"], "ssim": r["mean_ssim"]}
+        est = bool(ev.get("estimate_noise", False))
+        r = evaluate_denoise(model, ev["data"], [float(ev["sigma"])], estimate_noise=est, device=device,
+                             backend="torch")["results"][0]
+        return {"sigma": float(ev["sigma"]), **({"sigma_estimated": True} if est else {}), "psnr": r["mean_psnr"],
+                "ssim": r["mean_ssim"]}
+    if ev["task"] == "real":
+        synth = bool(ev.get("synthesize", False))
+        r = evaluate_real_noise(model, ev["data"], synth, int(ev.get("seed", 0)), device=device,
+                                backend="torch")["results"][0]
+        return {"pairs": r["pairs_from"], "psnr": r["mean_psnr"], "ssim": r["mean_ssim"]}
     if ev["task"] == "sr":
         r = evaluate_upscale(model, ev["data"], [int(ev["scale"])], device=device, backend="torch")["results"][0]
         return {"scale": int(ev["scale"]), "psnr": r["mean_psnr"], "ssim": r["mean_ssim"]}
@@ -130,7 +143,8 @@ def _update_card(card: Path, name: str, rows: list[dict[str, Any]], training: di
                     f"{training.get('hardware', '?')}):", "",
              "| evaluation | data | this model | model it replaced |", "|---|---|---|---|"]
     for r in rows:
-        cond = ", ".join(f"{k} {v:g}" for k, v in r["run"].items() if k not in ("psnr", "ssim"))
+        cond = ", ".join(f"{k} {v:g}" if isinstance(v, float) and not isinstance(v, bool) else f"{k} {v}"
+                         for k, v in r["run"].items() if k not in ("psnr", "ssim"))
         lines.append(f"| {r['key']} ({cond}) | {r['data']} | **{r['run']['psnr']:.2f} dB** | "
                      f"{r['shipped']['psnr']:.2f} dB |")
     block = "\n".join(lines + [end])

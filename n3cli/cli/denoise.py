@@ -28,8 +28,11 @@ from .common import (
               help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
-@click.option("--noise", "noise", default=None, metavar="A,B",
-              help="Raw files: noise variance a*x + b on the [0, 1] mosaic. Default: the DNG NoiseProfile, else estimated.")
+@click.option("--noise", "noise", default=None, metavar="real|gaussian|A,B",
+              help="What the noise is. Photos: 'real' picks the model for real camera noise (photos straight from a "
+                   "camera or phone: demosaiced, sharpened, JPEG), 'gaussian' (default) the Gaussian models. "
+                   "Raw files: the noise variance a*x + b on the [0, 1] mosaic [default: the DNG NoiseProfile, "
+                   "the sensor's optical black, else estimated].")
 @click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "dng"]), default=None,
               help="Output format in folder mode [default: the input's; dng for raw files].")
 @click.option("--suffix", default=None, metavar="TEXT",
@@ -66,15 +69,20 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
       n3 denoise shots/*.jpg --suffix _clean        # shots/a_clean.jpg, ...
       n3 denoise raws/*.NEF -o cleaned/            # clean DNGs
       n3 denoise noisy.png -o clean.png --backend onnx
+      n3 denoise phone/*.jpg -o cleaned/ --noise real   # real camera noise
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
     from ..api import WRITE_EXTS, is_raw_path, parse_noise, plan_jobs
 
-    ab = None
+    ab, photo_noise = None, "gaussian"
     try:
-        if noise is not None:
+        if noise is not None and noise.strip().lower() in ("real", "gaussian"):
+            photo_noise = noise.strip().lower()
+            if photo_noise == "real" and model is not None:
+                raise N3Error("--noise real picks the shipped real-noise model; it does not go with --model")
+        elif noise is not None:
             ab = parse_noise(noise)
     except N3Error as e:
         fail(str(e))
@@ -92,7 +100,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     from .. import api
 
     try:
-        cache = api.ModelCache(model, device, backend, precision)
+        cache = api.ModelCache(model, device, backend, precision, photo_noise)
         kinds = {is_raw_path(j.src) for j in jobs}
         if model is not None and len(kinds) == 1:  # fail fast on an unknown or broken model, before any image
             cache.first(raw=kinds.pop())
@@ -102,7 +110,8 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
 
     if ray_address:
         options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "noise": ab,
-                   "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta}
+                   "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
+                   "photo_noise": photo_noise}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision)
     if workers or gpus_per_worker:

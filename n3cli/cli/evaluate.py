@@ -12,7 +12,7 @@ import click
 
 from .common import backend_option, device_option, fail, reports_errors, tta_option
 
-TASKS = ("denoise", "sr", "raw", "match")
+TASKS = ("denoise", "sr", "raw", "real", "match")
 
 
 class _EvalGroup(click.Group):
@@ -51,6 +51,9 @@ def evaluate():
     raw      --data's sRGB images unprocessed to linear RGGB mosaics (fixed seed), Poisson-Gaussian
              noise at four (a, b) levels; raw-space PSNR of the noisy input, the DnCNN ablation
              and the RAW N³Net.
+    real     noisy/clean photo pairs (noisy/ + clean/, or X_real.* + X_mean.*), or --synthesize
+             pairs from clean images with realistic camera noise; PSNR/SSIM on 8-bit RGB with
+             the noise level the estimator reads per image.
     match    mAP of the pose error at 5/10/20 degrees for robust estimation on all matches, the
              shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
     """
@@ -150,6 +153,47 @@ def eval_raw(model, data, levels, baseline, seed, tile, as_json, device, backend
     if data is None:
         fail("missing option --data (a folder of clean images)")
     _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend)
+
+
+@evaluate.command("real")
+@click.option("-m", "--model", default=None, metavar="NAME|FILE",
+              help="Model to evaluate [default: the one `n3 denoise --noise real` picks].")
+@_data_option("Folder of noisy/clean pairs: noisy/ and clean/ subfolders (same names), or X_real.* and X_mean.* "
+              "files; with --synthesize, a folder of clean images.")
+@click.option("--synthesize", is_flag=True,
+              help="Make the pairs from --data's clean images with realistic camera noise (demosaicing, "
+                   "development, sharpening, JPEG; fixed draws per image from --seed).")
+@click.option("--seed", default=0, show_default=True, help="With --synthesize: the seed of the noise and cameras.")
+@click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
+              help="Give noise-aware models this level [default: the estimator's reading of each image].")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write the denoised images (8-bit PNG) here.")
+@tta_option
+@tile_option
+@json_option
+@device_option
+@backend_option
+@reports_errors
+def eval_real(model, data, synthesize, seed, sigma, save_dir, tta, tile, as_json, device, backend):
+    """Real camera noise: PSNR/SSIM on 8-bit RGB over noisy/clean photo pairs."""
+    from .. import api
+
+    if data is None:
+        fail("missing option --data (a folder of noisy/clean pairs, or of clean images with --synthesize)")
+    with _progress(api.count_images(data, pairs=not synthesize)) as bar:
+        report = api.evaluate_real_noise(model, data, synthesize, seed, sigma, tile, save_dir, device, backend,
+                                         on_image=lambda *a: bar.update(1), tta=tta)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"ran on {report['backend']}", err=True)
+    res = report["results"][0]
+    click.echo(f"\n{report['model']} on {res['data']} ({res['pairs']} pairs, {res['pairs_from']}; sigma "
+               + (f"{res['sigma']:g})" if "sigma" in res else "estimated per image)") + (", --tta" if tta else ""))
+    click.echo(f"{'image':<24} {'PSNR':>7} {'SSIM':>7} {'noisy':>7} {'sigma~':>7}")
+    for r in res["per_image"]:
+        click.echo(f"{r['image']:<24} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['noisy_psnr']:7.2f} {r['sigma_estimated']:7.2f}")
+    click.echo(f"{'mean':<24} {res['mean_psnr']:7.2f} {res['mean_ssim']:7.4f} {res['noisy_psnr']:7.2f}")
 
 
 @evaluate.command("match")

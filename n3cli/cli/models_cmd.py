@@ -30,6 +30,8 @@ def models(as_json: bool) -> None:
             noise = f"sigma {n['sigma']:g}"
         elif n.get("kind") == "poisson-gaussian":
             noise = "var a*x+b"
+        elif n.get("trained_on") == "camera":
+            noise = "camera (real)"
         elif n.get("kind"):
             noise = f"{n['kind']} {n.get('sigma_range')}"
         else:

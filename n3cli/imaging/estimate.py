@@ -40,3 +40,30 @@ def estimate_sigma(pixels: np.ndarray, patch: int = 7, max_patches: int = 200_00
         if tail.mean() <= np.median(tail):
             return float(np.sqrt(tail.mean()) * 255.0)
     return float(np.sqrt(lam[-1]) * 255.0)
+
+
+def estimate_sigma_batch(images, patch: int = 7):
+    """:func:`estimate_sigma` of each image of a torch batch ``(n, C, H, W)`` in [0, 1] (all of
+    its patches, on the batch's device), ``(n,)`` in 0-255 units: what a noise-aware model is
+    given at training time, equal to what :func:`estimate_sigma` reads on the same pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    n, C, H, W = images.shape
+    x = images.reshape(n * C, 1, H, W).double()
+    X = F.unfold(x, patch)  # (n*C, p*p, L)
+    X = X - X.mean(2, keepdim=True)
+    lam = torch.linalg.eigvalsh(X @ X.transpose(1, 2) / X.shape[2]).flip(1).clamp_min(0.0)  # descending
+    d = lam.shape[1]
+    out = lam[:, -1].clone()
+    found = torch.zeros(len(lam), dtype=torch.bool, device=lam.device)
+    for i in range(d):  # the first tail whose mean does not exceed its median (torch's median is the lower one)
+        tail = lam[:, i:]
+        s = tail.sort(1).values
+        k = s.shape[1]
+        med = s[:, k // 2] if k % 2 else 0.5 * (s[:, k // 2 - 1] + s[:, k // 2])
+        mean = tail.mean(1)
+        hit = (mean <= med) & ~found
+        out = torch.where(hit, mean, out)
+        found |= hit
+    return (out.sqrt() * 255.0).view(n, C).mean(1).float()

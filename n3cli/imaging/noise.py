@@ -17,6 +17,14 @@ def eval_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index, 0x5EED])
 
 
+def mixed_seed(*key: int) -> int:
+    """A 63-bit torch generator seed from integers, every bit depending on each of them. Torch's
+    CPU generator keeps only the low 32 bits of its seed, so ``seed * 2**40 + step`` gave every
+    config seed the same training batches there; hashed, the low bits differ too."""
+    hi, lo = np.random.SeedSequence([int(k) for k in key]).generate_state(2, np.uint32)
+    return ((int(hi) << 32) | int(lo)) & ((1 << 63) - 1)
+
+
 def network_input(noisy: Tensor, sigma: Tensor | float | None, takes_map: bool) -> Tensor:
     """What a denoiser sees: the noisy image, plus a ``sigma/255`` map channel if it takes one.
 

@@ -190,3 +190,36 @@ def same_file(a: Path, b: Path) -> bool:
         return b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+PAIR_SUFFIXES = ("_real", "_mean")  # PolyU / Nam et al.: X_real.JPG (a shot), X_mean.JPG (the mean of many)
+
+
+def list_pairs(folder: str | Path) -> list[tuple[str, Path, Path]]:
+    """Noisy/clean image pairs in ``folder``, sorted by name, as (name, noisy, clean): either
+    ``noisy/`` and ``clean/`` subfolders holding files of the same stem, or files named
+    ``X_real.*`` (noisy) and ``X_mean.*`` (clean). A file without its partner is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise N3Error(f"{folder}: no such folder")
+    if (folder / "noisy").is_dir() and (folder / "clean").is_dir():
+        noisy = {p.stem: p for p in list_images(folder / "noisy")}
+        clean = {p.stem: p for p in list_images(folder / "clean")}
+        where = ("noisy/", "clean/")
+    else:
+        from .images import is_image_path
+
+        noisy, clean = {}, {}
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and is_image_path(p):
+                for side, suffix in zip((noisy, clean), PAIR_SUFFIXES):
+                    if p.stem.endswith(suffix):
+                        side[p.stem[: -len(suffix)]] = p
+        where = ("X_real", "X_mean")
+        if not noisy and not clean:
+            raise N3Error(f"{folder}: no image pairs (noisy/ and clean/ subfolders, or X_real.* and X_mean.* files)")
+    for a, b, (wa, wb) in ((noisy, clean, where), (clean, noisy, where[::-1])):
+        lone = sorted(set(a) - set(b))
+        if lone:
+            raise N3Error(f"{a[lone[0]]}: no {wb} partner" + (f" (and {len(lone) - 1} more)" if len(lone) > 1 else ""))
+    return [(stem, noisy[stem], clean[stem]) for stem in sorted(noisy)]

@@ -36,6 +36,9 @@ def open_runner(path: str | os.PathLike, backend: str = "auto", device: str = "a
 
         return OnnxRunner(path, device)
     from ..store.checkpoint import load_model
-    from .torch_runner import TorchRunner, select_device
+    from .torch_runner import TorchRunner, flush_denormals, select_device
 
-    return TorchRunner(load_model(path, select_device(device)), precision=precision)
+    dev = select_device(device)
+    if dev.type == "cpu":
+        flush_denormals()  # before building the network starts torch's threads, so that they inherit it
+    return TorchRunner(load_model(path, dev), precision=precision)

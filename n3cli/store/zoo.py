@@ -79,6 +79,9 @@ def default_for(kind: str) -> ZooEntry:
     if kind.startswith("sr_x"):
         raise CheckpointError(f"no shipped super-resolution model for x{kind[4:]} yet; pass --model "
                               "(train one with `n3 train --config configs/sr.yaml`)")
+    if kind == "real":
+        raise CheckpointError("no shipped real-noise model installed; pass --model "
+                              "(train one with `n3 train --config configs/color_real.yaml`)")
     if kind == "bayer":
         raise CheckpointError("no shipped RAW model installed; pass --model "
                               "(train one with `n3 train --config configs/raw.yaml`)")

@@ -15,14 +15,13 @@ import torch
 from torch import Tensor
 
 from ..errors import ImageError
-
-_STEP_BITS = 40  # generator seed = seed * 2**40 + step: distinct for every (seed, step) of any run
+from ..imaging.noise import mixed_seed
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The generator of one step's random draws."""
+    """The generator of one step's random draws, seeded from (seed, step) by :func:`mixed_seed`."""
     g = torch.Generator(device=device)
-    g.manual_seed((int(seed) << _STEP_BITS) + int(step))
+    g.manual_seed(mixed_seed(seed, step))
     return g
 
 
@@ -135,40 +134,49 @@ class Downscaler:
         return inp / 255.0, hr / 255.0
 
 
-# XYZ -> camera matrices of a few real cameras and sRGB -> XYZ (as in imaging.raw_noise)
-def _camera_basis(device: torch.device) -> tuple[Tensor, Tensor]:
-    from ..imaging.raw_noise import _RGB2XYZ, _XYZ2CAMS
-
-    return (torch.tensor(_XYZ2CAMS, dtype=torch.float32, device=device),
-            torch.tensor(_RGB2XYZ, dtype=torch.float32, device=device))
-
-
 def raw_noise(srgb: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """(network input ``(n, 6, h, w)``, clean RGGB planes ``(n, 4, h, w)``) from sRGB crops
     ``(n, 3, 2h, 2w)``: unprocessed to linear camera RGB with a random colour matrix and gains
     (FACTS §6, as :func:`n3cli.imaging.raw_noise.unprocess`), mosaicked RGGB, Poisson-Gaussian noise
-    with (a, b) over the paper's range, and the sqrt(a), sqrt(b) maps."""
+    with (a, b) over the training range of :mod:`n3cli.imaging.raw_noise` (wider than the paper's),
+    and the sqrt(a), sqrt(b) maps."""
+    from ..imaging.camera import sample_camera, unprocess
+    from ..imaging.raw_noise import A_LOG_RANGE, B_OVER_A_LOG_RANGE
+
     n, dev = srgb.shape[0], srgb.device
     u = lambda *shape: torch.rand(shape, generator=g, device=dev)  # noqa: E731
-    x = srgb.clamp(0.0, 1.0)
-    x = 0.5 - torch.sin(torch.asin(1.0 - 2.0 * x) / 3.0)  # inverse smoothstep tone curve
-    x = x.clamp_min(1e-8) ** 2.2  # inverse gamma
-    xyz2cams, rgb2xyz = _camera_basis(dev)
-    w = 1e-8 + (1e8 - 1e-8) * u(n, len(xyz2cams))
-    ccm = torch.einsum("nc,cij->nij", w / w.sum(1, keepdim=True), xyz2cams) @ rgb2xyz
-    ccm = ccm / ccm.sum(2, keepdim=True)
-    x = torch.einsum("nij,njhw->nihw", ccm, x)
-    brightness = 0.8 + 0.1 * torch.randn(n, generator=g, device=dev)
-    red, blue = 1.9 + 0.5 * u(n), 1.5 + 0.4 * u(n)
-    gains = torch.stack([1.0 / red, torch.ones_like(red), 1.0 / blue], 1) * brightness.view(-1, 1)
-    gains = gains.view(n, 3, 1, 1)
-    gray = x.mean(1, keepdim=True)
-    mask = ((gray - 0.9).clamp_min(0.0) / 0.1) ** 2  # fade the division out towards white
-    x = (x * torch.maximum(mask + (1 - mask) * gains, gains)).clamp(0.0, 1.0)
+    ccm, gains = sample_camera(n, g, dev)
+    x = unprocess(srgb, ccm, gains)
     clean = torch.stack([x[:, 0, 0::2, 0::2], x[:, 1, 0::2, 1::2], x[:, 1, 1::2, 0::2], x[:, 2, 1::2, 1::2]], 1)
-    log_a = -4.0 + 3.0 * u(n)
-    log_b = -1.3 + 2.6 * u(n) + log_a - 2.3
+    (a0, a1), (r0, r1) = A_LOG_RANGE, B_OVER_A_LOG_RANGE
+    log_a = a0 + (a1 - a0) * u(n)
+    log_b = log_a + r0 + (r1 - r0) * u(n)
     a, b = (10.0**log_a).view(-1, 1, 1, 1), (10.0**log_b).view(-1, 1, 1, 1)
     noisy = clean + torch.sqrt((a * clean + b).clamp_min(0.0)) * torch.randn(clean.shape, generator=g, device=dev)
     maps = torch.cat([a.sqrt(), b.sqrt()], 1).expand(-1, -1, *clean.shape[2:])
     return torch.cat([noisy, maps], 1), clean
+
+
+def camera_noise(srgb: Tensor, g: torch.Generator, gaussian_fraction: float = 0.0,
+                 sigma_range: tuple[float, float] = (0.0, 55.0)) -> tuple[Tensor, Tensor]:
+    """(network input ``(n, 4, h, w)``, clean target) for realistic camera noise
+    (:mod:`n3cli.imaging.camera_noise`): the noisy photo plus a map of the noise level the
+    estimator reads on it, what ``n3 denoise`` gives the model when no ``--sigma`` is set.
+
+    ``gaussian_fraction`` of the crops get white Gaussian noise instead (sigma uniform over
+    ``sigma_range``; target the crop itself), so that a model that learns the estimator's
+    under-reading of camera noise does not over-smooth noise the estimator reads right."""
+    from ..imaging.camera_noise import camera_noise as synthesize
+    from ..imaging.estimate import estimate_sigma_batch
+
+    noisy, clean, _ = synthesize(srgb, g)
+    if gaussian_fraction > 0:
+        n = srgb.shape[0]
+        pick = torch.rand(n, generator=g, device=srgb.device) < gaussian_fraction
+        lo, hi = sigma_range
+        s = (lo + (hi - lo) * torch.rand(n, generator=g, device=srgb.device)) / 255.0
+        white = srgb + torch.randn(srgb.shape, generator=g, device=srgb.device) * s.view(-1, 1, 1, 1)
+        sel = pick.view(-1, 1, 1, 1)
+        noisy, clean = torch.where(sel, white, noisy), torch.where(sel, srgb, clean)
+    s = estimate_sigma_batch(noisy) / 255.0
+    return torch.cat([noisy, s.view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[2:])], 1), clean

@@ -40,11 +40,12 @@ SCHEMA: dict[str, Any] = {
         "val_scale": None,  # task sr: validation factor [default: the first of scales]
     },
     "noise": {
-        "kind": "fixed",  # fixed | blind | map
+        "kind": "fixed",  # fixed | blind | map | camera (realistic camera noise, the estimated sigma as map)
         "sigma": 25.0,  # fixed: training sigma (0-255 units); also the validation sigma
         "sigma_range": [0.0, 55.0],  # blind/map: uniform per sample
         "val_sigma": None,  # default: sigma (fixed) or 25
         "val_ab": [1.0e-3, 1.0e-5],  # task raw: the validation noise level (a, b) of var = a*x + b
+        "gaussian_fraction": 0.0,  # kind camera: this share of the crops gets white Gaussian noise (sigma_range)
     },
     "optim": {
         "lr": 1e-3,
@@ -64,7 +65,7 @@ SCHEMA: dict[str, Any] = {
 _CHOICES = {
     ("model", "task"): {"denoise", "sr", "raw"},
     ("model", "color"): {"gray", "rgb", "bayer"},
-    ("noise", "kind"): {"fixed", "blind", "map"},
+    ("noise", "kind"): {"fixed", "blind", "map", "camera"},
     ("precision",): {"fp32", "tf32", "bf16"},
 }
 _POSITIVE = {("data", "patch"), ("data", "batch"), ("optim", "lr"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
@@ -209,6 +210,15 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: RAW models take packed Bayer planes: model.color must be bayer")
         if cfg["data"]["patch"] % 2 or cfg["data"]["patch"] < 2:
             raise ConfigError(f"{where}: data.patch (the mosaic crop) must be even for task raw")
+    if cfg["noise"]["kind"] == "camera":
+        if cfg["model"]["task"] != "denoise" or cfg["model"]["color"] != "rgb":
+            raise ConfigError(f"{where}: noise.kind camera is for colour denoisers (model.task denoise, color rgb)")
+        if cfg["data"]["patch"] % 16:
+            raise ConfigError(f"{where}: data.patch ({cfg['data']['patch']}) must be a multiple of 16 for camera "
+                              "noise (JPEG's 4:2:0 blocks)")
+    f = cfg["noise"]["gaussian_fraction"]
+    if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 <= f <= 1:
+        raise ConfigError(f"{where}: noise.gaussian_fraction must be between 0 and 1, got {f!r}")
     if cfg["compile"] not in (True, False, "reduce-overhead"):
         raise ConfigError(f"{where}: compile must be true, false or reduce-overhead, got {cfg['compile']!r}")
     if cfg["init"] is not None and not isinstance(cfg["init"], str):

@@ -22,7 +22,8 @@ from .config import check_name, config_from_raw, is_match_config, read_yaml, rel
 STATE_FILES = ("latest.safetensors", "latest.state.pt", "log.jsonl", "config.json")
 """What a run needs to continue: the files a device session brings back (4 of its 8)."""
 
-_EVAL_TASKS = {"denoise": {"data", "sigma"}, "sr": {"data", "scale"}, "raw": {"data", "a", "b"}}
+_EVAL_TASKS = {"denoise": {"data", "sigma"}, "sr": {"data", "scale"}, "raw": {"data", "a", "b"},
+               "real": {"data"}}  # real: pairs, or clean images with synthesize: true
 
 
 @dataclass

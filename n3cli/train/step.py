@@ -70,4 +70,19 @@ class TrainStep:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             pred = self.forward(inp)
         loss = F.mse_loss(pred.float(), target)
-        return loss.detach(), optimizer_step(self.net, self.opt, loss, self.clip)
+        applied = optimizer_step(self.net, self.opt, loss, self.clip)
+        if applied and self.device.type == "cpu":
+            flush_subnormal_(self.net)
+        return loss.detach(), applied
+
+
+def flush_subnormal_(net: nn.Module) -> None:
+    """Set the subnormal parameters of ``net`` to zero, in place. Weight decay drives weights below
+    float32's smallest normal number, and CPU convolutions with such weights run a slow path: a
+    fine-tune from a shipped model ran 30 s per step instead of 1.7 s before this (GPUs do not
+    care, and their runs are left bit for bit as they were)."""
+    tiny = torch.finfo(torch.float32).tiny
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dtype == torch.float32:
+                p.masked_fill_(p.abs() < tiny, 0.0)

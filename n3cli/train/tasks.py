@@ -15,7 +15,14 @@ from torch import Tensor, nn
 from ..eval import protocols
 from ..runtime.torch_runner import TorchRunner
 from ..store.modelinfo import ModelInfo
-from .batches import Downscaler, ImageBank, gaussian_noise, raw_noise, step_generator
+from .batches import (
+    Downscaler,
+    ImageBank,
+    camera_noise,
+    gaussian_noise,
+    raw_noise,
+    step_generator,
+)
 
 VAL_SEED = 0  # the protocols' default seed: validation sees the test pairs `n3 eval` makes
 VAL_TILE = 1 << 14  # validation images run whole
@@ -70,14 +77,19 @@ class ImageTask:
 
 
 class DenoiseTask(ImageTask):
-    """Gaussian denoising, gray or colour, a fixed sigma or a noise-level map."""
+    """Denoising, gray or colour: Gaussian noise at a fixed sigma or with a noise-level map, or
+    realistic camera noise (colour) with the estimated sigma as the map."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.image_color = self.val_color = cfg["model"]["color"]
+        self.camera = cfg["noise"]["kind"] == "camera"
+        self._pairs: protocols.Pairs | None = None
 
     def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
         n = self.cfg["noise"]
+        if self.camera:
+            return camera_noise(crops, g, n["gaussian_fraction"], tuple(n["sigma_range"]))
         takes_map = n["kind"] == "map"
         return gaussian_noise(crops, n["kind"], n["sigma"], n["sigma_range"], takes_map, g)
 
@@ -85,15 +97,27 @@ class DenoiseTask(ImageTask):
         m, n = self.cfg["model"], self.cfg["noise"]
         if n["kind"] == "fixed":
             noise = {"kind": "fixed", "sigma": float(n["sigma"])}
+        elif self.camera:
+            noise = {"kind": "map", "trained_on": "camera", "map": "estimated sigma (imaging.estimate)"}
+            if n["gaussian_fraction"]:
+                noise["gaussian_fraction"] = float(n["gaussian_fraction"])
+                noise["sigma_range"] = [float(v) for v in n["sigma_range"]]
         else:
             noise = {"kind": n["kind"], "sigma_range": [float(v) for v in n["sigma_range"]]}
         return ModelInfo(name=self.cfg["name"], arch=m["arch"], args=dict(m["args"]), task=m["task"],
                          color=m["color"], noise=noise, min_size=1, extra=dict(self.extra))
 
     def condition(self) -> dict[str, Any]:
+        if self.camera:
+            return {"noise": "camera", "seed": VAL_SEED}
         return {"sigma": float(self.cfg["noise"]["val_sigma"])}
 
     def validate(self, net: nn.Module, info: ModelInfo, images: protocols.Images) -> dict[str, Any]:
+        if self.camera:  # `n3 eval real --synthesize` on the validation images
+            if self._pairs is None:
+                self._pairs = protocols.camera_pairs(images, VAL_SEED)
+            rep = protocols.evaluate_real(self._runner(net, info), self._pairs, tile=VAL_TILE)
+            return {"val_psnr": rep["results"][0]["mean_psnr"], "val_noise": "camera"}
         sigma = self.condition()["sigma"]
         rep = protocols.evaluate_denoiser(self._runner(net, info), images, [sigma], VAL_SEED, tile=VAL_TILE)
         return {"val_psnr": rep["results"][0]["mean_psnr"], "val_sigma": sigma}

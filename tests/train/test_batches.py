@@ -106,3 +106,14 @@ def test_a_batch_depends_on_seed_and_step_only_not_on_the_number_of_processes(tm
     halves = [task.batch(7, rank, 2) for rank in (0, 1)]
     assert torch.equal(torch.cat([h[0] for h in halves]), whole[0])
     assert torch.equal(task.batch(7)[0], whole[0]) and not torch.equal(task.batch(8)[0], whole[0])
+
+
+def test_every_seed_and_step_draws_its_own_batch_on_the_cpu():
+    """Torch's CPU generator keeps only the low 32 bits of a seed: the config's seed must reach them."""
+    draws = {(seed, step): torch.rand(4, generator=step_generator(seed, step, CPU)) for seed in (0, 1, 3)
+             for step in (0, 1)}
+    keys = list(draws)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            assert not torch.equal(draws[a], draws[b]), (a, b)
+    assert torch.equal(draws[(3, 1)], torch.rand(4, generator=step_generator(3, 1, CPU)))

@@ -269,7 +269,12 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
     assert inp.shape == (50, 6, 20, 20) and clean.shape == (50, 4, 20, 20)
     a_map, b_map = inp[:, 4, 0, 0], inp[:, 5, 0, 0]  # the maps hold sqrt(a) and sqrt(b), constant per sample
     assert torch.all(inp[:, 4] == a_map.view(-1, 1, 1)) and torch.all(inp[:, 5] == b_map.view(-1, 1, 1))
-    assert 1e-4 <= float(a_map.min()) ** 2 and float(a_map.max()) ** 2 <= 1e-1
+    from n3cli.imaging.raw_noise import A_LOG_RANGE, B_OVER_A_LOG_RANGE
+
+    a, b = a_map.double() ** 2, b_map.double() ** 2
+    assert 10 ** A_LOG_RANGE[0] * 0.999 <= float(a.min()) and float(a.max()) <= 10 ** A_LOG_RANGE[1] * 1.001
+    ratio = torch.log10(b / a)
+    assert B_OVER_A_LOG_RANGE[0] - 1e-3 <= float(ratio.min()) and float(ratio.max()) <= B_OVER_A_LOG_RANGE[1] + 1e-3
     assert 0 <= clean.min() and clean.max() <= 1
     assert torch.equal(task.batch(5)[0], inp)  # a pure function of (seed, step)
     assert not torch.equal(task.batch(6)[0], inp)
@@ -309,6 +314,10 @@ def test_fine_tuning_starts_from_its_init_model(tmp_path):
     rec = b.info.extra["training"]
     assert rec["init"]["file"] == first.name
     assert rec["init"]["training"]["steps"] == 2
+    # stopped and resumed, the finished model still says what it started from
+    train(validate(cfg), tmp_path / "halves", device="cpu", progress=False, max_steps=1)
+    resumed = load_model(train(validate(cfg), tmp_path / "halves", device="cpu", progress=False, resume=True))
+    assert resumed.info.extra["training"]["init"]["training"]["steps"] == 2
     cfg["init"] = str(tmp_path / "missing.safetensors")
     with pytest.raises(Exception, match="missing.safetensors"):
         train(validate(cfg), tmp_path / "three", device="cpu", progress=False)
@@ -345,7 +354,7 @@ def test_eval_has_a_subcommand_per_task_and_the_old_spelling_still_works(tmp_pat
     helptext = CliRunner().invoke(cli, ["eval", "sr", "--help"]).output
     assert "--scale" in helptext and "--sigma" not in helptext and "--pairs" not in helptext
     res = CliRunner().invoke(cli, ["eval", "--task", "colour", "--data", str(data)])
-    assert res.exit_code == 2 and "denoise, sr, raw, match" in res.stderr
+    assert res.exit_code == 2 and "denoise, sr, raw, real, match" in res.stderr
 
 
 @pytest.mark.slow
@@ -359,3 +368,57 @@ def test_a_compiled_training_step_learns_what_the_eager_one_learns(tmp_path):
         train(cfg, tmp_path / f"run{comp}", device="cpu", progress=False)
         losses[comp] = [json.loads(l)["loss"] for l in open(tmp_path / f"run{comp}" / "log.jsonl") if '"loss"' in l]
     assert len(losses[True]) == 3 and np.allclose(losses[True], losses[False], rtol=1e-3)
+
+
+def test_a_camera_noise_run_trains_on_estimated_sigma_maps_and_validates_on_synthetic_photos(tmp_path):
+    model = {"arch": "dncnn", "args": {"in_channels": 4, "out_channels": 3, "features": 8, "depth": 3},
+             "color": "rgb"}
+    cfg = tiny_config(tmp_path, model=model, noise={"kind": "camera"}, data={"patch": 32, "batch": 2},
+                      optim={"epochs": 1, "steps_per_epoch": 2}, val_every=2)
+    task = task_for(cfg)
+    task.prepare([np.full((48, 48, 3), 0.5, np.float32)], torch.device("cpu"))
+    inp, target = task.batch(0)
+    assert inp.shape == (2, 4, 32, 32) and target.shape == (2, 3, 32, 32)
+    from n3cli.imaging.estimate import estimate_sigma
+
+    for i in range(2):  # the map is what the estimator reads on the noisy crop, as at inference
+        want = estimate_sigma(inp[i, :3].permute(1, 2, 0).numpy()) / 255
+        assert torch.allclose(inp[i, 3], torch.full((32, 32), want), atol=1e-5)
+    # gaussian_fraction 1: every crop gets white Gaussian noise over sigma_range, the crop its target
+    mixed = task_for(tiny_config(tmp_path, model=model, noise={"kind": "camera", "gaussian_fraction": 1.0,
+                                                              "sigma_range": [30, 30]}, data={"patch": 80, "batch": 2}))
+    mixed.prepare([np.full((96, 96, 3), 0.5, np.float32)], torch.device("cpu"))
+    inp, target = mixed.batch(0)
+    assert torch.equal(target, torch.full_like(target, 0.5))
+    assert abs(float((inp[:, :3] - target).std()) * 255 - 30) < 1.5
+    assert torch.allclose(inp[:, 3], torch.full_like(inp[:, 3], 30 / 255), atol=1.5 / 255)  # the estimator reads it
+    out = train(cfg, tmp_path / "run", device="cpu", progress=False)
+    info = load_model(out).info
+    assert info.noise["kind"] == "map" and info.noise["trained_on"] == "camera"
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["val_noise"] for r in log if "val_psnr" in r] == ["camera"]
+    assert info.extra["metrics"]["val_psnr"]["noise"] == "camera"
+    for bad, msg in (({"data": {"patch": 40}}, "multiple of 16"), ({"model": {"color": "gray"}}, "colour denoisers")):
+        raw = {"name": "x", "model": {"arch": "dncnn", "color": "rgb"}, "data": {"train": "t", "patch": 32},
+               "noise": {"kind": "camera"}}
+        for k, v in bad.items():
+            raw[k].update(v)
+        with pytest.raises(ConfigError, match=msg):
+            validate(raw)
+
+
+def test_a_cpu_training_step_leaves_no_subnormal_weight():
+    """Subnormal weights made CPU convolutions of a fine-tune 20x slower: a step flushes them."""
+    from n3cli.train.step import TrainStep, make_optimizer
+
+    net = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3})
+    with torch.no_grad():
+        w = next(p for p in net.parameters() if p.dim() == 4)
+        w[0, 0, 0, 0] = 1e-40  # subnormal in float32
+    tiny = torch.finfo(torch.float32).tiny
+    assert int(((w.abs() < tiny) & (w != 0)).sum()) == 1
+    opt = make_optimizer(net, {"lr": 0.0, "weight_decay": 0.0}, torch.device("cpu"))  # only the flush moves it
+    step = TrainStep(net, opt, torch.device("cpu"))
+    _, applied = step(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16))
+    assert applied
+    assert all(int(((p.abs() < tiny) & (p != 0)).sum()) == 0 for p in net.parameters())

@@ -1,0 +1,99 @@
+"""Noise left on real photos without a clean reference: the flat areas of each photo (colour chart
+patches, walls, sky) measured before and after each denoiser.
+
+    python benchmarks/real_photo_flat.py PHOTO... [--models n3net-color,n3net-color-real] [--bm3d]
+                                         [--crop Y,X,H,W] [--save DIR]
+
+Flat windows (24x24) are those whose blurred image (Gaussian, sigma 3) varies least: the lowest
+5% by the blurred window's standard deviation, away from black and white. In each, the standard
+deviation of every channel is the noise (the window is flat); the figure per method is the median
+over windows of output std / input std ("noise left": 1 = untouched, 0 = flat). It says nothing
+about detail: read it beside the synthetic-pair PSNR of benchmarks/real_noise.py and look at the
+--save crops.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+WIN = 24
+
+
+def flat_windows(px: np.ndarray, fraction: float = 0.05) -> list[tuple[int, int]]:
+    """Top-left corners of the flattest WIN x WIN windows of ``px`` (H x W x 3 in [0, 1])."""
+    from n3cli.imaging.camera import gaussian_blur
+
+    blurred = gaussian_blur(torch.from_numpy(px.transpose(2, 0, 1).copy())[None], 3.0)[0].numpy()
+    H, W = px.shape[:2]
+    cand = []
+    for y in range(0, H - WIN + 1, WIN):
+        for x in range(0, W - WIN + 1, WIN):
+            b = blurred[:, y : y + WIN, x : x + WIN]
+            m = float(b.mean())
+            if 0.08 < m < 0.92:
+                cand.append((float(b.std(axis=(1, 2)).max()), y, x))
+    cand.sort()
+    return [(y, x) for _, y, x in cand[: max(1, int(len(cand) * fraction))]]
+
+
+def noise_in(px: np.ndarray, windows: list[tuple[int, int]]) -> np.ndarray:
+    return np.array([px[y : y + WIN, x : x + WIN].std(axis=(0, 1)).mean() for y, x in windows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("photos", nargs="+")
+    ap.add_argument("--models", default="n3net-color,n3net-color-real")
+    ap.add_argument("--bm3d", action="store_true", help="also CBM3D (pip install bm3d) with the estimated sigma")
+    ap.add_argument("--crop", default=None, help="Y,X,H,W: where the --save crops are cut")
+    ap.add_argument("--save", default=None, help="write each output's crop here as PNG")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    from n3cli.runtime.torch_runner import flush_denormals
+
+    flush_denormals()  # as loading a model does, but before the synthesis below starts torch's threads
+    from n3cli.api import denoise, load_denoiser
+    from n3cli.imaging.estimate import estimate_sigma
+    from n3cli.io.images import Image, read_image, write_image
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    runners = {name: load_denoiser(name, device="cpu") for name in a.models.split(",")}
+    for photo in a.photos:
+        px = read_image(photo).pixels[:, :, :3]
+        win = flat_windows(px)
+        base = noise_in(px, win)
+        sigma = estimate_sigma(px)
+        print(f"\n{photo}: {px.shape[1]}x{px.shape[0]}, estimated sigma {sigma:.2f}, {len(win)} flat windows, "
+              f"input noise in them {np.median(base) * 255:.2f} (0-255)")
+        outs = {}
+        for name, runner in runners.items():
+            t = time.perf_counter()
+            outs[name] = denoise(runner, px, sigma)
+            outs[name + " time"] = time.perf_counter() - t
+        if a.bm3d:
+            import bm3d
+
+            t = time.perf_counter()
+            outs["CBM3D"] = bm3d.bm3d_rgb(px.astype(np.float64), sigma / 255.0).astype(np.float32)
+            outs["CBM3D time"] = time.perf_counter() - t
+        for name, out in outs.items():
+            if name.endswith(" time"):
+                continue
+            left = np.median(noise_in(np.clip(out, 0, 1), win) / base)
+            print(f"  {name:<20} noise left {left:.2f}   {outs[name + ' time']:.1f} s")
+            if a.save:
+                y, x, h, w = (int(v) for v in a.crop.split(",")) if a.crop else (0, 0, 400, 400)
+                dst = Path(a.save) / f"{Path(photo).stem}.{name.replace(' ', '_')}.png"
+                write_image(dst, Image(np.clip(out[y : y + h, x : x + w], 0, 1), np.dtype(np.uint8)))
+        if a.save:
+            y, x, h, w = (int(v) for v in a.crop.split(",")) if a.crop else (0, 0, 400, 400)
+            write_image(Path(a.save) / f"{Path(photo).stem}.input.png", Image(px[y : y + h, x : x + w], np.dtype(np.uint8)))
+
+
+if __name__ == "__main__":
+    main()
