@@ -411,6 +411,7 @@ def test_a_cpu_training_step_leaves_no_subnormal_weight():
     """Subnormal weights made CPU convolutions of a fine-tune 20x slower: a step flushes them."""
     from n3cli.train.step import TrainStep, make_optimizer
 
+    torch.set_flush_denormal(False)  # an earlier training run in this process may have set it: 1e-40 would read 0
     net = build_model("dncnn", {"in_channels": 1, "out_channels": 1, "features": 8, "depth": 3})
     with torch.no_grad():
         w = next(p for p in net.parameters() if p.dim() == 4)
