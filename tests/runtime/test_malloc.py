@@ -8,9 +8,7 @@ import sys
 import pytest
 
 from n3cli.runtime.malloc import (
-    keep_freed_memory,
     release_freed_memory,
-    restore_default_malloc,
 )
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
@@ -26,14 +24,20 @@ def _faults_of_touching(libc, nbytes: int) -> int:
 
 
 def test_freed_layer_sized_blocks_are_reused_until_released():
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    assert keep_freed_memory()
-    try:
-        _check_reuse(libc)
-    finally:  # the rest of the test session runs with the process's usual allocator
-        restore_default_malloc()
+    """Checked in a fresh process: in this one, the heap that earlier tests left (free blocks of any
+    size, and their trimming) decides what a 96 MB malloc faults, not the setting."""
+    code = (
+        "import ctypes, sys\n"
+        f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
+        "from test_malloc import _check_reuse\n"
+        "from n3cli.runtime.malloc import keep_freed_memory\n"
+        "libc = ctypes.CDLL('libc.so.6')\n"
+        "libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]\n"
+        "libc.free.argtypes = [ctypes.c_void_p]\n"
+        "assert keep_freed_memory()\n"
+        "_check_reuse(libc)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_default_allocator_comes_back():

@@ -35,6 +35,7 @@ def test_subnormal_weights_are_flushed_on_load_and_in_folded_batchnorm(tmp_path)
     # weight decay leaves subnormal weights, which run a slow path on Intel CPUs (80x slower convs)
     from n3cli.models.layers import fold_bn
 
+    torch.set_flush_denormal(False)  # a model loaded on the CPU earlier in this process turned it on: 1e-39 would read 0
     torch.manual_seed(0)
     args = {"in_channels": 1, "out_channels": 1, "features": 16, "depth": 4}
     net = build_model("dncnn", args).eval()
