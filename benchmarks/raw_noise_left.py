@@ -11,7 +11,10 @@ estimate tell the two explanations apart: a twin cleaned far better than the rea
 noise is stronger (or differently shaped) than the (a, b) read; a twin left as noisy means the
 model itself under-denoises at that level.
 
-    python benchmarks/raw_noise_left.py [FILES...]   # default: the Bayer files of ../shared/raw-samples
+    python benchmarks/raw_noise_left.py [FILES...] [--model FILE]   # default: the Bayer files of ../shared/raw-samples
+
+--model scores another RAW model (a fine-tune, a queue run); the twins are still built on the
+shipped n3net-raw's clean estimate, so that every model is scored on the same twin.
 """
 from __future__ import annotations
 
@@ -37,7 +40,9 @@ def residual_mad(planes: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def main(files: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    import argparse
+
     import torch
 
     from n3cli import api
@@ -45,9 +50,15 @@ def main(files: list[str]) -> None:
     from n3cli.io.raw import read_raw
     from n3cli.pipelines.raw import denoise_mosaic, noise_candidates, noise_params
 
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--model", default=None, help="RAW model file or zoo name [default: the shipped n3net-raw]")
+    a = ap.parse_args(argv)
     torch.set_num_threads(2)
-    model = api.load_raw_denoiser(None, "cpu")
-    paths = [Path(f) for f in files] or [SAMPLES / n for n in BAYER]
+    shipped = api.load_raw_denoiser(None, "cpu")
+    model = api.load_raw_denoiser(a.model, "cpu") if a.model else shipped
+    print(f"model: {a.model or 'n3net-raw (shipped)'}")
+    paths = [Path(f) for f in a.files] or [SAMPLES / n for n in BAYER]
     for path in paths:
         raw = read_raw(path)
         cands = noise_candidates(raw)
@@ -66,7 +77,8 @@ def main(files: list[str]) -> None:
         from n3cli.eval.metrics import psnr
         from n3cli.imaging.raw_noise import add_poisson_gaussian
 
-        truth = np.clip(clean, 0, 1).astype(np.float32)
+        reference = clean if model is shipped else denoise_mosaic(shipped, raw, chosen)
+        truth = np.clip(reference, 0, 1).astype(np.float32)
         twin = replace(raw, mosaic=add_poisson_gaussian(truth, chosen.a, chosen.b, np.random.default_rng(0)))
         twin_clean = denoise_mosaic(model, twin, chosen)
         t_before = residual_mad(pack(twin.mosaic, raw.pattern)[0])

@@ -53,7 +53,7 @@ def main() -> None:
     sig = [estimate_sigma(n) for _, n, _ in pairs]
     print(f"noisy input: {noisy_psnr:.2f} dB; estimated sigma {np.mean(sig):.2f} (min {min(sig):.2f}, max {max(sig):.2f})")
     print(f"{'method':<22}{'PSNR':>8}{'SSIM':>8}{'s/img':>8}   (sigma: the estimator's reading per image)")
-    results = {}
+    results, bm3d_per = {}, []
     for name in a.models.split(","):
         runner = load_denoiser(name, device="cpu")
         t = time.perf_counter()
@@ -80,9 +80,16 @@ def main() -> None:
 
             print(f"{'CBM3D (bm3d ' + version('bm3d') + ')':<22}{np.mean(ps):8.2f}{np.mean(ss):8.4f}{dt:8.1f}   "
                   f"(first {len(sub)} pairs)")
+            bm3d_per = ps
             for name, r in results.items():
                 first = [p["psnr"] for p in r["per_image"][: len(sub)]]
                 print(f"  {name} on the same {len(sub)}: {np.mean(first):.2f} dB")
+    if a.pairs:  # few real pairs: each one matters
+        print(f"{'pair':<32}{'noisy':>7}{'sigma':>7}" + "".join(f"{n:>18}" for n in results) + ("   CBM3D" if bm3d_per else ""))
+        for i, (name, noisy, clean) in enumerate(pairs):
+            row = f"{str(name)[:31]:<32}{psnr(noisy, clean):7.2f}{sig[i]:7.2f}"
+            row += "".join(f"{r['per_image'][i]['psnr']:18.2f}" for r in results.values())
+            print(row + (f"{bm3d_per[i]:8.2f}" if i < len(bm3d_per) else ""))
     if not a.no_gaussian:
         clean = read_images(cbsd, "rgb")
         for name in a.models.split(","):

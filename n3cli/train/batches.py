@@ -157,6 +157,22 @@ def raw_noise(srgb: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
     return torch.cat([noisy, maps], 1), clean
 
 
+RAW_REF_VAR = 1e-4  # noise sigma 0.01 of full scale weighs 1
+RAW_MIN_VAR = 1e-6  # below sigma 0.001 (a quarter of an 8-bit level) the weight stops growing
+
+
+def raw_loss_weight(inp: Tensor, clean: Tensor, power: float = 1.0) -> Tensor:
+    """Per-crop weights ``(RAW_REF_VAR / var) ** power`` for :func:`raw_noise`'s batches, var =
+    a*mean(x) + b the crop's mean noise variance (a, b read back from the input's sqrt maps). The
+    plain MSE of a crop scales with its noise variance, 1e-6 to 1e-1 over the training range:
+    unweighted, the low levels that real files sit at hardly count; ``power`` 1 makes every level
+    count alike (the mean log-MSE), 0.5 goes half-way (weights over sigma)."""
+    a = inp[:, 4].flatten(1).mean(1).square()
+    b = inp[:, 5].flatten(1).mean(1).square()
+    var = a * clean.flatten(1).mean(1) + b
+    return (RAW_REF_VAR / var.clamp_min(RAW_MIN_VAR)) ** power
+
+
 def camera_noise(srgb: Tensor, g: torch.Generator, gaussian_fraction: float = 0.0,
                  sigma_range: tuple[float, float] = (0.0, 55.0)) -> tuple[Tensor, Tensor]:
     """(network input ``(n, 4, h, w)``, clean target) for realistic camera noise

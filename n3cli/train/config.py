@@ -54,6 +54,13 @@ SCHEMA: dict[str, Any] = {
         "steps_per_epoch": 1600,
         "decay": 3.0,
         "clip": 0.0,  # max gradient norm; 0: no clipping  # lr * 10**(-decay * epoch / epochs), epoch = whole epochs done
+        # mse | noise_weighted | sigma_weighted (task raw: each crop's squared error over its noise
+        # variance, or over its noise sigma, so that crops at low noise, whose plain MSE is up to
+        # 1e5 times smaller, still steer the training)
+        "loss": "mse",
+        # fine-tuning: keep BatchNorm's running statistics, so the layers train as they run at
+        # inference instead of on the statistics of small batches (docs/training.md)
+        "freeze_bn": False,
     },
     "log_every": 50,
     "val_every": 1600,
@@ -67,6 +74,7 @@ _CHOICES = {
     ("model", "color"): {"gray", "rgb", "bayer"},
     ("noise", "kind"): {"fixed", "blind", "map", "camera"},
     ("precision",): {"fp32", "tf32", "bf16"},
+    ("optim", "loss"): {"mse", "noise_weighted", "sigma_weighted"},
 }
 _POSITIVE = {("data", "patch"), ("data", "batch"), ("optim", "lr"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
              ("log_every",), ("val_every",), ("checkpoint_every",)}
@@ -210,6 +218,9 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: RAW models take packed Bayer planes: model.color must be bayer")
         if cfg["data"]["patch"] % 2 or cfg["data"]["patch"] < 2:
             raise ConfigError(f"{where}: data.patch (the mosaic crop) must be even for task raw")
+    if cfg["optim"]["loss"] != "mse" and cfg["model"]["task"] != "raw":
+        raise ConfigError(f"{where}: optim.loss {cfg['optim']['loss']} is for task raw (its crops carry their noise "
+                          "level)")
     if cfg["noise"]["kind"] == "camera":
         if cfg["model"]["task"] != "denoise" or cfg["model"]["color"] != "rgb":
             raise ConfigError(f"{where}: noise.kind camera is for colour denoisers (model.task denoise, color rgb)")

@@ -124,11 +124,16 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
         bar = tqdm(total=end, initial=step, desc=cfg["name"], unit="step", dynamic_ncols=True)
     log = (out / "log.jsonl").open("a") if rank == 0 else None
     net.train()
+    if cfg["optim"]["freeze_bn"]:
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
     t0, s0, last_val, running, skipped = time.time(), step, None, [], 0
     while step < end:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg["optim"])
-        loss, applied = run_step(*task.batch(step, rank, world))
+        inp, target = task.batch(step, rank, world)
+        loss, applied = run_step(inp, target, task.loss_weight(inp, target))
         if applied:
             running.append(loss)
         else:

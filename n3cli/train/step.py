@@ -49,7 +49,7 @@ def optimizer_step(net: nn.Module, opt: torch.optim.Optimizer, loss: Tensor, cli
 
 
 class TrainStep:
-    """``step(input, target) -> (loss, applied)``: forward, MSE loss, backward, clipped update.
+    """``step(input, target[, weight]) -> (loss, applied)``: forward, MSE loss, backward, clipped update.
 
     ``net`` is the module whose parameters ``opt`` updates; ``forward`` what runs it (``net``
     itself, its DDP wrapper, or either compiled).
@@ -65,11 +65,15 @@ class TrainStep:
         self.forward = torch.compile(fwd, mode=compile if isinstance(compile, str) else None) if compile else fwd
         self.autocast = precision == "bf16"
 
-    def __call__(self, inp: Tensor, target: Tensor) -> tuple[Tensor, bool]:
+    def __call__(self, inp: Tensor, target: Tensor, weight: Tensor | None = None) -> tuple[Tensor, bool]:
+        """One update; ``weight`` (one per sample) scales each sample's mean squared error."""
         inp = inp.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             pred = self.forward(inp)
-        loss = F.mse_loss(pred.float(), target)
+        if weight is None:
+            loss = F.mse_loss(pred.float(), target)
+        else:
+            loss = ((pred.float() - target).pow(2).flatten(1).mean(1) * weight).mean()
         applied = optimizer_step(self.net, self.opt, loss, self.clip)
         if applied and self.device.type == "cpu":
             flush_subnormal_(self.net)

@@ -20,6 +20,7 @@ from .batches import (
     ImageBank,
     camera_noise,
     gaussian_noise,
+    raw_loss_weight,
     raw_noise,
     step_generator,
 )
@@ -60,6 +61,10 @@ class ImageTask:
     def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
         """(network input, target) made from clean crops, random draws from ``g``."""
         raise NotImplementedError
+
+    def loss_weight(self, inp: Tensor, target: Tensor) -> Tensor | None:
+        """Per-sample weights of the squared error (``optim.loss``), or None for plain MSE."""
+        return None
 
     def model_info(self) -> ModelInfo:
         raise NotImplementedError
@@ -158,6 +163,12 @@ class RawTask(ImageTask):
 
     def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
         return raw_noise(crops, g)
+
+    def loss_weight(self, inp: Tensor, target: Tensor) -> Tensor | None:
+        loss = self.cfg["optim"]["loss"]
+        if loss == "mse":
+            return None
+        return raw_loss_weight(inp, target, 1.0 if loss == "noise_weighted" else 0.5)
 
     def model_info(self) -> ModelInfo:
         m = self.cfg["model"]

@@ -423,3 +423,52 @@ def test_a_cpu_training_step_leaves_no_subnormal_weight():
     _, applied = step(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16))
     assert applied
     assert all(int(((p.abs() < tiny) & (p != 0)).sum()) == 0 for p in net.parameters())
+
+
+def test_a_raw_fine_tune_can_weigh_crops_by_their_noise_and_keep_batchnorm_statistics(tmp_path):
+    from n3cli.train.batches import RAW_MIN_VAR, RAW_REF_VAR
+    from n3cli.train.data import load_images
+    from n3cli.train.step import TrainStep
+
+    folder = noise_rgb_folder(tmp_path / "rgb", 2, 60, 60)
+    model = {"arch": "dncnn", "args": {"in_channels": 6, "out_channels": 4, "features": 8, "depth": 3},
+             "task": "raw", "color": "bayer"}
+    cfg = tiny_config(tmp_path, model=model, data={"train": str(folder), "patch": 40, "batch": 16},
+                      optim={"epochs": 1, "steps_per_epoch": 3, "loss": "noise_weighted", "freeze_bn": True})
+    task = task_for(cfg)
+    task.prepare([px for _, px in load_images(str(folder), "rgb")], torch.device("cpu"))
+    inp, clean = task.batch(0)
+    w = task.loss_weight(inp, clean)
+    a, b = inp[:, 4, 0, 0].double() ** 2, inp[:, 5, 0, 0].double() ** 2
+    var = (a * clean.double().mean((1, 2, 3)) + b).clamp_min(RAW_MIN_VAR)
+    assert torch.allclose(w.double(), RAW_REF_VAR / var, rtol=1e-4)
+    assert float(w.max() / w.min()) > 100  # the range spans decades of noise level
+    # the step's loss is the weighted mean of the crops' MSEs
+    torch.manual_seed(0)
+    net = build_model("dncnn", model["args"])
+    ref = net(inp).detach()
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    loss, applied = TrainStep(net, opt, torch.device("cpu"))(inp, clean, w)
+    expect = ((ref - clean) ** 2).mean((1, 2, 3)) * w
+    assert applied and abs(float(loss) - float(expect.mean())) < 1e-5 * float(expect.mean())
+    assert task_for(validate({**cfg, "optim": {**cfg["optim"], "loss": "mse"}})).loss_weight(inp, clean) is None
+    half = task_for(validate({**cfg, "optim": {**cfg["optim"], "loss": "sigma_weighted"}})).loss_weight(inp, clean)
+    assert torch.allclose(half, w.sqrt(), rtol=1e-5)  # over sigma: half-way
+
+    # freeze_bn: the init model's running statistics come out unchanged; without it they move
+    first = train(validate(tiny_config(tmp_path, model=model, data={"train": str(folder), "patch": 40, "batch": 2},
+                                       optim={"epochs": 1, "steps_per_epoch": 2}, val_every=2)),
+                  tmp_path / "one", device="cpu", progress=False)
+    stats = {}
+    for freeze in (True, False):
+        c = tiny_config(tmp_path, model=model, data={"train": str(folder), "patch": 40, "batch": 4},
+                        optim={"epochs": 1, "steps_per_epoch": 3, "loss": "noise_weighted", "freeze_bn": freeze},
+                        val_every=3)
+        c["init"] = str(first)
+        out = train(validate(c), tmp_path / f"ft{freeze}", device="cpu", progress=False)
+        stats[freeze] = {k: v for k, v in load_model(out).net.state_dict().items() if "running" in k}
+    init = {k: v for k, v in load_model(first).net.state_dict().items() if "running" in k}
+    assert init and all(torch.equal(init[k], stats[True][k]) for k in init)
+    assert any(not torch.equal(init[k], stats[False][k]) for k in init)
+    with pytest.raises(ConfigError, match="noise_weighted is for task raw"):
+        tiny_config(tmp_path, optim={"loss": "noise_weighted"})
