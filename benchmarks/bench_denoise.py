@@ -9,7 +9,8 @@ Prints, in one run on the same image and thread count:
     the CPU's convolution speed, and what the rest of the blocks adds on top;
   * with --throughput, megapixels per second of DnCNN-17 and each shipped denoiser through
     `api.denoise` (tiling included, file IO excluded) at --mp sizes (default 4, 12, 24) on --device,
-    in --precision (bf16: also the PSNR of the bf16 result against the fp32 one);
+    in --precision (bf16: also the PSNR of the bf16 result against the fp32 one), optionally with
+    --throughput-tile, --tiles-per-forward and --compile (the CNN stages through torch.compile);
   * with --photo, `n3 denoise photo.jpg -o out.jpg` end to end on a 12 MP (4000x3000) colour JPEG
     in a fresh process, default tiling (noise estimate, file reading and writing included): wall
     seconds and peak RSS. The photo is the bundled astronaut crop enlarged, with noise, q92.
@@ -116,7 +117,21 @@ def photo_row() -> None:
     print(f"12 MP colour JPEG, `n3 denoise` end to end (default tiles): {seconds:.1f} s, peak RSS {peak:.0f} MB")
 
 
-def throughput(device: str, precision: str, sizes: list[float]) -> None:
+def compile_stages(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with its CNN stages compiled by ``torch.compile`` (whole, for a DnCNN), in place.
+
+    The N³ blocks stay eager: their inference forms loop over cell rows or blocks, which the
+    compiler unrolls (the whole gray N³Net on 2 CPU cores compiled for over 15 minutes and 7 GB
+    before it was stopped); the stages hold nearly all the convolutions."""
+    if hasattr(net, "blocks"):
+        for i, stage in enumerate(net.blocks):
+            net.blocks[i] = torch.compile(stage)
+        return net
+    return torch.compile(net)
+
+
+def throughput(device: str, precision: str, sizes: list[float], tile: int | None = None,
+               tiles_per_forward: int | None = None, compiled: bool = False) -> None:
     """MP/s of DnCNN-17 (untrained: speed only) and the shipped denoisers, end to end in the process."""
     import numpy as np
 
@@ -131,9 +146,16 @@ def throughput(device: str, precision: str, sizes: list[float]) -> None:
     runners = {"DnCNN-17 (yardstick)": lambda p: TorchRunner(dn.to(device), info, p)}
     for name, color in (("n3net-gray-s25", "gray"), ("n3net-color", "rgb")):
         runners[name] = lambda p, n=name, c=color: api.load_denoiser(n, c, device, "torch", p)
-    print(f"torch {torch.__version__}, device {device}, precision {precision}")
+    print(f"torch {torch.__version__}, device {device}, precision {precision}, tile {tile or 'auto'}, "
+          f"tiles per forward {tiles_per_forward or 'auto'}{', CNN stages compiled' if compiled else ''}")
     for label, make in runners.items():
         runner, ref_runner = make(precision), make("fp32") if precision != "fp32" else None
+        runner.tile_batch = tiles_per_forward
+        if compiled:
+            runner.net = compile_stages(runner.net)
+            t = time.perf_counter()
+            api.denoise(runner, np.full((256, 256, 3 if "color" in label else 1), 0.5, np.float32), 25.0)
+            print(f"{label:<22} compiling (first call, 256x256): {time.perf_counter() - t:.1f} s", flush=True)
         channels = 3 if "color" in label else 1
         for mp in sizes:
             h = int((mp * 1e6 * 3 / 4) ** 0.5)
@@ -144,13 +166,13 @@ def throughput(device: str, precision: str, sizes: list[float]) -> None:
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            out = api.denoise(runner, img, 25.0)
+            out = api.denoise(runner, img, 25.0, tile=tile)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             sec = time.perf_counter() - t
             line = f"{label:<22} {h * w / 1e6:5.1f} MP: {sec:7.2f} s, {h * w / 1e6 / sec:7.2f} MP/s"
             if ref_runner is not None:
-                line += f", bf16 vs fp32 {psnr(out, api.denoise(ref_runner, img, 25.0)):.1f} dB" \
+                line += f", bf16 vs fp32 {psnr(out, api.denoise(ref_runner, img, 25.0, tile=tile)):.1f} dB" \
                         f" ({runner.fallbacks} tiles redone in fp32)"
             print(line, flush=True)
 
@@ -183,6 +205,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="for --throughput: cpu or cuda")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="for --throughput")
     ap.add_argument("--mp", default="4,12,24", help="for --throughput: image sizes in megapixels")
+    ap.add_argument("--throughput-tile", type=int, default=None, help="for --throughput: tile size (default: auto)")
+    ap.add_argument("--tiles-per-forward", type=int, default=None,
+                    help="for --throughput: tiles per forward pass (default: auto, one on CPUs)")
+    ap.add_argument("--compile", action="store_true", help="for --throughput: torch.compile the CNN stages")
     ap.add_argument("--photo-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -197,7 +223,8 @@ def main() -> None:
     if a.photo_only:
         return photo_row()
     if a.throughput:
-        return throughput(a.device, a.precision, [float(v) for v in a.mp.split(",")])
+        return throughput(a.device, a.precision, [float(v) for v in a.mp.split(",")], a.throughput_tile,
+                          a.tiles_per_forward, a.compile)
 
     from n3cli.models.registry import build_model
     from n3cli.runtime.torch_runner import prepare_for_inference, to_input

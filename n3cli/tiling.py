@@ -130,13 +130,16 @@ def run_tiled(
     blend: int | None = None,
     on_tile: Callable[[int, int], None] | None = None,
     fixed: tuple[int, int] | None = None,
+    batch: int = 1,
 ) -> np.ndarray:
     """Apply ``fn`` to ``x`` (``(1, C, H, W)`` float32) tile by tile and stitch the results.
 
-    ``fn`` maps ``(1, C, h, w)`` to ``(1, C', h*scale, w*scale)``; only one tile's activations
-    are ever alive. ``fixed=(th, tw)``: ``fn`` only takes inputs of exactly that size (``tile``
-    is then ignored); tiles are planned to that size and ``fn`` must handle smaller images
-    itself. ``on_tile(done, total)`` reports progress.
+    ``fn`` maps ``(B, C, h, w)`` to ``(B, C', h*scale, w*scale)``, each sample on its own; only
+    ``batch`` tiles' activations are ever alive. ``batch > 1`` runs up to that many tiles of the
+    same size in one call (an accelerator is busier with a few tiles at once than with one small
+    one). ``fixed=(th, tw)``: ``fn`` only takes inputs of exactly that size (``tile`` is then
+    ignored); tiles are planned to that size and ``fn`` must handle smaller images itself.
+    ``on_tile(done, total)`` reports progress.
     """
     _, _, H, W = x.shape
     if blend is None:
@@ -153,19 +156,25 @@ def run_tiled(
         if on_tile:
             on_tile(1, 1)
         return np.asarray(y, dtype=np.float32)
+    # tiles of one size run together; cores differ by up to ``align`` pixels and border windows
+    # lose context, so a grid has a few sizes, each taken in row-major order
+    groups: dict[tuple[int, int], list[tuple[Span, Span]]] = {}
+    for r in rows:
+        for c in cols:
+            groups.setdefault((r.stop - r.start, c.stop - c.start), []).append((r, c))
     out = None
     total, done = len(rows) * len(cols), 0
-    for r in rows:
-        wr = blend_weights(r, H, blend, scale)
-        for c in cols:
-            wc = blend_weights(c, W, blend, scale)
-            y = np.asarray(fn(np.ascontiguousarray(x[:, :, r.start : r.stop, c.start : c.stop])), dtype=np.float32)
+    for tiles in groups.values():
+        for i in range(0, len(tiles), max(1, batch)):
+            chunk = tiles[i : i + max(1, batch)]
+            xs = np.concatenate([x[:, :, r.start : r.stop, c.start : c.stop] for r, c in chunk], 0)
+            ys = np.asarray(fn(np.ascontiguousarray(xs)), dtype=np.float32)
             if out is None:
-                out = np.zeros((1, y.shape[1], H * scale, W * scale), dtype=np.float32)
-            rs = slice(r.start * scale, r.stop * scale)
-            cs = slice(c.start * scale, c.stop * scale)
-            out[:, :, rs, cs] += y * (wr[:, None] * wc[None, :])
-            done += 1
+                out = np.zeros((1, ys.shape[1], H * scale, W * scale), dtype=np.float32)
+            for (r, c), y in zip(chunk, ys):
+                w = blend_weights(r, H, blend, scale)[:, None] * blend_weights(c, W, blend, scale)[None, :]
+                out[0, :, r.start * scale : r.stop * scale, c.start * scale : c.stop * scale] += y * w
+            done += len(chunk)
             if on_tile:
                 on_tile(done, total)
     return out

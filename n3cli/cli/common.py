@@ -59,7 +59,8 @@ def tile_options(fn):
     fn = click.option("--overlap", type=click.IntRange(min=8), default=None,
                       help="Context pixels around each tile [default: the model's receptive margin, e.g. 96 for N³Net].")(fn)
     fn = click.option("-t", "--tile", type=click.IntRange(min=64), default=None,
-                      help="Tile size in pixels [default: from free memory]. Smaller uses less memory.")(fn)
+                      help="Tile size in pixels [default: from free memory]. Smaller uses less memory; a GPU then "
+                           "runs several tiles per pass.")(fn)
     return fn
 
 

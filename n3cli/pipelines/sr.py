@@ -43,11 +43,14 @@ class LowResRunner:
             self.fixed_size = (fh // scale, fw // scale)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        up = imresize(x[0].transpose(1, 2, 0), self.scale).transpose(2, 0, 1)[None]
+        up = np.stack([imresize(t.transpose(1, 2, 0), self.scale).transpose(2, 0, 1) for t in x])
         return self.runner.run(np.ascontiguousarray(up, dtype=np.float32))
 
     def auto_tile(self, overlap: int) -> int:
         return max(32, self.runner.auto_tile(overlap * self.scale) // self.scale)
+
+    def tiles_per_forward(self, tile: int, overlap: int) -> int:
+        return self.runner.tiles_per_forward(tile * self.scale, overlap * self.scale)
 
     def describe(self) -> str:
         return self.runner.describe()

@@ -79,5 +79,8 @@ class OnnxRunner:
         # the CUDA provider's free memory is not exposed; the CPU budget is a safe choice on both
         return cpu_tile(overlap, BYTES_PER_PIXEL)
 
+    def tiles_per_forward(self, tile: int, overlap: int) -> int:
+        return 1  # the exported graphs take one image
+
     def describe(self) -> str:
         return f"onnxruntime {self.provider.replace('ExecutionProvider', '').lower()}"

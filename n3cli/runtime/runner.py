@@ -36,7 +36,12 @@ class Runner(Protocol):
     fixed_size: tuple[int, int] | None  # the only input size a static-shape graph takes
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """``(1, C, h, w)`` float32 -> ``(1, C', h*scale, w*scale)`` float32."""
+        """``(B, C, h, w)`` float32 -> ``(B, C', h*scale, w*scale)`` float32 (B = 1 unless
+        :meth:`tiles_per_forward` says more)."""
+        ...
+
+    def tiles_per_forward(self, tile: int, overlap: int) -> int:
+        """How many tiles of ``tile`` px (plus context) one :meth:`run` call takes at most."""
         ...
 
     def auto_tile(self, overlap: int) -> int:
@@ -106,12 +111,16 @@ def _run_image(runner: Runner, x: np.ndarray, tile: int | None, overlap: int | N
                 raise N3Error(f"the model's fixed {side}-pixel input cannot hold {overlap} pixels of tile context "
                               "on both sides; use a smaller --overlap or export with a larger --tile")
     tile = tile or (0 if runner.fixed_size else runner.auto_tile(overlap))
+    batch = 1 if runner.fixed_size else max(1, runner.tiles_per_forward(tile, overlap))
     while True:
         try:
             y = run_tiled(runner.run, xp, tile, overlap, align=mult, min_size=runner.min_size, scale=scale,
-                          on_tile=on_tile, fixed=runner.fixed_size)
+                          on_tile=on_tile, fixed=runner.fixed_size, batch=batch)
             break
         except TileMemoryError:
+            if batch > 1:  # fewer tiles per forward before smaller ones: the result stays the same
+                batch //= 2
+                continue
             if runner.fixed_size or tile <= MIN_TILE:
                 raise N3Error(f"out of memory with tile {tile or runner.fixed_size}; try a smaller --tile") from None
             tile = max(MIN_TILE, tile // 2)

@@ -47,3 +47,23 @@ def test_bf16_is_for_the_torch_backend():
         api.load_denoiser(None, "gray", "cpu", backend="onnx", precision="bf16")
     with pytest.raises(N3Error, match="unknown precision"):
         TorchRunner(torch.nn.Conv2d(1, 1, 3), precision="fp16")
+
+
+def test_in_a_batch_of_tiles_only_the_bad_tile_runs_again():
+    _, noisy = _noisy(2)
+    ref = api.denoise(api.load_denoiser(None, "gray", "cpu"), noisy, tile=48)
+    runner = api.load_denoiser(None, "gray", "cpu", precision="bf16")
+    runner.tile_batch = 4
+    real, batches = runner.net.forward, []
+
+    def first_broken(x):  # the first tile of every bf16 batch overflows
+        y = real(x)
+        if torch.is_autocast_enabled("cpu"):
+            batches.append(x.shape[0])
+            y[0] = float("nan")
+        return y
+
+    runner.net.forward = first_broken
+    out = api.denoise(runner, noisy, tile=48)
+    assert max(batches) > 1 and runner.fallbacks == len(batches) < sum(batches)
+    assert np.isfinite(out).all() and psnr(out, ref) > 40

@@ -144,6 +144,9 @@ class _ShiftRight:
     def auto_tile(self, overlap):
         return 4096
 
+    def tiles_per_forward(self, tile, overlap):
+        return 1
+
     def describe(self):
         return "test"
 
@@ -163,3 +166,47 @@ def test_tta_averages_the_eight_views_each_turned_back():
     want = (shift(x, 3, 1) + shift(x, 3, -1) + shift(x, 2, 1) + shift(x, 2, -1)) / 4
     assert np.allclose(got, want, atol=1e-6)
     assert np.array_equal(run_image(_ShiftRight(), x), _ShiftRight().run(x))  # without --tta: one pass
+
+
+def test_several_tiles_per_forward_stitch_to_the_one_at_a_time_result():
+    """Tiles of one size go to the network together (GPUs); each is stitched where it belongs."""
+    x = np.random.default_rng(1).random((1, 2, 230, 190), dtype=np.float32)
+    calls = []
+
+    def blur(t):  # per-sample and position-independent, like a network
+        calls.append(t.shape)
+        p = np.pad(t, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        return sum(p[:, :, i : i + t.shape[2], j : j + t.shape[3]] for i in range(3) for j in range(3)) / 9
+
+    one = run_tiled(blur, x, tile=48, overlap=8)
+    tiles = len(calls)
+    calls.clear()
+    progress = []
+    four = run_tiled(blur, x, tile=48, overlap=8, batch=4, on_tile=lambda d, t: progress.append((d, t)))
+    assert all(shape[0] <= 4 for shape in calls) and sum(shape[0] for shape in calls) == tiles
+    assert len(calls) < tiles / 2  # most calls took several tiles
+    assert progress[-1] == (tiles, tiles)
+    np.testing.assert_allclose(four, one, atol=1e-6)
+    np.testing.assert_allclose(four, blur(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["fused", "blocked"])  # the CPUs' N³ form and the GPUs'
+def test_a_network_given_several_tiles_per_forward_denoises_as_one_at_a_time(form):
+    from n3cli import api
+    from n3cli.models.n3 import block_form
+
+    noisy = np.random.default_rng(2).random((150, 170, 1), dtype=np.float32)
+    runner = api.load_denoiser(None, "gray", "cpu")
+    assert runner.tiles_per_forward(64, runner.context) == 1  # CPUs: no gain from batches
+    with block_form(runner.net, form):
+        one = api.denoise(runner, noisy, sigma=25, tile=64)
+        runner.tile_batch = 4
+        four = api.denoise(runner, noisy, sigma=25, tile=64)
+    assert np.abs(four - one).max() < 1e-4
+    if form == "blocked":
+        return
+    up = api.load_upscaler(None, 2, "cpu")
+    small = noisy[:60, :70]
+    one = api.upscale(up, small, 2, tile=24)
+    up.tile_batch = 3
+    assert np.abs(api.upscale(up, small, 2, tile=24) - one).max() < 1e-4
