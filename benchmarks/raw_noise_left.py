@@ -11,10 +11,14 @@ estimate tell the two explanations apart: a twin cleaned far better than the rea
 noise is stronger (or differently shaped) than the (a, b) read; a twin left as noisy means the
 model itself under-denoises at that level.
 
-    python benchmarks/raw_noise_left.py [FILES...] [--model FILE]   # default: the Bayer files of ../shared/raw-samples
+    python benchmarks/raw_noise_left.py [FILES...] [--model FILE] [--gains 1.5,2,3]
+    # default: the Bayer files of ../shared/raw-samples
 
 --model scores another RAW model (a fine-tune, a queue run); the twins are still built on the
 shipped n3net-raw's clean estimate, so that every model is scored on the same twin.
+--gains also runs the model told a noise sigma that many times the one read (a and b times
+gain squared), on the file and on its twin (whose noise stays at the level read): whether a
+stronger result would come from telling the model more noise, and what it costs the twin.
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*")
     ap.add_argument("--model", default=None, help="RAW model file or zoo name [default: the shipped n3net-raw]")
+    ap.add_argument("--gains", default="", help="comma-separated noise-sigma gains to try besides 1")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     shipped = api.load_raw_denoiser(None, "cpu")
@@ -86,6 +91,13 @@ def main(argv: list[str]) -> None:
         print(f"  synthetic twin (its clean estimate + noise at that a, b): noise left {t_after / t_before:.2f} "
               f"(residual sigma {t_before:.2e} -> {t_after:.2e}); PSNR {psnr(twin.mosaic, truth):.2f} -> "
               f"{psnr(twin_clean, truth):.2f} dB", flush=True)
+        for gain in [float(g) for g in a.gains.split(",") if g]:
+            told = replace(chosen, a=chosen.a * gain**2, b=chosen.b * gain**2)
+            left = residual_mad(pack(denoise_mosaic(model, raw, told), raw.pattern)[0]) / before
+            t_out = denoise_mosaic(model, twin, told)
+            print(f"  told {gain:g}x the noise sigma: noise left {left:.2f}; twin noise left "
+                  f"{residual_mad(pack(t_out, raw.pattern)[0]) / t_before:.2f}, PSNR {psnr(t_out, truth):.2f} dB",
+                  flush=True)
 
 
 if __name__ == "__main__":

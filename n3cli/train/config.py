@@ -38,6 +38,10 @@ SCHEMA: dict[str, Any] = {
         "flip": True,
         "scales": [2, 3, 4],  # task sr: upscaling factors trained (one drawn per sample)
         "val_scale": None,  # task sr: validation factor [default: the first of scales]
+        # training images are averaged over downsample x downsample blocks when loaded: 8-bit,
+        # JPEG-compressed sources carry their own noise (an 8-bit step is 1.1e-3 in linear light at
+        # mid-grey, as large as a low-ISO camera's noise); averaging n x n pixels divides it by n
+        "downsample": 1,
     },
     "noise": {
         "kind": "fixed",  # fixed | blind | map | camera (realistic camera noise, the estimated sigma as map)
@@ -76,7 +80,7 @@ _CHOICES = {
     ("precision",): {"fp32", "tf32", "bf16"},
     ("optim", "loss"): {"mse", "noise_weighted", "sigma_weighted"},
 }
-_POSITIVE = {("data", "patch"), ("data", "batch"), ("optim", "lr"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
+_POSITIVE = {("data", "patch"), ("data", "batch"), ("data", "downsample"), ("optim", "lr"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
              ("log_every",), ("val_every",), ("checkpoint_every",)}
 
 
@@ -186,7 +190,7 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
         v = _get(cfg, key)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
             raise ConfigError(f"{where}: {'.'.join(key)} must be a positive number, got {v!r}")
-    for key in (("data", "patch"), ("data", "batch"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
+    for key in (("data", "patch"), ("data", "batch"), ("data", "downsample"), ("optim", "epochs"), ("optim", "steps_per_epoch"),
                 ("data", "workers"), ("seed",), ("data", "val_max_images")):
         v = _get(cfg, key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:

@@ -113,7 +113,8 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     run_step = TrainStep(net, opt, dev, cfg["precision"], cfg["compile"], cfg["optim"]["clip"], forward=ddp)
 
-    task.prepare([px for _, px in load_images(cfg["data"]["train"], task.image_color)], dev)
+    train = load_images(cfg["data"]["train"], task.image_color, downsample=cfg["data"]["downsample"])
+    task.prepare([px for _, px in train], dev)
     val_images = []
     if cfg["data"]["val"] and rank == 0:
         val_images = load_images(cfg["data"]["val"], task.val_color, cfg["data"]["val_max_images"])

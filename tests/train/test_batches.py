@@ -63,6 +63,28 @@ def test_a_bank_of_16_bit_images_is_kept_in_float():
     assert torch.equal(bank.crops(2, 10, step_generator(0, 0, CPU))[0, 0], torch.full((10, 10), img[0, 0, 0]))
 
 
+def test_downsampled_training_images_average_away_their_8_bit_steps(tmp_path):
+    """data.downsample: blocks are averaged, so an 8-bit image's quantisation error shrinks."""
+    import imageio.v3 as iio
+
+    from n3cli.train.data import box_downsample, load_images
+
+    yy, xx = np.mgrid[0:81, 0:64]
+    truth = (0.5 + 0.2 * np.sin(xx / 7.3 + np.arange(3)[:, None, None]) * np.cos(yy / 5.1)).transpose(1, 2, 0)
+    iio.imwrite(tmp_path / "a.png", np.rint(truth * 255).astype(np.uint8))
+    (_, full), = load_images(tmp_path, "rgb")
+    (_, half), = load_images(tmp_path, "rgb", downsample=2)
+    assert half.shape == (40, 32, 3) and half.dtype == np.float32
+    np.testing.assert_allclose(half[3, 5], full[6:8, 10:12].mean((0, 1)), rtol=1e-6)
+    err_full = np.abs(full - truth).mean()
+    err_half = np.abs(half - box_downsample(truth.astype(np.float32), 2)).mean()
+    assert err_half < 0.7 * err_full  # the rounding errors of 4 pixels partly cancel
+    assert box_downsample(full, 1) is full
+    cfg = {"name": "x", "model": {"arch": "n3net"}, "data": {"train": "x", "downsample": 0}}
+    with pytest.raises(Exception, match="data.downsample must be a positive number"):
+        validate(cfg)
+
+
 def test_the_sr_degradation_is_the_protocols():
     """LR = MATLAB bicubic downscale of the 8-bit crop, rounded; input = its bicubic upscale."""
     rng = np.random.default_rng(0)
