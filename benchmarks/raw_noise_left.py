@@ -9,7 +9,9 @@ Then its synthetic twin: the denoised mosaic (the file's clean estimate) plus Po
 noise at the same (a, b), denoised the same way. The twin's noise left and PSNR against its clean
 estimate tell the two explanations apart: a twin cleaned far better than the real file means real
 noise is stronger (or differently shaped) than the (a, b) read; a twin left as noisy means the
-model itself under-denoises at that level.
+model itself under-denoises at that level. Last, the floor of the measure: the share of the
+input's residual that is texture, which even a denoiser that removed exactly the noise would
+leave (0 where the file is all noise at this measure's scale).
 
     python benchmarks/raw_noise_left.py [FILES...] [--model FILE] [--gains 1.5,2,3]
     # default: the Bayer files of ../shared/raw-samples
@@ -91,6 +93,14 @@ def main(argv: list[str]) -> None:
         print(f"  synthetic twin (its clean estimate + noise at that a, b): noise left {t_after / t_before:.2f} "
               f"(residual sigma {t_before:.2e} -> {t_after:.2e}); PSNR {psnr(twin.mosaic, truth):.2f} -> "
               f"{psnr(twin_clean, truth):.2f} dB", flush=True)
+        # The measure counts texture too. Noise alone at (a, b) has residual sigma n; if texture and
+        # noise add in quadrature, removing exactly the noise leaves sqrt(before^2 - n^2) / before.
+        n = residual_mad(pack(twin.mosaic - truth, raw.pattern)[0])
+        floor = (f"about {np.sqrt(before**2 - n**2) / before:.2f} (texture's share of the input's residual)"
+                 if n < before else "nothing: by this measure the file is all noise (noise alone at (a, b) "
+                 "measures as much as the whole input, or more: the real noise is weaker or coarser than (a, b) says)")
+        print(f"  noise alone at that a, b: residual sigma {n:.2e}; removing exactly the noise would leave {floor}",
+              flush=True)
         for gain in [float(g) for g in a.gains.split(",") if g]:
             told = replace(chosen, a=chosen.a * gain**2, b=chosen.b * gain**2)
             left = residual_mad(pack(denoise_mosaic(model, raw, told), raw.pattern)[0]) / before

@@ -128,6 +128,8 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
         also = f" and {used['compare']}" if "compare" in used else ""
         if "compare_skipped" in used:
             rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
+        if "warning" in used:
+            rep.say(f"note: {job.src}: {used['warning']}")
         if "noise" in used:
             return f"wrote {job.dst}{also} with {used['model']} (noise {used['noise']})"
         if sigma is not None and used["sigma"] is None and not state["warned"]:

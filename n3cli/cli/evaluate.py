@@ -70,6 +70,18 @@ def _data_option(help: str):
     return click.option("--data", type=click.Path(exists=True), default=None, help=help)
 
 
+def _denoiser_run_options(save_help: str):
+    """The options every image-denoising protocol shares (--save, --tta, --tile, --json, --device,
+    --backend), and its one-line error reporting."""
+    save = click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None, help=save_help)
+
+    def apply(f):
+        for deco in (reports_errors, backend_option, device_option, json_option, tile_option, tta_option, save):
+            f = deco(f)
+        return f
+    return apply
+
+
 @evaluate.command("denoise")
 @model_option
 @_data_option("Folder of clean images (e.g. Set12, BSD68, CBSD68).")
@@ -77,14 +89,7 @@ def _data_option(help: str):
               help="Noise level(s), 0-255 units; repeat for several.")
 @click.option("--seed", default=0, show_default=True, help="Noise seed (the same noise for every model).")
 @click.option("--estimate-noise", is_flag=True, help="Give noise-aware models the estimated sigma, not the true one.")
-@click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None,
-              help="Also write the denoised images (16-bit PNG) here.")
-@tta_option
-@tile_option
-@json_option
-@device_option
-@backend_option
-@reports_errors
+@_denoiser_run_options("Also write the denoised images (16-bit PNG) here.")
 def eval_denoise(model, data, sigmas, seed, estimate_noise, save_dir, tta, tile, as_json, device, backend):
     """Gaussian denoising (FACTS §5): float PSNR and SSIM per image and mean."""
     from .. import api
@@ -166,14 +171,7 @@ def eval_raw(model, data, levels, baseline, seed, tile, as_json, device, backend
 @click.option("--seed", default=0, show_default=True, help="With --synthesize: the seed of the noise and cameras.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
               help="Give noise-aware models this level [default: the estimator's reading of each image].")
-@click.option("--save", "save_dir", type=click.Path(file_okay=False), default=None,
-              help="Also write the denoised images (8-bit PNG) here.")
-@tta_option
-@tile_option
-@json_option
-@device_option
-@backend_option
-@reports_errors
+@_denoiser_run_options("Also write the denoised images (8-bit PNG) here.")
 def eval_real(model, data, synthesize, seed, sigma, save_dir, tta, tile, as_json, device, backend):
     """Real camera noise: PSNR/SSIM on 8-bit RGB over noisy/clean photo pairs."""
     from .. import api

@@ -75,6 +75,23 @@ def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> Noi
     return NoiseParams(a, b, source)
 
 
+def outside_training_range(info: Any, noise: NoiseParams) -> str | None:
+    """Why ``noise`` lies outside the (a, b) range the RAW model ``info`` was trained on, or None
+    (inside, or a model file that does not record its range). Outside, a model tends to leave
+    noise in or smooth detail away, so the user is told."""
+    ranges = info.noise
+    if "a_log_range" not in ranges or "b_over_a_log_range" not in ranges or noise.a <= 0 or noise.b <= 0:
+        return None
+    la, lr = np.log10(noise.a), np.log10(noise.b / noise.a)
+    (a0, a1), (r0, r1) = ranges["a_log_range"], ranges["b_over_a_log_range"]
+    why = []
+    if not a0 <= la <= a1:
+        why.append(f"a={noise.a:.3g} (trained on {10.0**a0:.0e} to {10.0**a1:.0e})")
+    if not r0 <= lr <= r1:
+        why.append(f"b/a={noise.b / noise.a:.3g} (trained on {10.0**r0:.2g} to {10.0**r1:.2g})")
+    return f"noise {' and '.join(why)} is outside what {info.name} was trained on" if why else None
+
+
 def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int | None = None,
                    overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                    strength: float = 1.0) -> np.ndarray:
@@ -139,13 +156,16 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`). Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
-    written to, when one is given)."""
+    written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason)."""
     _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise)
     clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength)
     write_raw_output(dst, src, raw, clean)
     used: dict[str, Any] = {"model": model.info.name, "noise": params}
+    outside = outside_training_range(model.info, params)
+    if outside:
+        used["warning"] = outside
     if compare:
         from .compare import write_compare
 

@@ -9,6 +9,7 @@ processes to feed: on a GPU the whole step stays on the GPU.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -134,12 +135,14 @@ class Downscaler:
         return inp / 255.0, hr / 255.0
 
 
-def raw_noise(srgb: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
+def raw_noise(srgb: Tensor, g: torch.Generator, a_log_range: Sequence[float] | None = None,
+              b_over_a_log_range: Sequence[float] | None = None) -> tuple[Tensor, Tensor]:
     """(network input ``(n, 6, h, w)``, clean RGGB planes ``(n, 4, h, w)``) from sRGB crops
     ``(n, 3, 2h, 2w)``: unprocessed to linear camera RGB with a random colour matrix and gains
     (FACTS §6, as :func:`n3cli.imaging.raw_noise.unprocess`), mosaicked RGGB, Poisson-Gaussian noise
-    with (a, b) over the training range of :mod:`n3cli.imaging.raw_noise` (wider than the paper's),
-    and the sqrt(a), sqrt(b) maps."""
+    with log10 a ~ U(``a_log_range``) and log10 (b/a) ~ U(``b_over_a_log_range``) [default: the
+    training range of :mod:`n3cli.imaging.raw_noise`, wider than the paper's], and the sqrt(a),
+    sqrt(b) maps."""
     from ..imaging.camera import sample_camera, unprocess
     from ..imaging.raw_noise import A_LOG_RANGE, B_OVER_A_LOG_RANGE
 
@@ -148,7 +151,7 @@ def raw_noise(srgb: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
     ccm, gains = sample_camera(n, g, dev)
     x = unprocess(srgb, ccm, gains)
     clean = torch.stack([x[:, 0, 0::2, 0::2], x[:, 1, 0::2, 1::2], x[:, 1, 1::2, 0::2], x[:, 2, 1::2, 1::2]], 1)
-    (a0, a1), (r0, r1) = A_LOG_RANGE, B_OVER_A_LOG_RANGE
+    (a0, a1), (r0, r1) = a_log_range or A_LOG_RANGE, b_over_a_log_range or B_OVER_A_LOG_RANGE
     log_a = a0 + (a1 - a0) * u(n)
     log_b = log_a + r0 + (r1 - r0) * u(n)
     a, b = (10.0**log_a).view(-1, 1, 1, 1), (10.0**log_b).view(-1, 1, 1, 1)

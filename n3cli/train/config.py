@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..imaging.raw_noise import A_LOG_RANGE, B_OVER_A_LOG_RANGE
 from ..models.registry import ARCHITECTURES
 
 _REQ = object()  # marks a required key
@@ -50,6 +51,10 @@ SCHEMA: dict[str, Any] = {
         "val_sigma": None,  # default: sigma (fixed) or 25
         "val_ab": [1.0e-3, 1.0e-5],  # task raw: the validation noise level (a, b) of var = a*x + b
         "gaussian_fraction": 0.0,  # kind camera: this share of the crops gets white Gaussian noise (sigma_range)
+        # task raw: log10 a ~ U(a_log_range), log10 (b/a) ~ U(b_over_a_log_range) per crop
+        # [default: n3cli.imaging.raw_noise.A_LOG_RANGE, B_OVER_A_LOG_RANGE]
+        "a_log_range": None,
+        "b_over_a_log_range": None,
     },
     "optim": {
         "lr": 1e-3,
@@ -222,6 +227,16 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: RAW models take packed Bayer planes: model.color must be bayer")
         if cfg["data"]["patch"] % 2 or cfg["data"]["patch"] < 2:
             raise ConfigError(f"{where}: data.patch (the mosaic crop) must be even for task raw")
+    for key, default in (("a_log_range", A_LOG_RANGE), ("b_over_a_log_range", B_OVER_A_LOG_RANGE)):
+        v, raw_task = cfg["noise"][key], cfg["model"]["task"] == "raw"
+        if v is None:
+            if raw_task:
+                cfg["noise"][key] = list(default)
+        elif not raw_task:
+            raise ConfigError(f"{where}: noise.{key} is for task raw")
+        elif not (isinstance(v, list) and len(v) == 2 and all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                             for e in v) and v[0] <= v[1]):
+            raise ConfigError(f"{where}: noise.{key} must be [low, high] (log10 values, low <= high), got {v!r}")
     if cfg["optim"]["loss"] != "mse" and cfg["model"]["task"] != "raw":
         raise ConfigError(f"{where}: optim.loss {cfg['optim']['loss']} is for task raw (its crops carry their noise "
                           "level)")

@@ -162,7 +162,7 @@ class RawTask(ImageTask):
     image_color = val_color = "rgb"
 
     def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        return raw_noise(crops, g)
+        return raw_noise(crops, g, self.cfg["noise"]["a_log_range"], self.cfg["noise"]["b_over_a_log_range"])
 
     def loss_weight(self, inp: Tensor, target: Tensor) -> Tensor | None:
         loss = self.cfg["optim"]["loss"]
@@ -173,7 +173,9 @@ class RawTask(ImageTask):
     def model_info(self) -> ModelInfo:
         m = self.cfg["model"]
         return ModelInfo(name=self.cfg["name"], arch=m["arch"], args=dict(m["args"]), task="raw", color="bayer",
-                         noise={"kind": "poisson-gaussian", "inputs": ["sqrt_a", "sqrt_b"], "model": "var = a*x + b"},
+                         noise={"kind": "poisson-gaussian", "inputs": ["sqrt_a", "sqrt_b"], "model": "var = a*x + b",
+                                "a_log_range": list(self.cfg["noise"]["a_log_range"]),
+                                "b_over_a_log_range": list(self.cfg["noise"]["b_over_a_log_range"])},
                          min_size=1, extra={**self.extra, "input": "rggb-planes+sqrt_a+sqrt_b"})
 
     def condition(self) -> dict[str, Any]:

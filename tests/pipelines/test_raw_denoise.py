@@ -105,6 +105,30 @@ def test_noise_comes_from_the_option_then_the_noise_profile_then_the_estimator(t
     assert "(NoiseProfile)" in lines[0] and "a=0.004" in lines[0] and "(estimated)" in lines[1]
 
 
+def test_noise_outside_the_models_training_range_is_pointed_out(tmp_path):
+    """The shipped RAW model records the (a, b) range it was trained on; a file denoised at a level
+    outside it still gets its output, with a note naming the file and what lies outside."""
+    from n3cli import api
+    from n3cli.pipelines.raw import NoiseParams, outside_training_range
+
+    info = api.load_raw_denoiser(None, "cpu").info
+    (a0, a1), (r0, r1) = info.noise["a_log_range"], info.noise["b_over_a_log_range"]
+    assert outside_training_range(info, NoiseParams(10 ** ((a0 + a1) / 2), 10 ** ((a0 + a1) / 2 + r0), "given")) is None
+    low = outside_training_range(info, NoiseParams(10 ** (a0 - 1), 10 ** (a0 - 1 + (r0 + r1) / 2), "given"))
+    assert low is not None and low.startswith("noise a=") and "b/a" not in low and info.name in low
+    ratio = outside_training_range(info, NoiseParams(1e-3, 1e-3 * 10 ** (r1 + 0.5), "given"))
+    assert ratio is not None and "b/a=" in ratio and "noise a=" not in ratio
+
+    src = tmp_path / "in.dng"
+    make_dng(src, "RGGB")
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "out.dng"), "-q",
+                                 "--noise", f"{10 ** (a0 - 1):.3g},{10 ** (a0 - 1 + (r0 + r1) / 2):.3g}"])
+    assert r.exit_code == 0 and (tmp_path / "out.dng").is_file()
+    assert f"note: {src}: noise a=" in r.stderr and "outside what n3net-raw was trained on" in r.stderr
+    r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "ok.dng"), "-q", "--noise", "1e-3,1e-5"])
+    assert r.exit_code == 0 and "note:" not in r.stderr
+
+
 def test_a_folder_of_raw_files_becomes_dngs_and_a_bad_file_fails_alone(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
@@ -240,15 +264,17 @@ def test_developed_outputs_carry_camera_exposure_and_an_srgb_profile(tmp_path):
 
 @pytest.mark.parametrize("name", ["blackmagic_pocket4k.dng", "canon_powershot_g2.crw", "kodak_dc120.kdc"])
 def test_the_raw_training_range_covers_what_real_cameras_read(name):
-    """The (a, b) a real Bayer file is denoised with lies inside the range the RAW configs train on,
+    """The (a, b) a real Bayer file is denoised with lies inside the range the shipped RAW model was trained on,
     and so does every source's a; the paper's range missed two of these three cameras (issue 25).
     (The mosaic fit alone can put b at its floor, 1e-8, far below any b/a trained; on the Canon
     the optical black is read first.)"""
     import math
 
-    from n3cli.imaging.raw_noise import A_LOG_RANGE, B_OVER_A_LOG_RANGE
+    from n3cli import api
     from n3cli.pipelines.raw import noise_candidates, noise_params
 
+    trained = api.load_raw_denoiser(None, "cpu").info.noise  # the range the shipped model records
+    A_LOG_RANGE, B_OVER_A_LOG_RANGE = trained["a_log_range"], trained["b_over_a_log_range"]
     path = SAMPLES / name
     if not path.is_file():
         pytest.skip(f"{path} not found (../shared beside the checkout)")

@@ -65,6 +65,9 @@ def tiny_config(tmp_path, **over):
     ({"data": {"train": "x", "batch": -2}}, "data.batch must be a positive number"),
     ({"optim": {"lr": "fast"}}, "optim.lr must be a positive number"),
     ({"model": {"arch": "resnet"}}, "model.arch 'resnet' is not one of"),
+    ({"model": {"arch": "n3net", "task": "raw", "color": "bayer"}, "noise": {"a_log_range": [-1, -5]}},
+     "noise.a_log_range must be"),
+    ({"noise": {"b_over_a_log_range": [0, 1]}}, "noise.b_over_a_log_range is for task raw"),
 ])
 def test_config_errors_name_the_key(patch, msg):
     raw = {"name": "x", "model": {"arch": "n3net"}, "data": {"train": "x"}}
@@ -285,6 +288,16 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
         var = x[:, 4:5] ** 2 * c + x[:, 5:6] ** 2
         zs.append(((x[:, :4] - c) / var.sqrt()).flatten())
     assert abs(float(torch.cat(zs).std()) - 1) < 0.02
+    # a config's own range (noise.a_log_range, noise.b_over_a_log_range) replaces the default one
+    narrow = task_for(validate(tiny_config(tmp_path, model=raw_model, data={"train": str(folder), "patch": 40,
+                                                                            "batch": 50},
+                                           noise={"a_log_range": [-6.0, -5.5], "b_over_a_log_range": [1.0, 1.6]})))
+    narrow.prepare([px for _, px in load_images(str(folder), "rgb")], torch.device("cpu"))
+    x = narrow.batch(5)[0]
+    la, lr = torch.log10(x[:, 4, 0, 0].double() ** 2), torch.log10(x[:, 5, 0, 0].double() ** 2 / x[:, 4, 0, 0].double() ** 2)
+    assert -6.001 <= float(la.min()) and float(la.max()) <= -5.499, la
+    assert 0.999 <= float(lr.min()) and float(lr.max()) <= 1.601, lr
+    assert narrow.model_info().noise["a_log_range"] == [-6.0, -5.5]  # the model file records what it saw
 
     cfg = tiny_config(tmp_path, model={"arch": "dncnn", "args": {"in_channels": 6, "out_channels": 4, "features": 8,
                                                                   "depth": 3}, "task": "raw", "color": "bayer"},
