@@ -5,11 +5,14 @@ A calibrated model peaks at gain 1; a model that under-denoises gains from telli
 The real files' side of the question is `raw_noise_left.py --gains`.
 
     python benchmarks/raw_noise_gain.py [--count 24] [--gains 1,1.25,1.5] [--model FILE]
-                                        [--data DIR] [--level A,B ... | --grid]
+                                        [--data DIR] [--level A,B ... | --grid] [--downsample N]
 
 --grid runs the levels of a grid over the training range (log10 a in -5..-1, log10 b/a in
 -3..0.6) and prints, per level, the gain of the highest PSNR (a parabola through the best tried
 gain and its neighbours, in log gain) and that best tried PSNR against gain 1's.
+--downsample N averages each image over N x N blocks first: 8-bit, JPEG-compressed "clean"
+images carry noise of their own, as large in linear light as the lowest levels' (docs/training.md,
+data.downsample), and a model that removes it is scored down for it.
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ def main() -> None:
     ap.add_argument("--level", action="append", default=None, metavar="A,B",
                     help="noise level (repeat) [default: " + ", ".join(f"{a:g},{b:g}" for a, b in LEVELS) + "]")
     ap.add_argument("--grid", action="store_true", help="the levels of a grid over the training range")
+    ap.add_argument("--downsample", type=int, default=1, help="average each image over N x N blocks first")
     ap.add_argument("--gains", default="1,1.25,1.5")
     ap.add_argument("--model", default=None, help="RAW model [default: the shipped n3net-raw]")
     a = ap.parse_args()
@@ -69,8 +73,11 @@ def main() -> None:
     levels = [tuple(float(v) for v in lv.split(",")) for lv in a.level] if a.level else LEVELS
     if a.grid:
         levels = [(10.0**la, 10.0 ** (la + r)) for la in GRID_LOG_A for r in GRID_LOG_B_OVER_A]
-    images = read_images(Path(a.data), "rgb")[: a.count]
-    print(f"synthetic raw {Path(a.data).name}[:{a.count}], raw-space PSNR (dB); "
+    from n3cli.train.data import box_downsample
+
+    images = [(n, box_downsample(px, a.downsample)) for n, px in read_images(Path(a.data), "rgb")[: a.count]]
+    print(f"synthetic raw {Path(a.data).name}[:{a.count}]"
+          f"{f', averaged over {a.downsample}x{a.downsample}' if a.downsample > 1 else ''}, raw-space PSNR (dB); "
           f"model {a.model or 'n3net-raw (shipped)'}")
     print("gain  " + "  ".join(f"{lv[0]:g},{lv[1]:g}".rjust(16) for lv in levels))
     noisy, gains, table = None, [float(g) for g in a.gains.split(",")], []
