@@ -18,6 +18,7 @@ from ..errors import ImageError, N3Error
 from ..imaging.bayer import pack, unpack
 from ..io.raw import RawImage, read_raw, write_dng
 from ..runtime.runner import Runner, run_image
+from ..store.modelinfo import ModelInfo
 
 DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
@@ -75,7 +76,7 @@ def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> Noi
     return NoiseParams(a, b, source)
 
 
-def outside_training_range(info: Any, noise: NoiseParams) -> str | None:
+def outside_training_range(info: ModelInfo, noise: NoiseParams) -> str | None:
     """Why ``noise`` lies outside the (a, b) range the RAW model ``info`` was trained on, or None
     (inside, or a model file that does not record its range). Outside, a model tends to leave
     noise in or smooth detail away, so the user is told."""
