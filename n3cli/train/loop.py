@@ -113,8 +113,8 @@ def train(cfg: dict[str, Any], out_dir: str | Path, resume: bool = False, device
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     run_step = TrainStep(net, opt, dev, cfg["precision"], cfg["compile"], cfg["optim"]["clip"], forward=ddp)
 
-    train = load_images(cfg["data"]["train"], task.image_color, downsample=cfg["data"]["downsample"])
-    task.prepare([px for _, px in train], dev)
+    train_images = load_images(cfg["data"]["train"], task.image_color, downsample=cfg["data"]["downsample"])
+    task.prepare([px for _, px in train_images], dev)
     val_images = []
     if cfg["data"]["val"] and rank == 0:
         val_images = load_images(cfg["data"]["val"], task.val_color, cfg["data"]["val_max_images"])
