@@ -16,6 +16,8 @@ from ..pipelines.denoise import denoise, run_model
 from ..pipelines.raw import RAW_OUTPUT_EXTS, parse_noise
 from ..pipelines.sr import upscale
 from ..runtime.malloc import keep_freed_memory
+from ..store.noise_profiles import NoiseProfiles
+from ..store.noise_profiles import default_path as default_noise_profiles_path
 from .cluster import RayDenoiser
 from .cluster import run_jobs as run_on_ray
 from .evaluate import (
@@ -27,7 +29,13 @@ from .evaluate import (
     evaluate_upscale,
     read_pairs,
 )
-from .files import denoise_file, noise_level, upscale_file
+from .files import (
+    denoise_file,
+    find_noise_profiles,
+    noise_level,
+    noise_profile_reading,
+    upscale_file,
+)
 from .loading import (
     ModelCache,
     load_denoiser,
@@ -46,9 +54,9 @@ __all__ = [
     "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "count_images",
     "denoise", "denoise_file", "evaluate_denoise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
     "evaluate_upscale",
-    "expand_inputs", "export_model", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
+    "default_noise_profiles_path", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
-    "noise_level", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_pairs", "remove_stale_parts", "resolve_model",
+    "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_pairs", "remove_stale_parts", "resolve_model",
     "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",
     "upscale_file",
 ]

@@ -13,6 +13,7 @@ from ..imaging.estimate import estimate_sigma
 from ..pipelines.denoise import denoise
 from ..pipelines.sr import upscale
 from ..runtime.runner import Runner
+from ..store.noise_profiles import NoiseProfiles, default_path
 from .loading import ModelCache, load_upscaler
 
 
@@ -45,11 +46,13 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  strength: float = 1.0, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
-                 max_pixels: int | None = None, tta: bool = False) -> dict:
+                 max_pixels: int | None = None, tta: bool = False,
+                 noise_profiles: NoiseProfiles | None = None) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
-    (:mod:`n3cli.pipelines.raw`); ``noise`` (a, b) overrides their noise parameters.
+    (:mod:`n3cli.pipelines.raw`); ``noise`` (a, b) overrides their noise parameters, and
+    ``noise_profiles`` (:func:`find_noise_profiles`) gives them for cameras and ISOs measured before.
 
     Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``
     (raw files: ``"noise"`` instead of ``"sigma"``). ``compare`` also writes
@@ -78,7 +81,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         from ..pipelines.raw import denoise_raw_file
 
         loaded = cache.for_raw()
-        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp)
+        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles)
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
@@ -99,7 +102,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 
 
 def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = None,
-                max_pixels: int | None = None) -> dict:
+                max_pixels: int | None = None, noise_profiles: NoiseProfiles | None = None) -> dict:
     """What `n3 denoise --print-noise` prints for one file: ``{"sigma"}`` (0-255 units) for an
     image; for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
     ``"sources"``: what every source the file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
@@ -109,6 +112,24 @@ def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = Non
 
     if is_raw_path(path):
         raw = read_raw(path)
-        p = noise_params(raw, noise)
-        return {"a": p.a, "b": p.b, "source": p.source, "sources": noise_candidates(raw)}
+        p = noise_params(raw, noise, noise_profiles)
+        return {"a": p.a, "b": p.b, "source": p.source, "sources": noise_candidates(raw, noise_profiles)}
     return {"sigma": estimate_sigma(read_image(path, max_pixels).pixels)}
+
+
+def find_noise_profiles(path: str | os.PathLike | None = None) -> NoiseProfiles | None:
+    """The noise profiles RAW denoising uses: ``path`` (N3Error if it is missing or broken), else
+    the default file (:func:`n3cli.store.noise_profiles.default_path`) where one exists, else None."""
+    if path is not None:
+        return NoiseProfiles.load(path)
+    default = default_path()
+    return NoiseProfiles.load(default) if default.is_file() else None
+
+
+def noise_profile_reading(path: str | os.PathLike) -> dict:
+    """What ``n3 noise-profile add`` records for one raw file: ``{"camera", "iso", "a", "b",
+    "source"}``, the file's own noise reading (see :func:`n3cli.pipelines.raw.profile_reading`)."""
+    from ..pipelines.raw import profile_reading
+
+    camera, iso, p = profile_reading(path)
+    return {"camera": camera, "iso": iso, "a": p.a, "b": p.b, "source": p.source}

@@ -32,7 +32,10 @@ from .common import (
               help="What the noise is. Photos: 'real' picks the model for real camera noise (photos straight from a "
                    "camera or phone: demosaiced, sharpened, JPEG), 'gaussian' (default) the Gaussian models. "
                    "Raw files: the noise variance a*x + b on the [0, 1] mosaic [default: the DNG NoiseProfile, "
-                   "the sensor's optical black, else estimated].")
+                   "your noise profile of the camera, the sensor's optical black, else estimated].")
+@click.option("--noise-profiles", "noise_profiles", default=None, metavar="FILE", envvar="N3_NOISE_PROFILES",
+              help="Raw files: the noise profiles `n3 noise-profile add` wrote [default: "
+                   "~/.config/n3/noise-profiles.json where it exists; env N3_NOISE_PROFILES; 'none': not used].")
 @click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "dng"]), default=None,
               help="Output format in folder mode [default: the input's; dng for raw files].")
 @click.option("--suffix", default=None, metavar="TEXT",
@@ -51,7 +54,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
+def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
             tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
@@ -74,7 +77,13 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
-    from ..api import WRITE_EXTS, is_raw_path, parse_noise, plan_jobs
+    from ..api import (
+        WRITE_EXTS,
+        find_noise_profiles,
+        is_raw_path,
+        parse_noise,
+        plan_jobs,
+    )
 
     ab, photo_noise = None, "gaussian"
     try:
@@ -84,10 +93,11 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
                 raise N3Error("--noise real picks the shipped real-noise model; it does not go with --model")
         elif noise is not None:
             ab = parse_noise(noise)
+        profiles = None if (noise_profiles or "").lower() == "none" else find_noise_profiles(noise_profiles)
     except N3Error as e:
         fail(str(e))
     if print_noise:
-        return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6))
+        return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6), profiles)
     try:
         jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
@@ -111,7 +121,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     if ray_address:
         options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "noise": ab,
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
-                   "photo_noise": photo_noise}
+                   "photo_noise": photo_noise, "noise_profiles": profiles}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision)
     if workers or gpus_per_worker:
@@ -121,7 +131,7 @@ def denoise(inputs, output, model, sigma, strength, noise, ext, suffix, recursiv
     def process(job, rep) -> str:
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
-                                max_pixels=int(max_megapixels * 1e6), tta=tta)
+                                max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")
@@ -147,13 +157,13 @@ def _accept(path) -> bool:
     return is_image_path(path) or is_raw_path(path)
 
 
-def _print_noise(inputs, recursive, ab, max_pixels: int) -> None:
+def _print_noise(inputs, recursive, ab, max_pixels: int, profiles) -> None:
     from ..api import expand_inputs, noise_level
 
     bad = 0
     for f, _ in expand_inputs(inputs, recursive, _accept):
         try:
-            n = noise_level(f, ab, max_pixels)
+            n = noise_level(f, ab, max_pixels, profiles)
             if "sigma" in n:
                 click.echo(f"{f}\tsigma={n['sigma']:.2f}")
             else:

@@ -15,6 +15,7 @@ COMMANDS = {
     "import": ("n3cli.cli.import_cmd", "import_cmd", "Convert the authors' N³Net checkpoint to an n3 model file."),
     "match": ("n3cli.cli.match", "match", "Classify SIFT matches between two photos and recover the pose."),
     "models": ("n3cli.cli.models_cmd", "models", "List the shipped models."),
+    "noise-profile": ("n3cli.cli.noise_profile", "noise_profile", "Measure each camera's raw noise by ISO from your files."),
     "upscale": ("n3cli.cli.upscale", "upscale", "Enlarge photos x2/x3/x4 (super-resolution)."),
     "train": ("n3cli.cli.train", "train", "Train a model from a YAML config."),
 }

@@ -298,6 +298,20 @@ def _tiff_tags(path: Path, uncropped: bool) -> tuple[str, str, list[tuple[float,
         return "", "", None, {}, []
 
 
+def software_tag(path: str | os.PathLike) -> str:
+    """The TIFF Software tag of a TIFF-based raw file (DNG, NEF, CR2, ...): what wrote it; "" if none."""
+    from .native_stderr import quiet_logger
+
+    try:
+        import tifffile
+
+        with quiet_logger("tifffile"), tifffile.TiffFile(path) as t:
+            tags = t.pages[0].tags
+            return str(tags["Software"].value).strip() if "Software" in tags else ""
+    except Exception:  # noqa: BLE001  (not TIFF-based: nothing known)
+        return ""
+
+
 _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
           (b"BM", "a BMP image"), (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"))
 

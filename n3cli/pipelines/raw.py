@@ -19,6 +19,7 @@ from ..imaging.bayer import pack, unpack
 from ..io.raw import RawImage, read_raw, write_dng
 from ..runtime.runner import Runner, run_image
 from ..store.modelinfo import ModelInfo
+from ..store.noise_profiles import NoiseProfiles
 
 DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
@@ -30,7 +31,7 @@ class NoiseParams:
 
     a: float
     b: float
-    source: str  # "given", "NoiseProfile", "optical black + fit" or "estimated"
+    source: str  # "given", "NoiseProfile", "ISO profile: ...", "optical black + fit" or "estimated"
 
     def __str__(self) -> str:
         return f"a={self.a:.3g} b={self.b:.3g} ({self.source})"
@@ -48,11 +49,32 @@ def parse_noise(text: str) -> tuple[float, float]:
     return a, b
 
 
-def noise_candidates(raw: RawImage) -> dict[str, tuple[float, float]]:
+def camera_name(raw: RawImage) -> str:
+    """The camera a file comes from, as noise profiles are keyed: make and model where the file
+    names them, else what the sensor itself shows (mosaic size, CFA, white level)."""
+    name = " ".join(v for v in (raw.make, raw.model) if v)
+    if name:
+        return name
+    h, w = raw.mosaic.shape
+    return f"unnamed camera ({w}x{h} {raw.pattern}, white level {raw.white:g})"
+
+
+def iso_of(raw: RawImage) -> float | None:
+    """The ISO the file was shot at, from its metadata (None if it does not say)."""
+    iso = raw.tags.get(34855)
+    try:
+        return float(iso) if iso is not None and float(iso) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def noise_candidates(raw: RawImage, profiles: NoiseProfiles | None = None) -> dict[str, tuple[float, float]]:
     """Every (a, b) the file offers, by source, in the order :func:`noise_params` trusts them:
     the DNG ``NoiseProfile`` (the camera maker's own model, mean over the colour planes); the
-    read noise ``b`` of the sensor's masked border (optical black) with ``a`` fitted to the mosaic;
-    the single-image Poisson-Gaussian fit of the mosaic alone."""
+    user's noise ``profiles`` for the file's camera at its ISO (readings of several of the camera's
+    files pooled, see :mod:`n3cli.store.noise_profiles`); the read noise ``b`` of the sensor's
+    masked border (optical black) with ``a`` fitted to the mosaic; the single-image
+    Poisson-Gaussian fit of the mosaic alone."""
     from ..imaging.raw_noise import estimate_noise_params
 
     out: dict[str, tuple[float, float]] = {}
@@ -61,6 +83,9 @@ def noise_candidates(raw: RawImage) -> dict[str, tuple[float, float]]:
         o = float(np.mean([p[1] for p in raw.noise_profile]))
         if s >= 0 and o >= 0 and s + o > 0:
             out["NoiseProfile"] = (s, o)
+    found = profiles.lookup(camera_name(raw), iso_of(raw) or 0) if profiles is not None else None
+    if found is not None and found[0] + found[1] > 0:
+        out[f"ISO profile: {found[2]}"] = (found[0], found[1])
     planes, _ = pack(raw.mosaic, raw.pattern)
     if raw.black_noise:
         out["optical black + fit"] = estimate_noise_params(planes, b=raw.black_noise)
@@ -68,12 +93,29 @@ def noise_candidates(raw: RawImage) -> dict[str, tuple[float, float]]:
     return out
 
 
-def noise_params(raw: RawImage, given: tuple[float, float] | None = None) -> NoiseParams:
+def noise_params(raw: RawImage, given: tuple[float, float] | None = None,
+                 profiles: NoiseProfiles | None = None) -> NoiseParams:
     """The noise of ``raw``: ``given`` (a, b) if any, else the first of :func:`noise_candidates`."""
     if given is not None:
         return NoiseParams(float(given[0]), float(given[1]), "given")
-    source, (a, b) = next(iter(noise_candidates(raw).items()))
+    source, (a, b) = next(iter(noise_candidates(raw, profiles).items()))
     return NoiseParams(a, b, source)
+
+
+def profile_reading(src: str | os.PathLike) -> tuple[str, int, NoiseParams]:
+    """What a noise profile records of the raw file ``src``: its camera (:func:`camera_name`), ISO
+    and its own noise reading (:func:`noise_params` without profiles). N3Error if the file does not
+    say its ISO, or if n3 wrote it (a denoised file's noise is not the camera's)."""
+    from ..io.raw import software_tag
+
+    raw = read_raw(src)
+    software = software_tag(src)
+    if software.startswith("n3 "):
+        raise N3Error(f"{src}: written by n3 ({software}): its noise is not the camera's")
+    iso = iso_of(raw)
+    if iso is None:
+        raise N3Error(f"{src}: its metadata does not say the ISO, so it cannot go into a noise profile")
+    return camera_name(raw), int(round(iso)), noise_params(raw)
 
 
 def outside_training_range(info: ModelInfo, noise: NoiseParams) -> str | None:
@@ -153,14 +195,16 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
 def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,
                      noise: tuple[float, float] | None = None, tile: int | None = None,
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                     strength: float = 1.0, compare: str | None = None) -> dict[str, Any]:
+                     strength: float = 1.0, compare: str | None = None,
+                     profiles: NoiseProfiles | None = None) -> dict[str, Any]:
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
-    (format from the extension, see :func:`write_raw_output`). Returns ``{"model", "noise"}``
+    (format from the extension, see :func:`write_raw_output`); ``profiles``: the user's noise
+    profiles (:func:`noise_params`). Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
     written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason)."""
     _output_ext(dst)  # before the slow part
     raw = read_raw(src)
-    params = noise_params(raw, noise)
+    params = noise_params(raw, noise, profiles)
     clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength)
     write_raw_output(dst, src, raw, clean)
     used: dict[str, Any] = {"model": model.info.name, "noise": params}
