@@ -55,9 +55,14 @@ def add(inputs, profiles, recursive):
     path = Path(profiles).expanduser() if profiles else default_noise_profiles_path()
     try:
         table = NoiseProfiles.load(path) if path.exists() else NoiseProfiles()
-        files = [f for f, _ in expand_inputs(inputs, recursive, is_raw_path)]
+        unreadable = []
+        files = [f for f, _ in expand_inputs(inputs, recursive, is_raw_path, unreadable)]
     except N3Error as e:
         fail(str(e))
+    for d in unreadable:
+        click.echo(f"error: {d}: cannot list this folder", err=True)
+    if not files:
+        fail(f"no raw files in {' '.join(inputs)}", 1)
     bad, cameras = [], {}
     for f in files:
         try:
@@ -80,7 +85,7 @@ def add(inputs, profiles, recursive):
             click.echo(f"  {cam}: " + ", ".join(f"ISO {r.iso} ({r.files} file{'s' if r.files > 1 else ''})" for r in rows))
     if bad:
         click.echo(f"{len(bad)} of {len(files)} files not recorded", err=True)
-    sys.exit(1 if bad else 0)
+    sys.exit(1 if bad or unreadable else 0)
 
 
 @noise_profile.command("show")

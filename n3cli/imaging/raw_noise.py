@@ -108,6 +108,28 @@ def _block_stats(p: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     return q.mean((1, 3)).ravel(), (r.var((1, 3)) / 36.0).ravel()
 
 
+MIN_READABLE_BLOCKS = 20  # fewer, and the estimator falls back to a fixed guess
+
+
+def _readable(planes: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block means and residual variances of the blocks whose level the fit can use (above black,
+    below clipping)."""
+    xs, vs = [], []
+    for p in planes.astype(np.float64):
+        x, v = _block_stats(p, block)
+        xs.append(x)
+        vs.append(v)
+    x, v = np.concatenate(xs), np.concatenate(vs)
+    ok = (x > 0.002) & (x < 0.9)
+    return x[ok], v[ok]
+
+
+def readable_blocks(planes: np.ndarray, block: int = 8) -> int:
+    """How many blocks :func:`estimate_noise_params` can read: fewer than ``MIN_READABLE_BLOCKS``
+    (a black frame, a blown-out one, a tiny crop) and its (a, b) is a fixed guess, not a reading."""
+    return len(_readable(planes, block)[0])
+
+
 def _calibration(block: int) -> float:
     """E[low quantile of block variances] / true variance, for pure white noise (fixed seed)."""
     noise = np.random.default_rng(0).standard_normal((block * 40 + 2, block * 40 + 2))
@@ -124,15 +146,8 @@ def estimate_noise_params(planes: np.ndarray, block: int = 8, b: float | None = 
     and a line is fitted through the bins, weighted by their counts. A known ``b`` (the read noise,
     e.g. from the sensor's optical black) fixes the line's intercept: only ``a`` is fitted.
     """
-    xs, vs = [], []
-    for p in planes.astype(np.float64):
-        x, v = _block_stats(p, block)
-        xs.append(x)
-        vs.append(v)
-    x, v = np.concatenate(xs), np.concatenate(vs)
-    ok = (x > 0.002) & (x < 0.9)
-    x, v = x[ok], v[ok]
-    if len(x) < 20:
+    x, v = _readable(planes, block)
+    if len(x) < MIN_READABLE_BLOCKS:
         return 1e-4, 1e-6 if b is None else b
     c = _calibration(block)
     edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))

@@ -115,7 +115,13 @@ def profile_reading(src: str | os.PathLike) -> tuple[str, int, NoiseParams]:
     iso = iso_of(raw)
     if iso is None:
         raise N3Error(f"{src}: its metadata does not say the ISO, so it cannot go into a noise profile")
-    return camera_name(raw), int(round(iso)), noise_params(raw)
+    params = noise_params(raw)
+    if params.source != "NoiseProfile":
+        from ..imaging.raw_noise import MIN_READABLE_BLOCKS, readable_blocks
+
+        if readable_blocks(pack(raw.mosaic, raw.pattern)[0]) < MIN_READABLE_BLOCKS:
+            raise N3Error(f"{src}: too dark, too bright or too small to read its noise")
+    return camera_name(raw), int(round(iso)), params
 
 
 def outside_training_range(info: ModelInfo, noise: NoiseParams) -> str | None:

@@ -158,5 +158,11 @@ def test_a_missing_profile_file_is_an_error_only_when_asked_for(tmp_path, monkey
     assert r.exit_code == 2 and "nope.json: no such noise-profile file" in r.output
     r = CliRunner().invoke(cli, ["noise-profile", "show"])
     assert r.exit_code == 1 and "n3 noise-profile add" in r.output
+    dark = tmp_path / "lens_cap.dng"  # too dark to read: no made-up value goes into the profile
+    write_file(dark, np.zeros((200, 300), np.float32), 100, 4)
+    r = CliRunner().invoke(cli, ["noise-profile", "add", str(dark)])
+    assert r.exit_code == 1 and "lens_cap.dng: too dark" in r.output
+    r = CliRunner().invoke(cli, ["noise-profile", "add", str(tmp_path / "*.nef")])
+    assert r.exit_code == 1 and "no raw files" in r.output
     r = CliRunner().invoke(cli, ["noise-profile", "add", str(f)])
     assert r.exit_code == 0 and (tmp_path / "config" / "n3" / "noise-profiles.json").is_file()
