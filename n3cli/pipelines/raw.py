@@ -25,6 +25,10 @@ DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
 
 
+GUESSED = "guessed: too little between black and white to read"
+GUESSED_A = "optical black + guessed a"
+
+
 @dataclass(frozen=True)
 class NoiseParams:
     """``var = a*x + b`` on the normalised mosaic, and where the values came from."""
@@ -75,7 +79,11 @@ def noise_candidates(raw: RawImage, profiles: NoiseProfiles | None = None) -> di
     files pooled, see :mod:`n3cli.store.noise_profiles`); the read noise ``b`` of the sensor's
     masked border (optical black) with ``a`` fitted to the mosaic; the single-image
     Poisson-Gaussian fit of the mosaic alone."""
-    from ..imaging.raw_noise import estimate_noise_params
+    from ..imaging.raw_noise import (
+        MIN_READABLE_BLOCKS,
+        estimate_noise_params,
+        readable_blocks,
+    )
 
     out: dict[str, tuple[float, float]] = {}
     if raw.noise_profile:
@@ -87,9 +95,12 @@ def noise_candidates(raw: RawImage, profiles: NoiseProfiles | None = None) -> di
     if found is not None and found[0] + found[1] > 0:
         out[f"ISO profile: {found[2]}"] = (found[0], found[1])
     planes, _ = pack(raw.mosaic, raw.pattern)
+    # a frame with too little between black and white to read gets the estimator's fixed guess:
+    # said so, not passed off as a reading
+    read = readable_blocks(planes) >= MIN_READABLE_BLOCKS
     if raw.black_noise:
-        out["optical black + fit"] = estimate_noise_params(planes, b=raw.black_noise)
-    out["estimated"] = estimate_noise_params(planes)
+        out["optical black + fit" if read else GUESSED_A] = estimate_noise_params(planes, b=raw.black_noise)
+    out["estimated" if read else GUESSED] = estimate_noise_params(planes)
     return out
 
 
@@ -116,11 +127,8 @@ def profile_reading(src: str | os.PathLike) -> tuple[str, int, NoiseParams]:
     if iso is None:
         raise N3Error(f"{src}: its metadata does not say the ISO, so it cannot go into a noise profile")
     params = noise_params(raw)
-    if params.source != "NoiseProfile":
-        from ..imaging.raw_noise import MIN_READABLE_BLOCKS, readable_blocks
-
-        if readable_blocks(pack(raw.mosaic, raw.pattern)[0]) < MIN_READABLE_BLOCKS:
-            raise N3Error(f"{src}: too dark, too bright or too small to read its noise")
+    if params.source in (GUESSED, GUESSED_A):
+        raise N3Error(f"{src}: too dark, too bright or too small to read its noise")
     return camera_name(raw), int(round(iso)), params
 
 
@@ -207,7 +215,8 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     (format from the extension, see :func:`write_raw_output`); ``profiles``: the user's noise
     profiles (:func:`noise_params`). Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
-    written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason)."""
+    written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason, or that
+    the noise was guessed)."""
     _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise, profiles)
@@ -215,7 +224,9 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     write_raw_output(dst, src, raw, clean)
     used: dict[str, Any] = {"model": model.info.name, "noise": params}
     outside = outside_training_range(model.info, params)
-    if outside:
+    if params.source in (GUESSED, GUESSED_A):
+        used["warning"] = f"noise {params.source}; give it with --noise A,B if the result is off"
+    elif outside:
         used["warning"] = outside
     if compare:
         from .compare import write_compare

@@ -166,3 +166,17 @@ def test_a_missing_profile_file_is_an_error_only_when_asked_for(tmp_path, monkey
     assert r.exit_code == 1 and "no raw files" in r.output
     r = CliRunner().invoke(cli, ["noise-profile", "add", str(f)])
     assert r.exit_code == 0 and (tmp_path / "config" / "n3" / "noise-profiles.json").is_file()
+
+
+def test_a_frame_too_dark_to_read_gets_a_guess_that_says_so(tmp_path):
+    dark = tmp_path / "night.dng"
+    write_file(dark, np.full((200, 300), 0.0005, np.float32), 100, 5)
+    r = CliRunner().invoke(cli, ["denoise", "--print-noise", str(dark)])
+    assert r.exit_code == 0 and "(guessed: too little between black and white to read)" in r.output
+    r = CliRunner().invoke(cli, ["denoise", str(dark), "-o", str(tmp_path / "out.dng"), "-q"])
+    assert r.exit_code == 0 and (tmp_path / "out.dng").is_file()
+    assert "note: " in r.output and "night.dng: noise guessed" in r.output and "--noise A,B" in r.output
+    lit = tmp_path / "lit.dng"
+    write_file(lit, smooth_mosaic(1), 100, 1)
+    r = CliRunner().invoke(cli, ["denoise", "--print-noise", str(lit)])
+    assert r.exit_code == 0 and "(estimated)" in r.output and "guessed" not in r.output
