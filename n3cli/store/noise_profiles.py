@@ -72,7 +72,7 @@ class NoiseProfiles:
                 cameras[str(cam)] = {int(iso): [_checked(r) for r in readings] for iso, readings in by_iso.items()}
         except (AttributeError, TypeError, ValueError, KeyError) as e:
             raise N3Error(f"{path}: broken noise-profile file ({e})") from None
-        return cls(cameras)
+        return cls(_without_empty(cameras))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the profile file (atomically)."""
@@ -85,11 +85,12 @@ class NoiseProfiles:
 
     def add(self, camera: str, iso: int, a: float, b: float, file: str, source: str) -> None:
         """Record one file's reading; a file read before is replaced, not counted twice."""
-        for by_iso in self.cameras.get(camera, {}).values():
-            by_iso[:] = [r for r in by_iso if r["file"] != file]
+        for by_iso in self.cameras.values():
+            for readings in by_iso.values():
+                readings[:] = [r for r in readings if r["file"] != file]
         self.cameras.setdefault(camera, {}).setdefault(int(iso), []).append(
             _checked({"file": file, "a": float(a), "b": float(b), "source": source}))
-        self.cameras[camera] = {i: r for i, r in self.cameras[camera].items() if r}
+        self.cameras = _without_empty(self.cameras)
 
     def table(self, camera: str) -> list[ProfileEntry]:
         """The pooled (a, b) of each ISO measured for ``camera``, by ISO."""
@@ -132,3 +133,9 @@ def _checked(r: dict) -> dict:
     if not (np.isfinite(a) and np.isfinite(b)) or a < 0 or b < 0:
         raise ValueError(f"reading of {r.get('file')!r} has a={a}, b={b}")
     return {"file": str(r["file"]), "a": a, "b": b, "source": str(r.get("source", ""))}
+
+
+def _without_empty(cameras: dict[str, dict[int, list[dict]]]) -> dict[str, dict[int, list[dict]]]:
+    """No ISO without readings and no camera without ISOs (a hand-edited file may hold them)."""
+    out = {cam: {iso: r for iso, r in by_iso.items() if r} for cam, by_iso in cameras.items()}
+    return {cam: by_iso for cam, by_iso in out.items() if by_iso}
