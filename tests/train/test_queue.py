@@ -159,3 +159,35 @@ def test_the_queue_options_are_checked(tmp_path):
     res = run(cli, ["train", "--queue", str(path), "--status"])
     assert res.exit_code == 0 and "0/6 steps" in res.output
     assert run_progress(tmp_path / "nowhere") == 0
+
+
+def test_the_device_travel_commit_leaves_out_the_weights_and_touches_nothing_here(tmp_path):
+    """tools/queue_carry.py: the device call sees HEAD without weights/ (they would fill its 64 MiB)."""
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("queue_carry", Path(__file__).parents[2] / "tools" / "queue_carry.py")
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "big.safetensors").write_bytes(b"\0" * 5000)
+    (tmp_path / "n3cli").mkdir()
+    (tmp_path / "n3cli" / "x.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "c")
+    head, index = git("rev-parse", "HEAD"), git("ls-files", "-s")
+    (tmp_path / "n3cli" / "new.py").write_text("y = 2\n")  # untracked: travels beside the commit
+
+    commit = qc.travel_commit(tmp_path)
+    assert git("ls-tree", "-r", "--name-only", commit).split() == ["n3cli/x.py"]
+    assert git("rev-parse", f"{commit}^") == head
+    assert qc.commit_bytes(tmp_path, commit) == 6 and qc.untracked_bytes(tmp_path) == 6
+    assert git("rev-parse", "HEAD") == head and git("ls-files", "-s") == index
+    assert (tmp_path / "weights" / "big.safetensors").stat().st_size == 5000
