@@ -13,7 +13,7 @@ model itself under-denoises at that level. Last, the floor of the measure: the s
 input's residual that is texture, which even a denoiser that removed exactly the noise would
 leave (0 where the file is all noise at this measure's scale).
 
-    python benchmarks/raw_noise_left.py [FILES...] [--model FILE] [--gains 1.5,2,3]
+    python benchmarks/raw_noise_left.py [FILES...] [--model FILE] [--gains 1.5,2,3] [--tta]
     # default: the Bayer files of ../shared/raw-samples
 
 --model scores another RAW model (a fine-tune, a queue run); the twins are still built on the
@@ -21,6 +21,8 @@ shipped n3net-raw's clean estimate, so that every model is scored on the same tw
 --gains also runs the model told a noise sigma that many times the one read (a and b times
 gain squared), on the file and on its twin (whose noise stays at the level read): whether a
 stronger result would come from telling the model more noise, and what it costs the twin.
+--tta also runs the model with test-time augmentation (`n3 denoise --tta`: eight turned and
+mirrored views of the mosaic, averaged) on the file and its twin.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("files", nargs="*")
     ap.add_argument("--model", default=None, help="RAW model file or zoo name [default: the shipped n3net-raw]")
     ap.add_argument("--gains", default="", help="comma-separated noise-sigma gains to try besides 1")
+    ap.add_argument("--tta", action="store_true", help="also with test-time augmentation (8x the time)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     shipped = api.load_raw_denoiser(None, "cpu")
@@ -101,6 +104,14 @@ def main(argv: list[str]) -> None:
                  "measures as much as the whole input, or more: the real noise is weaker or coarser than (a, b) says)")
         print(f"  noise alone at that a, b: residual sigma {n:.2e}; removing exactly the noise would leave {floor}",
               flush=True)
+        if a.tta:
+            t = time.perf_counter()
+            left = residual_mad(pack(denoise_mosaic(model, raw, chosen, tta=True), raw.pattern)[0]) / before
+            sec = time.perf_counter() - t
+            t_out = denoise_mosaic(model, twin, chosen, tta=True)
+            print(f"  with --tta: noise left {left:.2f} ({sec:.0f} s); twin noise left "
+                  f"{residual_mad(pack(t_out, raw.pattern)[0]) / t_before:.2f}, PSNR {psnr(t_out, truth):.2f} dB",
+                  flush=True)
         for gain in [float(g) for g in a.gains.split(",") if g]:
             told = replace(chosen, a=chosen.a * gain**2, b=chosen.b * gain**2)
             left = residual_mad(pack(denoise_mosaic(model, raw, told), raw.pattern)[0]) / before

@@ -65,15 +65,16 @@ def evaluate_upscale(model: str | os.PathLike | None, data: str | os.PathLike, s
 def evaluate_raw_denoise(model: str | os.PathLike | None, data: str | os.PathLike,
                          levels: list[tuple[float, float]] | None = None, baseline: str | None = "dncnn-raw",
                          seed: int = 0, tile: int | None = None, device: str = "auto", backend: str = "auto",
-                         on_image: Progress | None = None) -> dict[str, Any]:
+                         on_image: Progress | None = None, tta: bool = False) -> dict[str, Any]:
     """Raw-space PSNR on synthetic raw versions of ``data`` at each (a, b) level (default: the four
-    standard ones), with the DnCNN ablation (``baseline``; None for none) alongside."""
+    standard ones), with the DnCNN ablation (``baseline``; None for none) alongside. ``tta``: both
+    models with test-time augmentation (:func:`n3cli.pipelines.raw.denoise_mosaic`)."""
     from ..eval.protocols import RAW_EVAL_LEVELS, evaluate_raw
 
     runner = load_raw_denoiser(model, device, backend)
     base = None if baseline is None else load_raw_denoiser(baseline, device, backend)
     report = evaluate_raw(runner, read_images(data, "rgb"), levels or RAW_EVAL_LEVELS, seed, tile, base, str(data),
-                          on_image)
+                          on_image, tta)
     return {**report, "backend": runner.describe()}
 
 

@@ -61,13 +61,10 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     every output: never the input (an error, before any work), an existing file only with
     ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
     ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``: see :func:`n3cli.api.denoise`
-    (sRGB images; a raw mosaic has no rotations that keep its colour pattern).
+    (raw files: :func:`n3cli.pipelines.raw.denoise_mosaic`, each view in the CFA layout it turns into).
     """
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
-
-    if tta and is_raw_path(src):
-        raise N3Error(f"{src}: --tta is for sRGB images (turning a Bayer mosaic changes its colour pattern)")
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
     cmp, skipped = None, {}
@@ -81,7 +78,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         from ..pipelines.raw import denoise_raw_file
 
         loaded = cache.for_raw()
-        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles)
+        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta)
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")

@@ -103,10 +103,6 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
     except N3Error as e:
         fail(str(e))
-    raws = [j.src for j in jobs if is_raw_path(j.src)]
-    if tta and raws:
-        fail(f"--tta is for sRGB images: {raws[0]}{f' and {len(raws) - 1} more' if len(raws) > 1 else ''} "
-             "are camera raw files (turning a Bayer mosaic changes its colour pattern)")
     from .. import api
 
     try:

@@ -148,16 +148,17 @@ def eval_sr(model, data, scales, tta, tile, as_json, device, backend):
 @click.option("--baseline", default="dncnn-raw", show_default=True, metavar="NAME|FILE",
               help="The model to compare against (the DnCNN ablation); 'none' for no baseline.")
 @click.option("--seed", default=0, show_default=True, help="Noise seed (the same noise for every model).")
+@tta_option
 @tile_option
 @json_option
 @device_option
 @backend_option
 @reports_errors
-def eval_raw(model, data, levels, baseline, seed, tile, as_json, device, backend):
+def eval_raw(model, data, levels, baseline, seed, tta, tile, as_json, device, backend):
     """Raw denoising: raw-space PSNR on synthetic raw at each (a, b), with the DnCNN ablation."""
     if data is None:
         fail("missing option --data (a folder of clean images)")
-    _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend)
+    _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend, tta)
 
 
 @evaluate.command("real")
@@ -249,20 +250,20 @@ def _evaluate_match(model, data, pairs, outliers, ratio, as_json) -> None:
             click.echo(f"{m:<12} {v['5']:7.3f} {v['10']:7.3f} {v['20']:7.3f}")
 
 
-def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend) -> None:
+def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, backend, tta=False) -> None:
     from .. import api
 
     parsed = [api.parse_noise(v) for v in levels] or None
     base = None if baseline.lower() == "none" else baseline
     with _progress(api.count_images(data) * (len(parsed) if parsed else 4)) as bar:
         report = api.evaluate_raw_denoise(model, data, parsed, base, seed, tile, device, backend,
-                                          on_image=lambda *a: bar.update(1))
+                                          on_image=lambda *a: bar.update(1), tta=tta)
     if not as_json:
         click.echo(f"ran on {report['backend']}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"\nraw-space PSNR (dB) on synthetic raw {data}, seed {seed}")
+    click.echo(f"\nraw-space PSNR (dB) on synthetic raw {data}, seed {seed}" + (", --tta" if tta else ""))
     head = f"{'a':>9} {'b':>9} {'noisy':>7}"
     if "baseline" in report:
         head += f" {report['baseline'][:14]:>14}"

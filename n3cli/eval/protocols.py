@@ -124,12 +124,14 @@ def raw_eval_pair(clean_srgb: np.ndarray, a: float, b: float, seed: int, index: 
 
 def evaluate_raw(model: Any, images: Images, levels: list[tuple[float, float]] | None = None,
                  seed: int = 0, tile: int | None = None, baseline: Any = None, source: str = "",
-                 on_image: Callable[[str, float, float], None] | None = None) -> dict[str, Any]:
+                 on_image: Callable[[str, float, float], None] | None = None,
+                 tta: bool = False) -> dict[str, Any]:
     """Raw-space PSNR of a RAW model (and optionally a ``baseline``) on synthetic raw versions of
     the sRGB ``images`` (FACTS §6 unprocessing, RGGB, Poisson-Gaussian noise at each level).
 
     PSNR is on the 4 packed planes in [0, 1], outputs not clipped; the model is told the true
-    (a, b). Returns the JSON shape ``n3 eval --task raw --json`` prints.
+    (a, b); ``tta``: both models with test-time augmentation. Returns the JSON shape
+    ``n3 eval --task raw --json`` prints.
     """
     from ..imaging.bayer import pack
     from ..io.raw import RawImage
@@ -144,9 +146,9 @@ def evaluate_raw(model: Any, images: Images, levels: list[tuple[float, float]] |
             params = NoiseParams(a, b, "given")
             ref = pack(clean, "RGGB")[0]
             rec: dict[str, Any] = {"image": name, "noisy_psnr": psnr(pack(noisy, "RGGB")[0], ref)}
-            rec["psnr"] = psnr(pack(denoise_mosaic(model, raw, params, tile), "RGGB")[0], ref)
+            rec["psnr"] = psnr(pack(denoise_mosaic(model, raw, params, tile, tta=tta), "RGGB")[0], ref)
             if baseline is not None:
-                rec["baseline_psnr"] = psnr(pack(denoise_mosaic(baseline, raw, params, tile), "RGGB")[0], ref)
+                rec["baseline_psnr"] = psnr(pack(denoise_mosaic(baseline, raw, params, tile, tta=tta), "RGGB")[0], ref)
             per.append(rec)
             if on_image:
                 on_image(name, rec["psnr"], rec["noisy_psnr"])
@@ -157,7 +159,7 @@ def evaluate_raw(model: Any, images: Images, levels: list[tuple[float, float]] |
             res["baseline_psnr"] = float(np.mean([r["baseline_psnr"] for r in per]))
         res["per_image"] = per
         results.append(res)
-    out: dict[str, Any] = {"model": model.info.name, "task": "raw", "seed": seed, "results": results}
+    out: dict[str, Any] = {"model": model.info.name, "task": "raw", "seed": seed, "tta": tta, "results": results}
     if baseline is not None:
         out["baseline"] = baseline.info.name
     return out

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ImageError, N3Error
 from ..imaging.bayer import pack, unpack
 from ..io.raw import RawImage, read_raw, write_dng
-from ..runtime.runner import Runner, run_image
+from ..runtime.runner import TTA_VIEWS, Runner, dihedral, run_image, tta_progress
 from ..store.modelinfo import ModelInfo
 from ..store.noise_profiles import NoiseProfiles
 
@@ -151,22 +151,42 @@ def outside_training_range(info: ModelInfo, noise: NoiseParams) -> str | None:
 
 def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int | None = None,
                    overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                   strength: float = 1.0) -> np.ndarray:
+                   strength: float = 1.0, tta: bool = False) -> np.ndarray:
     """The denoised mosaic (same shape and CFA layout as ``raw.mosaic``, normalised, not clipped).
 
     Rows or columns outside the RGGB-aligned area (at most one per side) are kept as they were.
-    ``strength`` blends with the noisy mosaic (1: fully denoised).
+    ``strength`` blends with the noisy mosaic (1: fully denoised). ``tta``: the mean of the
+    results on the mosaic's eight rotations and mirror images, each read in the CFA layout it
+    turns into and turned back (8x the time; see docs/usage.md for what it buys).
     """
-    from ..imaging.raw_noise import raw_network_input
-
     if model.info.task != "raw":
         raise N3Error(f"{model.info.name}: a {model.info.task} model, not a RAW denoiser")
-    planes, offset = pack(raw.mosaic, raw.pattern)
-    x = raw_network_input(planes, noise.a, noise.b)[None]
-    y = run_image(model, x, tile, overlap, on_tile)[0, :4]
+    if not tta:
+        y = _denoise_layout(model, raw.mosaic, raw.pattern, noise, tile, overlap, on_tile)
+    else:
+        progress, (h, w) = tta_progress(on_tile), raw.mosaic.shape
+        # a turned view's top-left cell is one of the mosaic's corner cells, which depend only on
+        # the parity of its height and width: a layout of 2-3 px a side has the same corners
+        layout = np.tile(np.array(list(raw.pattern)).reshape(2, 2), (2, 2))[: 2 + h % 2, : 2 + w % 2]
+        y = np.zeros(raw.mosaic.shape, np.float32)
+        for view in range(TTA_VIEWS):
+            pattern = "".join(dihedral(layout, view)[:2, :2].ravel())
+            out = _denoise_layout(model, dihedral(raw.mosaic, view), pattern, noise, tile, overlap, progress)
+            y += dihedral(out, view, inverse=True)
+        y /= np.float32(TTA_VIEWS)
     if strength != 1.0:
-        y = planes + np.float32(strength) * (y - planes)
-    return unpack(y, offset, raw.mosaic)
+        y = raw.mosaic + np.float32(strength) * (y - raw.mosaic)
+    return y
+
+
+def _denoise_layout(model: Runner, mosaic: np.ndarray, pattern: str, noise: NoiseParams, tile: int | None,
+                    overlap: int | None, on_tile: Callable[[int, int], None] | None) -> np.ndarray:
+    """One pass of the model over ``mosaic`` in CFA layout ``pattern``."""
+    from ..imaging.raw_noise import raw_network_input
+
+    planes, offset = pack(mosaic, pattern)
+    x = raw_network_input(planes, noise.a, noise.b)[None]
+    return unpack(run_image(model, x, tile, overlap, on_tile)[0, :4], offset, mosaic)
 
 
 def _output_ext(dst: str | os.PathLike) -> str:
@@ -210,17 +230,17 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
                      noise: tuple[float, float] | None = None, tile: int | None = None,
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                      strength: float = 1.0, compare: str | None = None,
-                     profiles: NoiseProfiles | None = None) -> dict[str, Any]:
+                     profiles: NoiseProfiles | None = None, tta: bool = False) -> dict[str, Any]:
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`); ``profiles``: the user's noise
-    profiles (:func:`noise_params`). Returns ``{"model", "noise"}``
+    profiles (:func:`noise_params`); ``tta``: see :func:`denoise_mosaic`. Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
     written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason, or that
     the noise was guessed)."""
     _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise, profiles)
-    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength)
+    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength, tta)
     write_raw_output(dst, src, raw, clean)
     used: dict[str, Any] = {"model": model.info.name, "noise": params}
     outside = outside_training_range(model.info, params)

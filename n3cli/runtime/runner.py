@@ -68,22 +68,29 @@ def run_image(runner: Runner, x: np.ndarray, tile: int | None = None, overlap: i
     """
     if not tta:
         return _run_image(runner, x, tile, overlap, on_tile, scale)
-    total, done = None, [0]
-
-    def progress(i: int, n: int) -> None:  # one bar over the eight passes
-        done[0] += 1
-        if on_tile:
-            on_tile(done[0], n * TTA_VIEWS)
-
+    total, progress = None, tta_progress(on_tile)
     for view in range(TTA_VIEWS):
-        y = _run_image(runner, _dihedral(x, view), tile, overlap, progress, scale)
-        y = _dihedral(y, view, inverse=True)
+        y = _run_image(runner, dihedral(x, view), tile, overlap, progress, scale)
+        y = dihedral(y, view, inverse=True)
         total = y.astype(np.float32) if total is None else total + y
     return total / np.float32(TTA_VIEWS)
 
 
-def _dihedral(x: np.ndarray, view: int, inverse: bool = False) -> np.ndarray:
-    """View ``view`` (0-7) of a ``(..., H, W)`` array: ``view % 4`` quarter turns, mirrored first
+def tta_progress(on_tile: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+    """A tile callback for the eight passes of test-time augmentation that reports to ``on_tile``
+    as one bar over all of them."""
+    done = [0]
+
+    def progress(i: int, n: int) -> None:
+        done[0] += 1
+        if on_tile:
+            on_tile(done[0], n * TTA_VIEWS)
+
+    return progress
+
+
+def dihedral(x: np.ndarray, view: int, inverse: bool = False) -> np.ndarray:
+    """View ``view`` (0-:data:`TTA_VIEWS` - 1) of a ``(..., H, W)`` array: ``view % 4`` quarter turns, mirrored first
     when ``view >= 4``; ``inverse`` turns it back."""
     turns, mirror = view % 4, view >= 4
     if inverse:

@@ -377,11 +377,9 @@ def test_a_signal_ends_the_batch_with_a_summary_and_no_temporary_files(tmp_path,
 
 
 @pytest.mark.slow
-def test_tta_denoises_at_least_as_well_and_refuses_raw_files(tmp_path):
+def test_tta_denoises_at_least_as_well(tmp_path):
     """--tta averages eight views of the image: on a noisy gray photo it is no worse than one
-    pass (better, as a rule), and it is refused for camera raw files before any work."""
-    from shared_paths import RAW_SAMPLES
-
+    pass (better, as a rule). Raw files: tests/pipelines/test_raw_denoise.py."""
     src = tmp_path / "n.png"
     noisy_file(src, c=1)
     clean = scene(c=1)
@@ -392,6 +390,3 @@ def test_tta_denoises_at_least_as_well_and_refuses_raw_files(tmp_path):
         assert res.exit_code == 0, res.output
         outs[tta] = psnr(read_image(dst).pixels, clean)
     assert outs[True] >= outs[False] - 0.02, outs
-    raw = next(p for p in sorted(RAW_SAMPLES.iterdir()) if p.suffix.lower() in (".dng", ".nef", ".cr2", ".arw"))
-    res = CliRunner().invoke(cli, ["denoise", str(raw), "-o", str(tmp_path / "r.tif"), "--tta"])
-    assert res.exit_code == 2 and "--tta is for sRGB images" in res.output and not (tmp_path / "r.tif").exists()

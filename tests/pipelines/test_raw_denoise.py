@@ -283,3 +283,51 @@ def test_the_raw_training_range_covers_what_real_cameras_read(name):
         assert A_LOG_RANGE[0] <= math.log10(a) <= A_LOG_RANGE[1], (source, a)
     used = noise_params(raw)
     assert B_OVER_A_LOG_RANGE[0] <= math.log10(used.b / used.a) <= B_OVER_A_LOG_RANGE[1], used
+
+
+@pytest.mark.parametrize("pattern,shape", [("RGGB", (40, 50)), ("GRBG", (40, 50)), ("GBRG", (37, 51)),
+                                           ("BGGR", (41, 48))])
+def test_tta_reads_every_view_in_the_cfa_layout_it_turns_into(pattern, shape):
+    """A stand-in RAW model that doubles the red plane and triples the blue one: averaged over the
+    eight turned and mirrored views, every pixel inside the border is scaled by its own colour's
+    factor, which holds only if each view was packed in the layout it really has."""
+    import torch
+
+    from n3cli.pipelines.raw import NoiseParams, denoise_mosaic
+    from n3cli.runtime.torch_runner import TorchRunner
+    from n3cli.store.modelinfo import ModelInfo
+
+    net = torch.nn.Conv2d(6, 4, 1, bias=False)
+    with torch.no_grad():
+        net.weight.zero_()
+        for c, f in enumerate((2.0, 1.0, 1.0, 3.0)):  # the packed planes are R, G, G, B
+            net.weight[c, c] = f
+    info = ModelInfo("scale", "dncnn", {"in_channels": 6, "out_channels": 4}, task="raw", color="bayer")
+    runner = TorchRunner(net, info)
+    m = np.random.default_rng(0).uniform(0.1, 0.9, shape).astype(np.float32)
+    raw = RawImage(m, pattern, np.zeros((2, 2)), 1.0)
+    out = denoise_mosaic(runner, raw, NoiseParams(1e-3, 1e-5, "given"), tta=True)
+    cell = np.array([{"R": 2.0, "G": 1.0, "B": 3.0}[c] for c in pattern]).reshape(2, 2)
+    factor = np.tile(cell, (shape[0] // 2 + 1, shape[1] // 2 + 1))[: shape[0], : shape[1]]
+    assert out.shape == m.shape
+    np.testing.assert_allclose(out[1:-1, 1:-1], (m * factor)[1:-1, 1:-1], rtol=1e-5)
+    # the outermost rows and columns fall outside some views' aligned area and are kept there
+    edge = np.ones(shape, bool)
+    edge[1:-1, 1:-1] = False
+    assert np.all(out[edge] >= m[edge] * 0.999) and np.all(out[edge] <= (m * factor)[edge] * 1.001)
+
+
+def test_tta_on_a_raw_file_cleans_at_least_as_well_as_one_pass(tmp_path):
+    src = tmp_path / "noisy.dng"
+    clean = make_dng(src, "GRBG")
+    got = {}
+    for tta in (False, True):
+        dst = tmp_path / f"clean{tta}.dng"
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(dst), "-q", "--noise", f"{A},{B}"]
+                               + (["--tta"] if tta else []))
+        assert r.exit_code == 0, r.output
+        after = read_raw(dst)
+        assert after.pattern == "GRBG" and after.mosaic.shape == clean.shape
+        got[tta] = raw_psnr(dst, clean)
+    assert got[True] >= got[False] - 0.02, got
+    assert got[False] > psnr(np.clip(read_raw(src).mosaic, 0, 1), clean) + 3

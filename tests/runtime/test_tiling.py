@@ -124,13 +124,13 @@ def test_small_images_are_mirror_padded_alike_by_the_runner_and_by_the_network(s
 
 
 def test_the_eight_views_turn_back_exactly():
-    from n3cli.runtime.runner import TTA_VIEWS, _dihedral
+    from n3cli.runtime.runner import TTA_VIEWS, dihedral
 
     x = np.arange(2 * 5 * 7, dtype=np.float32).reshape(1, 2, 5, 7)
-    views = [_dihedral(x, v) for v in range(TTA_VIEWS)]
+    views = [dihedral(x, v) for v in range(TTA_VIEWS)]
     assert len({v.tobytes() for v in views}) == 8  # eight different views
     for v, y in enumerate(views):
-        assert np.array_equal(_dihedral(y, v, inverse=True), x)
+        assert np.array_equal(dihedral(y, v, inverse=True), x)
 
 
 class _ShiftRight:
