@@ -90,8 +90,8 @@ def tta_progress(on_tile: Callable[[int, int], None] | None) -> Callable[[int, i
 
 
 def dihedral(x: np.ndarray, view: int, inverse: bool = False) -> np.ndarray:
-    """View ``view`` (0-:data:`TTA_VIEWS` - 1) of a ``(..., H, W)`` array: ``view % 4`` quarter turns, mirrored first
-    when ``view >= 4``; ``inverse`` turns it back."""
+    """View ``view`` (0 to ``TTA_VIEWS - 1``) of a ``(..., H, W)`` array: ``view % 4`` quarter
+    turns, mirrored first when ``view >= 4``; ``inverse`` turns it back."""
     turns, mirror = view % 4, view >= 4
     if inverse:
         x = np.rot90(x, -turns, axes=(-2, -1))
