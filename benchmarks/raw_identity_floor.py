@@ -53,9 +53,9 @@ def main() -> None:
     models = {}
     for m in a.model or ["n3net-raw", "dncnn-raw"]:
         runner = api.load_raw_denoiser(m, "cpu")
-        models[Path(m).name] = (runner, False)
+        models[m] = (runner, False)
         if a.tta:
-            models[f"{Path(m).name} --tta"] = (runner, True)
+            models[f"{m} --tta"] = (runner, True)
 
     def run(model, tta: bool, mosaic: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
         raw = RawImage(mosaic, "RGGB", np.zeros((2, 2)), 1.0)
@@ -91,7 +91,7 @@ def main() -> None:
                 by_level[1] += np.bincount(k.ravel(), None, len(LEVEL_BINS) - 1)
                 low.append(psnr(run(model, tta, noisy, LOW), ref))
             flat_rms = f"{np.sqrt(np.mean(flat)):.1e}" if flat else "-"
-            print(f"{blur:>11g}  {name[:28]:<28} {np.mean(floor):>16.2f} {noisy_psnr:>10.2f} "
+            print(f"{blur:>11g}  {name[-28:]:<28} {np.mean(floor):>16.2f} {noisy_psnr:>10.2f} "
                   f"{np.mean(low):>10.2f} {flat_rms:>15}  "
                   + " ".join(f"{v:.1e}" for v in np.sqrt(by_level[0] / np.maximum(by_level[1], 1))), flush=True)
 
