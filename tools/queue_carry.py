@@ -7,7 +7,7 @@ needs none of the shipped weights (only a config's `init` file, which is carried
 
 1. makes a *travel commit*: HEAD without `weights/`, written with a temporary index (the real
    index, HEAD and the working tree are untouched);
-2. copies the run's datasets into `.carry/datasets` and any `init` file under `weights/` into
+2. copies the run's datasets into `.carry/datasets` and its `init` file, if any, into
    `.carry/tree/` (both git-ignored);
 3. checks that the travel commit's files, untracked files and `.carry` fit the 64 MiB;
 4. prints the three steps: switch to the travel commit here, the one `run` call, switch back.
@@ -105,11 +105,13 @@ def main() -> None:
         for f in files:
             shutil.copy2(f, dst / f.name)
     init = run.config.get("init")
-    if init:
-        rel = Path(init).resolve().relative_to(repo)
-        if rel.parts[0] in DROP:  # the travel commit lacks it: it travels in .carry and is put back there
-            (carry / "tree" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(init, carry / "tree" / rel)
+    if init:  # weights/ and git-ignored runs/ are not in the travel commit: it travels in .carry, put back there
+        path = Path(init).resolve()
+        if not path.is_relative_to(repo):
+            sys.exit(f"{init}: the run's init file lies outside the repository; copy it under runs/ first")
+        rel = path.relative_to(repo)
+        (carry / "tree" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, carry / "tree" / rel)
 
     commit = travel_commit(repo)
     sizes = {"travel commit": commit_bytes(repo, commit), "untracked": untracked_bytes(repo),
