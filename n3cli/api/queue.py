@@ -138,9 +138,11 @@ def _install(candidate: Path, entry: zoo.ZooEntry, rows: list[dict[str, Any]], l
 def _update_card(card: Path, name: str, rows: list[dict[str, Any]], training: dict[str, Any]) -> None:
     """The measured table of ``name`` between its markers in the card (appended when absent)."""
     begin, end = f"<!-- measured:{name} -->", f"<!-- /measured:{name} -->"
-    lines = [begin, f"Measured by `n3 train --queue ... --promote {name}` on {time.strftime('%Y-%m-%d')} "
+    lines = [begin, f"Measured by `n3 train --queue ... --promote` on {time.strftime('%Y-%m-%d')} "
                     f"({training.get('steps', '?')} steps of batch {training.get('batch', '?')} on "
-                    f"{training.get('hardware', '?')}):", "",
+                    f"{training.get('hardware', '?')}"
+             + (f", fine-tuned from {training['init']['file']}" if isinstance(training.get("init"), dict) else "")
+             + "):", "",
              "| evaluation | data | this model | model it replaced |", "|---|---|---|---|"]
     for r in rows:
         cond = ", ".join(f"{k} {v:g}" if isinstance(v, float) and not isinstance(v, bool) else f"{k} {v}"

@@ -265,9 +265,13 @@ def _evaluate_raw(model, data, levels, baseline, seed, tile, as_json, device, ba
         return
     click.echo(f"\nraw-space PSNR (dB) on synthetic raw {data}, seed {seed}" + (", --tta" if tta else ""))
     head = f"{'a':>9} {'b':>9} {'noisy':>7}"
+    names = (report.get("baseline"), report["model"])
+    if names[0] == names[1]:  # two files of one model (a run against the shipped file): say which column is which
+        click.echo(f"baseline: {baseline}; model: {model or names[1]}")
+        names = ("baseline", "model")
     if "baseline" in report:
-        head += f" {report['baseline'][:14]:>14}"
-    click.echo(head + f" {report['model'][:14]:>14}")
+        head += f" {names[0][:14]:>14}"
+    click.echo(head + f" {names[1][:14]:>14}")
     for res in report["results"]:
         line = f"{res['a']:9.3g} {res['b']:9.3g} {res['noisy_psnr']:7.2f}"
         if "baseline_psnr" in res:

@@ -231,6 +231,25 @@ def test_eval_task_raw_reports_each_level_for_model_baseline_and_noisy_input(tmp
     assert again["results"] == rep["results"]  # fixed seed: the same synthetic set every time
 
 
+
+def test_eval_raw_table_says_which_column_is_which_when_both_files_hold_the_same_model(tmp_path):
+    """A run's file scored against the shipped file: both are named n3net-raw inside, so the
+    table must not head two columns alike (the baseline column comes first)."""
+    from n3cli.io.images import Image, write_image
+
+    px = read_image(ROOT / "examples" / "astronaut_clean.png").pixels
+    write_image(tmp_path / "im.png", Image(px[:96, 20:148], np.dtype(np.uint8)))
+    shipped = ROOT / "weights" / "n3net-raw.safetensors"
+    r = CliRunner().invoke(cli, ["eval", "raw", "--data", str(tmp_path), "--level", "1e-3,1e-5",
+                                 "--model", str(shipped), "--baseline", "n3net-raw"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert f"baseline: n3net-raw; model: {shipped}" in lines
+    head = next(x for x in lines if x.split()[:3] == ["a", "b", "noisy"])
+    assert head.split()[3:] == ["baseline", "model"]
+    row = next(x for x in lines if x.split()[:1] == ["0.001"])
+    assert row.split()[3] == row.split()[4]  # the same weights score the same
+
 def test_developed_outputs_carry_camera_exposure_and_an_srgb_profile(tmp_path):
     """A developed TIFF/JPEG/PNG says what camera and exposure made it, that n3 did, and (sRGB
     pixels) carries an sRGB ICC profile; the orientation stays behind (LibRaw turned the pixels)."""

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,6 +139,11 @@ def test_shipped_configs_validate():
         build_model(cfg["model"]["arch"], cfg["model"]["args"])
     queue = load_queue(root / "queue.yaml")  # every run's config, steps and evaluations check out
     assert {r.replaces for r in queue.runs} >= {"n3net-gray-s25", "n3net-color", "n3net-sr", "n3net-raw"}
+    fine_tunes = [r for r in queue.runs if r.config["init"]]
+    assert [r.replaces for r in fine_tunes[:2]] == ["n3net-color-real", "n3net-raw"]  # the open issues' models first
+    for r in fine_tunes:  # a one-session fine-tune continues the very file it would replace
+        assert Path(r.config["init"]).resolve() == (REPO / "weights" / f"{r.replaces}.safetensors").resolve()
+        assert r is queue.runs[fine_tunes.index(r)]
     with pytest.raises(ConfigError, match="training queue"):
         api.load_training_config(root / "queue.yaml")
 
@@ -334,6 +340,7 @@ def test_fine_tuning_starts_from_its_init_model(tmp_path):
     cfg["init"] = str(tmp_path / "missing.safetensors")
     with pytest.raises(Exception, match="missing.safetensors"):
         train(validate(cfg), tmp_path / "three", device="cpu", progress=False)
+
 
 
 def test_optimizer_step_skips_nonfinite_batches_and_clips():
