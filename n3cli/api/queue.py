@@ -131,7 +131,9 @@ def _install(candidate: Path, entry: zoo.ZooEntry, rows: list[dict[str, Any]], l
     man_path.write_text(json.dumps(man, indent=2) + "\n")
     if log.is_file():
         (wdir / "logs").mkdir(exist_ok=True)
-        shutil.copyfile(log, wdir / "logs" / f"{entry.name}.jsonl")
+        # a fine-tune's log goes beside the logs of the stages before it, not over the first one's
+        stage = f".{log.parent.name}-{time.strftime('%Y-%m-%d')}" if extra.get("training", {}).get("init") else ""
+        shutil.copyfile(log, wdir / "logs" / f"{entry.name}{stage}.jsonl")
     _update_card(wdir / "README.md", entry.name, rows, extra.get("training", {}))
 
 

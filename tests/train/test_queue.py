@@ -147,6 +147,25 @@ def test_promotion_replaces_a_shipped_model_only_with_a_better_one(tmp_path, mon
     assert res.exit_code == 0 and "not better: gray-tiny stays" in res.output
     assert (weights / "manifest.json").read_text() == (tmp_path / "manifest.before").read_text()
 
+    # a one-session fine-tune of the shipped file: its log joins the earlier ones, and the card says so
+    import time
+
+    from n3cli.api.queue import _install
+    from n3cli.store import zoo
+
+    ft = q.out / "r0-ft"
+    ft.mkdir()
+    m = load_model(weights / "gray-tiny.safetensors")
+    m.info.extra["training"] = {**m.info.extra.get("training", {}), "init": {"file": "gray-tiny.safetensors"}}
+    save_model(ft / "model.safetensors", m.net, m.info)
+    (ft / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    first_log = (weights / "logs" / "gray-tiny.jsonl").read_text()
+    rows = [{"key": "val", "data": "val", "run": {"sigma": 25.0, "psnr": 30.0}, "shipped": {"sigma": 25.0, "psnr": 29.0}}]
+    _install(ft / "model.safetensors", zoo.find("gray-tiny"), rows, ft / "log.jsonl")
+    assert (weights / "logs" / "gray-tiny.jsonl").read_text() == first_log
+    assert (weights / "logs" / f"gray-tiny.r0-ft-{time.strftime('%Y-%m-%d')}.jsonl").read_text() == '{"step": 1, "loss": 0.5}\n'
+    assert "fine-tuned from gray-tiny.safetensors" in (weights / "README.md").read_text()
+
 
 def test_the_queue_options_are_checked(tmp_path):
     path = make_queue(tmp_path)
