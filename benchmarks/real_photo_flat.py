@@ -14,6 +14,7 @@ about detail: read it beside the synthetic-pair PSNR of benchmarks/real_noise.py
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def main() -> None:
             print(f"  {name:<20} noise left {left:.2f}   {outs[name + ' time']:.1f} s")
             if a.save:
                 y, x, h, w = (int(v) for v in a.crop.split(",")) if a.crop else (0, 0, 400, 400)
-                dst = Path(a.save) / f"{Path(photo).stem}.{name.replace(' ', '_')}.png"
+                dst = Path(a.save) / f"{Path(photo).stem}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"  # a model file's path too
                 write_image(dst, Image(np.clip(out[y : y + h, x : x + w], 0, 1), np.dtype(np.uint8)))
         if a.save:
             y, x, h, w = (int(v) for v in a.crop.split(",")) if a.crop else (0, 0, 400, 400)
