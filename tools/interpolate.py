@@ -8,6 +8,7 @@ sha256, training record) and ALPHA in its training record. Measure OUT before sh
 """
 import sys
 
+from n3cli.errors import CheckpointError
 from n3cli.store.checkpoint import save_model
 from n3cli.store.interpolate import interpolate_models
 
@@ -16,7 +17,10 @@ def main() -> None:
     if len(sys.argv) != 5:
         sys.exit(__doc__)
     base, tuned, alpha, out = sys.argv[1:]
-    m = interpolate_models(base, tuned, float(alpha))
+    try:
+        m = interpolate_models(base, tuned, float(alpha))
+    except (CheckpointError, ValueError) as e:
+        sys.exit(f"error: {e}")
     save_model(out, m.net, m.info)
     print(f"{out}: {alpha} x {tuned} + {1 - float(alpha):g} x {base}")
 

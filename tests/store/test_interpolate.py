@@ -22,7 +22,8 @@ def _pair(tmp_path):
                     v.copy_(torch.rand_like(v) + (0.5 if k.endswith("running_var") else -0.5))
     info = dict(arch="n3net", args=ARGS, task="denoise", color="rgb", noise={"kind": "map"})
     save_model(tmp_path / "base.safetensors", base, ModelInfo(name="base", extra={"training": {"steps": 5}}, **info))
-    save_model(tmp_path / "tuned.safetensors", tuned, ModelInfo(name="tuned", extra={"training": {"steps": 7}}, **info))
+    save_model(tmp_path / "tuned.safetensors", tuned, ModelInfo(name="tuned", extra={"training": {"steps": 7},
+                                                                          "metrics": {"val": {"psnr": 30.0}}}, **info))
     return tmp_path / "base.safetensors", tmp_path / "tuned.safetensors"
 
 
@@ -41,6 +42,7 @@ def test_ends_give_either_network_and_the_middle_mixes_every_float_tensor(tmp_pa
     rec = mid.info.extra["training"]
     assert rec["alpha"] == 0.25 and rec["base"]["file"] == "base.safetensors" and rec["tuned"]["training"] == {"steps": 7}
     assert len(rec["base"]["sha256"]) == 64
+    assert "metrics" not in mid.info.extra  # the tuned network's figures are not the mix's
     # it saves and loads like any model, and runs
     save_model(tmp_path / "mix.safetensors", mid.net, mid.info)
     again = load_model(tmp_path / "mix.safetensors")
