@@ -4,12 +4,10 @@ patches, walls, sky) measured before and after each denoiser.
     python benchmarks/real_photo_flat.py PHOTO... [--models n3net-color,n3net-color-real] [--bm3d]
                                          [--crop Y,X,H,W] [--save DIR]
 
-Flat windows (24x24) are those whose blurred image (Gaussian, sigma 3) varies least: the lowest
-5% by the blurred window's standard deviation, away from black and white. In each, the standard
-deviation of every channel is the noise (the window is flat); the figure per method is the median
-over windows of output std / input std ("noise left": 1 = untouched, 0 = flat). It says nothing
-about detail: read it beside the synthetic-pair PSNR of benchmarks/real_noise.py and look at the
---save crops.
+The measure is n3cli.eval.flat's (`n3 eval flat`, the queue's promotion guard): the median over
+the photo's flattest 24x24 windows of output std / input std ("noise left": 1 = untouched,
+0 = flat). This script adds CBM3D beside the models and --save crops to look at. It says nothing
+about detail: read it beside the synthetic-pair PSNR of benchmarks/real_noise.py.
 """
 from __future__ import annotations
 
@@ -20,29 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-WIN = 24
-
-
-def flat_windows(px: np.ndarray, fraction: float = 0.05) -> list[tuple[int, int]]:
-    """Top-left corners of the flattest WIN x WIN windows of ``px`` (H x W x 3 in [0, 1])."""
-    from n3cli.imaging.camera import gaussian_blur
-
-    blurred = gaussian_blur(torch.from_numpy(px.transpose(2, 0, 1).copy())[None], 3.0)[0].numpy()
-    H, W = px.shape[:2]
-    cand = []
-    for y in range(0, H - WIN + 1, WIN):
-        for x in range(0, W - WIN + 1, WIN):
-            b = blurred[:, y : y + WIN, x : x + WIN]
-            m = float(b.mean())
-            if 0.08 < m < 0.92:
-                cand.append((float(b.std(axis=(1, 2)).max()), y, x))
-    cand.sort()
-    return [(y, x) for _, y, x in cand[: max(1, int(len(cand) * fraction))]]
-
-
-def noise_in(px: np.ndarray, windows: list[tuple[int, int]]) -> np.ndarray:
-    return np.array([px[y : y + WIN, x : x + WIN].std(axis=(0, 1)).mean() for y, x in windows])
 
 
 def main() -> None:
@@ -59,6 +34,7 @@ def main() -> None:
 
     flush_denormals()  # as loading a model does, but before the synthesis below starts torch's threads
     from n3cli.api import denoise, load_denoiser
+    from n3cli.eval.flat import flat_windows, noise_left, window_noise
     from n3cli.imaging.estimate import estimate_sigma
     from n3cli.io.images import Image, read_image, write_image
 
@@ -67,7 +43,7 @@ def main() -> None:
     for photo in a.photos:
         px = read_image(photo).pixels[:, :, :3]
         win = flat_windows(px)
-        base = noise_in(px, win)
+        base = window_noise(px, win)
         sigma = estimate_sigma(px)
         print(f"\n{photo}: {px.shape[1]}x{px.shape[0]}, estimated sigma {sigma:.2f}, {len(win)} flat windows, "
               f"input noise in them {np.median(base) * 255:.2f} (0-255)")
@@ -85,7 +61,7 @@ def main() -> None:
         for name, out in outs.items():
             if name.endswith(" time"):
                 continue
-            left = np.median(noise_in(np.clip(out, 0, 1), win) / base)
+            left = noise_left(px, out, win)
             print(f"  {name:<20} noise left {left:.2f}   {outs[name + ' time']:.1f} s")
             if a.save:
                 y, x, h, w = (int(v) for v in a.crop.split(",")) if a.crop else (0, 0, 400, 400)

@@ -9,6 +9,7 @@ Nothing here imports torch until a torch model is loaded.
 """
 # what the command line needs besides, for scripts that do the same
 from ..io.atomic import remove_stale_parts
+from ..io.camera_jpeg import parse_crop
 from ..io.folders import Job, expand_inputs, plan_jobs, same_file
 from ..io.images import MAX_PIXELS, WRITE_EXTS, is_image_path
 from ..io.raw import is_raw_path
@@ -23,11 +24,13 @@ from .cluster import run_jobs as run_on_ray
 from .evaluate import (
     count_images,
     evaluate_denoise,
+    evaluate_flat_noise,
     evaluate_matching,
     evaluate_raw_denoise,
     evaluate_real_noise,
     evaluate_upscale,
     read_pairs,
+    read_photos,
 )
 from .files import (
     denoise_file,
@@ -47,16 +50,16 @@ from .loading import (
 )
 from .match import match_files
 from .models import export_model, import_checkpoint, shipped_models
-from .queue import promote_run, queue_status, run_queue
+from .queue import describe_score, promote_run, queue_status, run_queue
 from .train import build_match_datastore, load_training_config, run_training
 
 __all__ = [
     "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "count_images",
-    "denoise", "denoise_file", "evaluate_denoise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
+    "denoise", "denoise_file", "evaluate_denoise", "evaluate_flat_noise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
     "evaluate_upscale",
-    "default_noise_profiles_path", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
+    "default_noise_profiles_path", "describe_score", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
-    "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_pairs", "remove_stale_parts", "resolve_model",
+    "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_crop", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_pairs", "read_photos", "remove_stale_parts", "resolve_model",
     "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",
     "upscale_file",
 ]

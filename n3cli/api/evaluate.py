@@ -151,3 +151,68 @@ def evaluate_real_noise(model: str | os.PathLike | None, data: str | os.PathLike
     report = evaluate_real(runner, pairs, sigma, tile, str(data), on_image, save if save_dir else None, tta)
     report["results"][0]["pairs_from"] = f"camera noise synthesis, seed {seed}" if synthesize else "files"
     return {**report, "backend": runner.describe()}
+
+
+def read_photos(data: str | os.PathLike, crop: tuple[int, int] | None = None,
+                jpeg_quality: int = 92) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The photos of ``data`` (a folder, or one file) for :func:`evaluate_flat_noise`: images as
+    they are (RGB in [0, 1]) and Bayer raw files developed to camera JPEGs at ``jpeg_quality``
+    (:func:`n3cli.io.camera_jpeg.camera_jpeg`), each centre-cropped to ``crop`` (width, height).
+    Returns them with the one-line reasons for the files left out (raw files that are not Bayer)."""
+    from ..errors import ImageError
+    from ..imaging.color import as_color
+    from ..io.camera_jpeg import camera_jpeg, centre_crop
+    from ..io.images import is_image_path, read_image
+    from ..io.raw import is_raw_path
+
+    data = Path(data)
+    if data.is_dir():
+        files = sorted(p for p in data.iterdir() if p.is_file() and (is_image_path(p) or is_raw_path(p)))
+    elif data.is_file():
+        files = [data]
+    else:
+        raise N3Error(f"{data}: no such file or folder")
+    photos, skipped = [], []
+    for f in files:
+        if is_raw_path(f):
+            try:
+                photos.append((f.name, camera_jpeg(f, jpeg_quality, crop)))
+            except ImageError as e:
+                if data.is_file():
+                    raise
+                skipped.append(str(e))
+        elif is_image_path(f):
+            photos.append((f.name, centre_crop(as_color(read_image(f).pixels, "rgb"), crop)))
+        else:
+            raise N3Error(f"{f}: not an image or camera raw file")
+    if not photos:
+        raise N3Error(f"{data}: no photos to measure (images, or Bayer raw files)"
+                      + (f"; left out: {'; '.join(skipped)}" if skipped else ""))
+    return photos, skipped
+
+
+def evaluate_flat_noise(model: str | os.PathLike | None, data: str | os.PathLike,
+                        crop: tuple[int, int] | None = None, jpeg_quality: int = 92, sigma: float | None = None,
+                        tile: int | None = None, save_dir: str | None = None, device: str = "auto",
+                        backend: str = "auto", on_image: Callable[[str, float], None] | None = None,
+                        tta: bool = False) -> dict[str, Any]:
+    """Noise left in the flat windows of real photos, which need no clean reference
+    (:mod:`n3cli.eval.flat`): the photos of ``data`` (:func:`read_photos`). ``model`` None: the
+    shipped real-noise model. Noise-aware models get the estimator's reading unless ``sigma``."""
+    from ..eval.flat import evaluate_flat
+    from ..io.images import Image, write_image
+
+    runner = load_denoiser(model, "real" if model is None else "rgb", device, backend)
+    photos, skipped = read_photos(data, crop, jpeg_quality)
+
+    def save(name: str, out) -> None:
+        import numpy as np
+
+        write_image(Path(save_dir) / (Path(name).stem + ".png"), Image(np.clip(out, 0, 1), np.dtype(np.uint8)))
+
+    report = evaluate_flat(runner, photos, sigma, tile, str(data), on_image, save if save_dir else None, tta)
+    res = report["results"][0]
+    res.update(jpeg_quality=jpeg_quality, skipped=skipped)
+    if crop:
+        res["crop"] = f"{crop[0]}x{crop[1]}"
+    return {**report, "backend": runner.describe()}

@@ -34,7 +34,8 @@ def run_queue(queue: str | os.PathLike, budget: float | str, out: str | os.PathL
 
 
 def _score(ev: dict[str, Any], model: str | Path, device: str) -> dict[str, Any]:
-    """One of the card's evaluations of ``model``: {psnr, ssim?, condition}."""
+    """One of the card's evaluations of ``model``: {psnr, ssim?, condition}, or for real photos
+    without a reference {noise_left, condition}."""
     from .evaluate import (
         evaluate_denoise,
         evaluate_raw_denoise,
@@ -53,6 +54,14 @@ def _score(ev: dict[str, Any], model: str | Path, device: str) -> dict[str, Any]
         r = evaluate_real_noise(model, ev["data"], synth, int(ev.get("seed", 0)), device=device,
                                 backend="torch")["results"][0]
         return {"pairs": r["pairs_from"], "psnr": r["mean_psnr"], "ssim": r["mean_ssim"]}
+    if ev["task"] == "flat":
+        from ..io.camera_jpeg import parse_crop
+        from .evaluate import evaluate_flat_noise
+
+        r = evaluate_flat_noise(model, ev["data"], parse_crop(ev.get("crop")), int(ev.get("jpeg_quality", 92)),
+                                device=device, backend="torch")["results"][0]
+        return {"photos": r["photos"], **({"crop": r["crop"]} if "crop" in r else {}),
+                "noise_left": r["mean_noise_left"]}
     if ev["task"] == "sr":
         r = evaluate_upscale(model, ev["data"], [int(ev["scale"])], device=device, backend="torch")["results"][0]
         return {"scale": int(ev["scale"]), "psnr": r["mean_psnr"], "ssim": r["mean_ssim"]}
@@ -61,12 +70,20 @@ def _score(ev: dict[str, Any], model: str | Path, device: str) -> dict[str, Any]
     return {"a": float(ev["a"]), "b": float(ev["b"]), "psnr": r["mean_psnr"]}
 
 
+def describe_score(score: dict[str, Any]) -> str:
+    """An evaluation's figure as the card writes it: ``30.12 dB`` or ``noise left 0.288``."""
+    return f"{score['psnr']:.2f} dB" if "psnr" in score else f"noise left {score['noise_left']:.3f}"
+
+
 def promote_run(queue: str | os.PathLike, name: str, out: str | os.PathLike | None = None, device: str = "auto",
-                dry_run: bool = False, on_eval: Callable[[str, str, float], None] | None = None) -> dict[str, Any]:
+                dry_run: bool = False, on_eval: Callable[[str, str, dict[str, Any]], None] | None = None
+                ) -> dict[str, Any]:
     """Score the finished run ``name`` and the shipped model it would replace with the queue's
     evaluations (the card's), and replace the shipped files (weights, ONNX copy, manifest,
-    metrics, training log, card) only when the run's mean PSNR over them is higher."""
-    from ..train.queue import load_queue
+    metrics, training log, card) only when the run's mean PSNR over them is higher and no
+    ``flat`` guard (noise left in real photos, :mod:`n3cli.eval.flat`) rose by more than its
+    ``max_rise``. ``on_eval(key, "run" | "shipped", score)`` follows the scoring."""
+    from ..train.queue import FLAT_MAX_RISE, load_queue
 
     q = load_queue(queue, out)
     run = next((r for r in q.runs if r.name == name), None)
@@ -80,18 +97,23 @@ def promote_run(queue: str | os.PathLike, name: str, out: str | os.PathLike | No
     entry = zoo.find(run.replaces)
     rows = []
     for ev in run.evaluate:
-        new = _score(ev, candidate, device)
-        if on_eval:
-            on_eval(ev["key"], "run", new["psnr"])
-        old = _score(ev, entry.path, device)
-        if on_eval:
-            on_eval(ev["key"], "shipped", old["psnr"])
-        rows.append({"key": ev["key"], "data": Path(ev["data"]).name, "run": new, "shipped": old})
-    run_mean = sum(r["run"]["psnr"] for r in rows) / len(rows)
-    shipped_mean = sum(r["shipped"]["psnr"] for r in rows) / len(rows)
-    better = run_mean > shipped_mean
+        scores = {}
+        for who, model in (("run", candidate), ("shipped", entry.path)):
+            scores[who] = _score(ev, model, device)
+            if on_eval:
+                on_eval(ev["key"], who, scores[who])
+        row = {"key": ev["key"], "data": Path(ev["data"]).name, **scores}
+        if ev["task"] == "flat":
+            row["max_rise"] = float(ev.get("max_rise", FLAT_MAX_RISE))
+        rows.append(row)
+    scored = [r for r in rows if "psnr" in r["run"]]
+    run_mean = sum(r["run"]["psnr"] for r in scored) / len(scored)
+    shipped_mean = sum(r["shipped"]["psnr"] for r in scored) / len(scored)
+    held_back = [r["key"] for r in rows if "noise_left" in r["run"]
+                 and r["run"]["noise_left"] > r["shipped"]["noise_left"] + r["max_rise"]]
+    better = run_mean > shipped_mean and not held_back
     report = {"name": name, "replaces": run.replaces, "evaluations": rows, "run_mean_psnr": run_mean,
-              "shipped_mean_psnr": shipped_mean, "better": better, "replaced": False}
+              "shipped_mean_psnr": shipped_mean, "held_back_by": held_back, "better": better, "replaced": False}
     if better and not dry_run:
         _install(candidate, entry, rows, q.out / name / "log.jsonl")
         report["replaced"] = True
@@ -107,10 +129,14 @@ def _install(candidate: Path, entry: zoo.ZooEntry, rows: list[dict[str, Any]], l
     extra = dict(m.info.extra)
     metrics = {k: v for k, v in extra.get("metrics", {}).items() if k == "val_psnr"}  # the old card's are stale
     for r in rows:
-        cond = {k: v for k, v in r["run"].items() if k not in ("psnr", "ssim")}
-        rec = {"data": r["data"], **cond, "psnr": round(r["run"]["psnr"], 2)}
+        cond = {k: v for k, v in r["run"].items() if k not in ("psnr", "ssim", "noise_left")}
+        rec = {"data": r["data"], **cond}
+        if "psnr" in r["run"]:
+            rec["psnr"] = round(r["run"]["psnr"], 2)
         if "ssim" in r["run"]:
             rec["ssim"] = round(r["run"]["ssim"], 4)
+        if "noise_left" in r["run"]:
+            rec["noise_left"] = round(r["run"]["noise_left"], 3)
         metrics[r["key"]] = rec
     extra["metrics"] = metrics
     i = m.info
@@ -148,9 +174,9 @@ def _update_card(card: Path, name: str, rows: list[dict[str, Any]], training: di
              "| evaluation | data | this model | model it replaced |", "|---|---|---|---|"]
     for r in rows:
         cond = ", ".join(f"{k} {v:g}" if isinstance(v, float) and not isinstance(v, bool) else f"{k} {v}"
-                         for k, v in r["run"].items() if k not in ("psnr", "ssim"))
-        lines.append(f"| {r['key']} ({cond}) | {r['data']} | **{r['run']['psnr']:.2f} dB** | "
-                     f"{r['shipped']['psnr']:.2f} dB |")
+                         for k, v in r["run"].items() if k not in ("psnr", "ssim", "noise_left"))
+        lines.append(f"| {r['key']} ({cond}) | {r['data']} | **{describe_score(r['run'])}** | "
+                     f"{describe_score(r['shipped'])} |")
     block = "\n".join(lines + [end])
     text = card.read_text() if card.is_file() else "# Shipped models\n"
     if begin in text and end in text:

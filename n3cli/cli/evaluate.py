@@ -1,4 +1,4 @@
-"""`n3 eval denoise|sr|raw|match`: the paper's protocols, a subcommand per task.
+"""`n3 eval denoise|sr|raw|real|flat|match`: the evaluation protocols, a subcommand per task.
 
 The spelling of earlier releases (`n3 eval --task sr ...`, `n3 eval --data D --sigma 25`) still
 works for one release, with a deprecation line on stderr.
@@ -12,7 +12,7 @@ import click
 
 from .common import backend_option, device_option, fail, reports_errors, tta_option
 
-TASKS = ("denoise", "sr", "raw", "real", "match")
+TASKS = ("denoise", "sr", "raw", "real", "flat", "match")
 
 
 class _EvalGroup(click.Group):
@@ -41,7 +41,7 @@ class _EvalGroup(click.Group):
 @click.group("eval", cls=_EvalGroup, context_settings={"ignore_unknown_options": True,
                                                        "allow_interspersed_args": False})
 def evaluate():
-    """Measure a model with the paper's protocol: `n3 eval denoise|sr|raw|match --help`.
+    """Measure a model with the paper's protocol: `n3 eval denoise|sr|raw|real|flat|match --help`.
 
     \b
     denoise  Gaussian noise added to clean [0,1] images, not clipped or quantised, fixed seed;
@@ -54,6 +54,8 @@ def evaluate():
     real     noisy/clean photo pairs (noisy/ + clean/, or X_real.* + X_mean.*), or --synthesize
              pairs from clean images with realistic camera noise; PSNR/SSIM on 8-bit RGB with
              the noise level the estimator reads per image.
+    flat     real noisy photos (images, or Bayer raw files developed to camera JPEGs) with no
+             clean reference: noise left in their flattest windows (0 flat, 1 untouched).
     match    mAP of the pose error at 5/10/20 degrees for robust estimation on all matches, the
              shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
     """
@@ -195,6 +197,55 @@ def eval_real(model, data, synthesize, seed, sigma, save_dir, tta, tile, as_json
     click.echo(f"{'mean':<24} {res['mean_psnr']:7.2f} {res['mean_ssim']:7.4f} {res['noisy_psnr']:7.2f}")
 
 
+@evaluate.command("flat")
+@click.option("-m", "--model", default=None, metavar="NAME|FILE",
+              help="Model to evaluate [default: the one `n3 denoise --noise real` picks].")
+@_data_option("Folder (or one file) of real noisy photos: images as they are, Bayer raw files developed to "
+              "camera JPEGs (LibRaw's defaults, camera white balance).")
+@click.option("--crop", default=None, metavar="WxH",
+              help="Measure the centre WxH of each photo (e.g. 1000x800) [default: all of it].")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=92, show_default=True,
+              help="JPEG quality raw files are developed to.")
+@click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
+              help="Give noise-aware models this level [default: the estimator's reading of each photo].")
+@_denoiser_run_options("Also write the denoised photos (8-bit PNG) here.")
+def eval_flat(model, data, crop, jpeg_quality, sigma, save_dir, tta, tile, as_json, device, backend):
+    """Real photos without a clean reference: the noise left in their flattest 24x24 windows
+    (output std / input std, median per photo; 1 untouched, 0 flat). A blur also scores well:
+    read it beside `n3 eval real`."""
+    from .. import api
+
+    if data is None:
+        fail("missing option --data (a folder or file of real noisy photos)")
+    try:
+        size = api.parse_crop(crop)
+    except ValueError as e:
+        fail(f"--crop: {e}")
+    with _progress(None) as bar:  # (raw files that are not Bayer are found out only when read)
+        report = api.evaluate_flat_noise(model, data, size, jpeg_quality, sigma, tile, save_dir, device, backend,
+                                         on_image=lambda *a: bar.update(1), tta=tta)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"ran on {report['backend']}", err=True)
+    res = report["results"][0]
+    for why in res["skipped"]:
+        click.echo(f"left out: {why}", err=True)
+    click.echo(f"\n{report['model']} on {res['data']} ({res['photos']} photos"
+               + (f", centre {res['crop']}" if "crop" in res else "") + "; sigma "
+               + (f"{res['sigma']:g})" if "sigma" in res else "estimated per photo)") + (", --tta" if tta else ""))
+    click.echo(f"{'photo':<28} {'size':>10} {'sigma~':>7} {'windows':>7} {'noise in':>8} {'left':>6}")
+    for r in res["per_image"]:
+        size_txt = f"{r['size'][0]}x{r['size'][1]}"
+        if "noise_left" not in r:
+            click.echo(f"{r['image']:<28} {size_txt:>10} {r['sigma_estimated']:7.2f}  no flat window")
+            continue
+        click.echo(f"{r['image']:<28} {size_txt:>10} {r['sigma_estimated']:7.2f} {r['windows']:7d} "
+                   f"{r['input_noise']:8.2f} {r['noise_left']:6.3f}")
+    if res["mean_noise_left"] is not None:
+        click.echo(f"{'mean noise left':<28} {'':>10} {'':>7} {'':>7} {'':>8} {res['mean_noise_left']:6.3f}")
+
+
 @evaluate.command("match")
 @model_option
 @_data_option("A pairs file, or a folder with its pairs.txt [default: the synthetic test set].")
@@ -211,7 +262,7 @@ def eval_match(model, data, pairs, outliers, ratio, as_json):
     _evaluate_match(model, data, pairs, outliers, None if ratio >= 1 else ratio, as_json)
 
 
-def _progress(n: int):
+def _progress(n: int | None):
     """The eval progress bar on stderr (hidden when stderr is not a terminal)."""
     from tqdm import tqdm
 

@@ -30,7 +30,8 @@ from .common import device_option, fail, reports_errors
 @click.option("--status", is_flag=True, help="With --queue: print where each run stands, train nothing.")
 @click.option("--promote", "promote", default=None, metavar="NAME",
               help="With --queue: score the finished run NAME and the shipped model it replaces with the card's "
-                   "evaluations; replace the shipped files only when the run is better.")
+                   "evaluations; replace the shipped files only when the run is better (a higher mean PSNR, and "
+                   "no more noise left in the real photos of a flat guard).")
 @click.option("--dry-run", is_flag=True, help="With --promote: score both, replace nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --queue: print the result as JSON.")
 @device_option
@@ -71,12 +72,17 @@ def _queue(api, queue_path, out_dir, budget, max_runs, only, status, promote, dr
         fail("--queue needs one of --budget TIME, --status or --promote NAME")
     if promote:
         rep = api.promote_run(queue_path, promote, out_dir, device, dry_run,
-                              on_eval=None if as_json else lambda k, who, p: click.echo(f"  {k}: {who} {p:.2f} dB"))
+                              on_eval=None if as_json else
+                              lambda k, who, s: click.echo(f"  {k}: {who} {api.describe_score(s)}"))
         if as_json:
             click.echo(json.dumps(rep, indent=2))
             return
+        rose = ", ".join(f"{r['key']} {r['shipped']['noise_left']:.3f} -> {r['run']['noise_left']:.3f}"
+                         for r in rep["evaluations"] if r["key"] in rep["held_back_by"])
         verdict = ("replaced " + rep["replaces"]) if rep["replaced"] else \
-            ("better; --dry-run: nothing replaced" if rep["better"] else f"not better: {rep['replaces']} stays")
+            ("better; --dry-run: nothing replaced" if rep["better"] else
+             f"held back: noise left in real photos rose ({rose}); {rep['replaces']} stays" if rose else
+             f"not better: {rep['replaces']} stays")
         click.echo(f"{promote}: mean {rep['run_mean_psnr']:.3f} dB against {rep['shipped_mean_psnr']:.3f} dB "
                    f"for {rep['replaces']}: {verdict}")
         return

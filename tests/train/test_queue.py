@@ -210,3 +210,63 @@ def test_the_device_travel_commit_leaves_out_the_weights_and_touches_nothing_her
     assert qc.commit_bytes(tmp_path, commit) == 6 and qc.untracked_bytes(tmp_path) == 6
     assert git("rev-parse", "HEAD") == head and git("ls-files", "-s") == index
     assert (tmp_path / "weights" / "big.safetensors").stat().st_size == 5000
+
+
+def test_a_flat_guard_is_checked_and_holds_back_a_run_that_leaves_more_noise_in_real_photos(tmp_path, monkeypatch):
+    """A run better on PSNR but leaving more noise in real photos' flat windows than the shipped
+    model (by more than max_rise) replaces nothing: the stage-5 trial of n3net-color-real did that."""
+    path = make_queue(tmp_path, steps=(6,))
+    raw = yaml.safe_load(path.read_text())
+    flat = {"key": "photos", "task": "flat", "data": str(tmp_path / "val"), "crop": "64x64", "max_rise": 0.02}
+    for change, msg in ((lambda ev: ev.update(crop="64"), "crop '64'"),
+                        (lambda ev: ev.update(max_rise=-1), "max_rise must be"),
+                        (lambda ev: ev.update(quality=90), "unknown key 'quality'"),
+                        (lambda ev: ev.update(jpeg_quality=101), "jpeg_quality must be")):
+        bad = json.loads(json.dumps(raw))
+        ev = dict(flat)
+        change(ev)
+        bad["runs"][0]["evaluate"].append(ev)
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+        with pytest.raises(ConfigError, match=msg):
+            load_queue(tmp_path / "bad.yaml")
+    only_flat = json.loads(json.dumps(raw))
+    only_flat["runs"][0]["evaluate"] = [flat]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(only_flat))
+    with pytest.raises(ConfigError, match="flat only guards"):
+        load_queue(tmp_path / "bad.yaml")
+
+    raw["runs"][0]["evaluate"].append(flat)
+    path.write_text(yaml.safe_dump(raw))
+    q = load_queue(path)
+    run_queue(q, 600, device="cpu", progress=False)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copyfile(q.out / "r0" / "model.safetensors", weights / "gray-tiny.safetensors")
+    man = {"models": [{"name": "gray-tiny", "file": "gray-tiny.safetensors",
+                       "sha256": sha256(weights / "gray-tiny.safetensors"), "default_for": []}]}
+    (weights / "manifest.json").write_text(json.dumps(man))
+    monkeypatch.setenv("N3_WEIGHTS", str(weights))
+
+    import n3cli.api.queue as aq
+
+    left = {}  # noise left per model file: the run's file is the queue's, the shipped one is in weights/
+
+    def score(ev, model, device):
+        run = "weights" not in str(model)
+        if ev["task"] == "flat":
+            return {"photos": 2, "crop": ev["crop"], "noise_left": left["run" if run else "shipped"]}
+        return {"sigma": 25.0, "psnr": 30.0 if run else 29.5, "ssim": 0.8}
+
+    monkeypatch.setattr(aq, "_score", score)
+    for run_left, held in ((0.40, True), (0.30, False), (0.25, False)):
+        left.update(run=run_left, shipped=0.29)
+        res = CliRunner().invoke(cli, ["train", "--queue", str(path), "--promote", "r0", "--dry-run", "--json"])
+        rep = json.loads(res.output)
+        assert rep["held_back_by"] == (["photos"] if held else []) and rep["better"] is not held
+    res = CliRunner().invoke(cli, ["train", "--queue", str(path), "--promote", "r0", "--dry-run"])
+    assert res.exit_code == 0 and "photos: run noise left 0.250" in res.output and "better; --dry-run" in res.output
+    left.update(run=0.40)
+    res = CliRunner().invoke(cli, ["train", "--queue", str(path), "--promote", "r0"])
+    assert res.exit_code == 0, res.output
+    assert "held back: noise left in real photos rose (photos 0.290 -> 0.400); gray-tiny stays" in res.output
+    assert json.loads((weights / "manifest.json").read_text()) == man
