@@ -374,7 +374,7 @@ def test_eval_has_a_subcommand_per_task_and_the_old_spelling_still_works(tmp_pat
     helptext = CliRunner().invoke(cli, ["eval", "sr", "--help"]).output
     assert "--scale" in helptext and "--sigma" not in helptext and "--pairs" not in helptext
     res = CliRunner().invoke(cli, ["eval", "--task", "colour", "--data", str(data)])
-    assert res.exit_code == 2 and "denoise, sr, raw, real, match" in res.stderr
+    assert res.exit_code == 2 and "denoise, sr, raw, real, flat, match" in res.stderr
 
 
 @pytest.mark.slow
