@@ -191,28 +191,84 @@ def read_photos(data: str | os.PathLike, crop: tuple[int, int] | None = None,
     return photos, skipped
 
 
+def read_mosaics(data: str | os.PathLike, crop: tuple[int, int] | None = None
+                 ) -> tuple[list[tuple[str, Any, Any]], list[str]]:
+    """The Bayer raw files of ``data`` (a folder, or one file) for a RAW model's
+    :func:`evaluate_flat_noise`: (name, RawImage, noise parameters) with the noise n3 reads from
+    the whole file (NoiseProfile, optical black, fit; no user profiles), the mosaic then cut to
+    its centre ``crop`` (width, height in photosites, the CFA phase kept). Returns them with the
+    one-line reasons for the files left out."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from ..errors import ImageError
+    from ..io.raw import is_raw_path, read_raw
+    from ..pipelines.raw import noise_params
+
+    data = Path(data)
+    if not data.exists():
+        raise N3Error(f"{data}: no such file or folder")
+    if data.is_file() and not is_raw_path(data):
+        raise N3Error(f"{data}: not a camera raw file (a RAW model measures raw files)")
+    files = sorted(p for p in data.iterdir() if p.is_file() and is_raw_path(p)) if data.is_dir() else [data]
+    out, skipped = [], []
+    for f in files:
+        try:
+            raw = read_raw(f)
+        except ImageError as e:
+            if data.is_file():
+                raise
+            skipped.append(str(e))
+            continue
+        noise = noise_params(raw)
+        if crop:
+            H, W = raw.mosaic.shape
+            h, w = min(crop[1], H), min(crop[0], W)
+            y, x = (H - h) // 4 * 2, (W - w) // 4 * 2  # even offsets: the CFA pattern stays
+            raw = replace(raw, mosaic=np.ascontiguousarray(raw.mosaic[y : y + h, x : x + w]))
+        out.append((f.name, raw, noise))
+    if not out:
+        raise N3Error(f"{data}: no Bayer raw files to measure" + (f"; left out: {'; '.join(skipped)}" if skipped else ""))
+    return out, skipped
+
+
 def evaluate_flat_noise(model: str | os.PathLike | None, data: str | os.PathLike,
                         crop: tuple[int, int] | None = None, jpeg_quality: int = 92, sigma: float | None = None,
                         tile: int | None = None, save_dir: str | None = None, device: str = "auto",
                         backend: str = "auto", on_image: Callable[[str, float], None] | None = None,
                         tta: bool = False) -> dict[str, Any]:
     """Noise left in the flat windows of real photos, which need no clean reference
-    (:mod:`n3cli.eval.flat`): the photos of ``data`` (:func:`read_photos`). ``model`` None: the
-    shipped real-noise model. Noise-aware models get the estimator's reading unless ``sigma``."""
-    from ..eval.flat import evaluate_flat
+    (:mod:`n3cli.eval.flat`). An sRGB denoiser (``model`` None: the shipped real-noise model) is
+    measured on the photos of ``data`` (:func:`read_photos`), noise-aware models given the
+    estimator's reading unless ``sigma``; a RAW model on the mosaics of its Bayer raw files
+    (:func:`read_mosaics`, ``crop`` in photosites), with the noise n3 reads from each file."""
+    from ..eval.flat import evaluate_flat, evaluate_flat_raw
     from ..io.images import Image, write_image
+    from ..runtime.backends import backend_for, open_runner
 
-    runner = load_denoiser(model, "real" if model is None else "rgb", device, backend)
-    photos, skipped = read_photos(data, crop, jpeg_quality)
+    path = resolve_model(model, "real" if model is None else "rgb", backend)
+    runner = open_runner(path, backend_for(path, backend), device)
+    if runner.info.task == "raw":
+        if sigma is not None or save_dir:
+            raise N3Error(f"{path}: a RAW model is measured with the noise each file reads, and writes no images "
+                          "(no --sigma, no --save)")
+        files, skipped = read_mosaics(data, crop)
+        report = evaluate_flat_raw(runner, files, tile, str(data), on_image, tta)
+    elif runner.info.task == "denoise":
+        photos, skipped = read_photos(data, crop, jpeg_quality)
 
-    def save(name: str, out) -> None:
-        import numpy as np
+        def save(name: str, out) -> None:
+            import numpy as np
 
-        write_image(Path(save_dir) / (Path(name).stem + ".png"), Image(np.clip(out, 0, 1), np.dtype(np.uint8)))
+            write_image(Path(save_dir) / (Path(name).stem + ".png"), Image(np.clip(out, 0, 1), np.dtype(np.uint8)))
 
-    report = evaluate_flat(runner, photos, sigma, tile, str(data), on_image, save if save_dir else None, tta)
+        report = evaluate_flat(runner, photos, sigma, tile, str(data), on_image, save if save_dir else None, tta)
+        report["results"][0]["jpeg_quality"] = jpeg_quality
+    else:
+        raise N3Error(f"{path}: a {runner.info.task} model, not a denoiser")
     res = report["results"][0]
-    res.update(jpeg_quality=jpeg_quality, skipped=skipped)
+    res["skipped"] = skipped
     if crop:
         res["crop"] = f"{crop[0]}x{crop[1]}"
     return {**report, "backend": runner.describe()}

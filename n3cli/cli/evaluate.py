@@ -201,9 +201,10 @@ def eval_real(model, data, synthesize, seed, sigma, save_dir, tta, tile, as_json
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Model to evaluate [default: the one `n3 denoise --noise real` picks].")
 @_data_option("Folder (or one file) of real noisy photos: images as they are, Bayer raw files developed to "
-              "camera JPEGs (LibRaw's defaults, camera white balance).")
+              "camera JPEGs (LibRaw's defaults, camera white balance); for a RAW model, its Bayer raw files.")
 @click.option("--crop", default=None, metavar="WxH",
-              help="Measure the centre WxH of each photo (e.g. 1000x800) [default: all of it].")
+              help="Measure the centre WxH of each photo (e.g. 1000x800; photosites for a RAW model) "
+                   "[default: all of it].")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=92, show_default=True,
               help="JPEG quality raw files are developed to.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
@@ -212,7 +213,8 @@ def eval_real(model, data, synthesize, seed, sigma, save_dir, tta, tile, as_json
 def eval_flat(model, data, crop, jpeg_quality, sigma, save_dir, tta, tile, as_json, device, backend):
     """Real photos without a clean reference: the noise left in their flattest 24x24 windows
     (output std / input std, median per photo; 1 untouched, 0 flat). A blur also scores well:
-    read it beside `n3 eval real`."""
+    read it beside `n3 eval real`. A RAW model (-m n3net-raw) is measured on the mosaics of
+    the Bayer raw files, with the noise n3 reads from each."""
     from .. import api
 
     if data is None:
@@ -232,18 +234,24 @@ def eval_flat(model, data, crop, jpeg_quality, sigma, save_dir, tta, tile, as_js
     for why in res["skipped"]:
         click.echo(f"left out: {why}", err=True)
     click.echo(f"\n{report['model']} on {res['data']} ({res['photos']} photos"
-               + (f", centre {res['crop']}" if "crop" in res else "") + "; sigma "
-               + (f"{res['sigma']:g})" if "sigma" in res else "estimated per photo)") + (", --tta" if tta else ""))
-    click.echo(f"{'photo':<28} {'size':>10} {'sigma~':>7} {'windows':>7} {'noise in':>8} {'left':>6}")
+               + (f", centre {res['crop']}" if "crop" in res else "") + "; "
+               + ("the mosaics, with the noise n3 reads from each file)" if report.get("mosaic") else "sigma "
+                  + (f"{res['sigma']:g})" if "sigma" in res else "estimated per photo)")) + (", --tta" if tta else ""))
+    mosaic = report.get("mosaic", False)
+    # sRGB: the estimated sigma and the windows' noise in 0-255; a mosaic: n3's (a, b) and linear noise x 1000
+    level = (lambda r: f"a {r['a']:.2e} b {r['b']:.2e}") if mosaic else (lambda r: f"{r['sigma_estimated']:7.2f}")
+    click.echo(f"{'photo':<28} {'size':>10} {'a, b (n3 reads)' if mosaic else 'sigma~':>{22 if mosaic else 7}} "
+               f"{'windows':>7} {'noise in' + (' x1e3' if mosaic else ''):>13} {'left':>6}")
     for r in res["per_image"]:
         size_txt = f"{r['size'][0]}x{r['size'][1]}"
         if "noise_left" not in r:
-            click.echo(f"{r['image']:<28} {size_txt:>10} {r['sigma_estimated']:7.2f}  no flat window")
+            click.echo(f"{r['image']:<28} {size_txt:>10} {level(r)}  no flat window")
             continue
-        click.echo(f"{r['image']:<28} {size_txt:>10} {r['sigma_estimated']:7.2f} {r['windows']:7d} "
-                   f"{r['input_noise']:8.2f} {r['noise_left']:6.3f}")
+        noise_in = r["input_noise"] * 1e3 if mosaic else r["input_noise"]
+        click.echo(f"{r['image']:<28} {size_txt:>10} {level(r)} {r['windows']:7d} {noise_in:13.2f} "
+                   f"{r['noise_left']:6.3f}")
     if res["mean_noise_left"] is not None:
-        click.echo(f"{'mean noise left':<28} {'':>10} {'':>7} {'':>7} {'':>8} {res['mean_noise_left']:6.3f}")
+        click.echo(f"{'mean noise left':<28} {res['mean_noise_left']:>{10 + (22 if mosaic else 7) + 7 + 13 + 10}.3f}")
 
 
 @evaluate.command("match")

@@ -9,6 +9,10 @@ is no noise, and a denoiser is right to keep it). Where the scene is flat the st
 of each channel is the noise, so per window the figure is output std / input std, and per photo
 its median over windows: 1 is untouched, 0 is perfectly flat. It says nothing of detail (a blur
 scores well), so it is read beside a PSNR on synthetic pairs, as a guard, never alone.
+
+A RAW model is measured the same way on the packed RGGB planes of the mosaic, where the noise is
+the sensor's own (:func:`evaluate_flat_raw`); unlike the Laplacian-residual measure of
+``benchmarks/raw_noise_left.py`` it does not count texture, so 0 is within reach.
 """
 from __future__ import annotations
 
@@ -22,9 +26,12 @@ WINDOW = 24
 Window = tuple[int, int]
 
 
-def flat_windows(px: np.ndarray, fraction: float = 0.05, window: int = WINDOW) -> list[Window]:
+def flat_windows(px: np.ndarray, fraction: float = 0.05, window: int = WINDOW,
+                 levels: tuple[float, float] = (0.08, 0.92)) -> list[Window]:
     """Top-left corners of the flattest ``window``-square tiles of ``px`` (H x W x C in [0, 1]),
-    on a grid of ``window`` steps; at least one when the photo has any tile away from black and white."""
+    on a grid of ``window`` steps, among those whose blurred mean lies inside ``levels`` (sRGB:
+    away from black and white; a linear raw mosaic's planes: below clipping); at least one when
+    any tile does."""
     import torch
 
     from ..imaging.camera import gaussian_blur
@@ -36,7 +43,7 @@ def flat_windows(px: np.ndarray, fraction: float = 0.05, window: int = WINDOW) -
     for y in range(0, H - window + 1, window):
         for x in range(0, W - window + 1, window):
             b = blurred[:, y : y + window, x : x + window]
-            if 0.08 < float(b.mean()) < 0.92:
+            if levels[0] < float(b.mean()) < levels[1]:
                 raw_std = float(px[y : y + window, x : x + window].std(axis=(0, 1)).max())
                 cand.append((float(b.std(axis=(1, 2)).max()), raw_std, y, x))
     if not cand:
@@ -94,3 +101,37 @@ def evaluate_flat(model: Any, photos: Photos, sigma: float | None = None, tile: 
     if sigma is not None:
         res["sigma"] = sigma
     return {"model": model.info.name, "task": "flat", "tta": tta, "results": [res]}
+
+
+RAW_LEVELS = (0.0, 0.9)
+"""A raw mosaic's planes are linear: flat windows anywhere below clipping (dark ones too)."""
+
+
+def evaluate_flat_raw(model: Any, files: list[tuple[str, Any, Any]], tile: int | None = None, source: str = "",
+                      on_image: Callable[[str, float], None] | None = None, tta: bool = False) -> dict[str, Any]:
+    """Noise left by a RAW ``model`` (a runner) in the flattest windows of each mosaic's packed
+    RGGB planes: ``files`` are (name, :class:`~n3cli.io.raw.RawImage`, noise parameters) triples,
+    each denoised with the parameters given (n3's reading of the whole file) as `n3 denoise` does."""
+    from ..imaging.bayer import pack
+    from ..pipelines.raw import denoise_mosaic
+
+    per = []
+    for name, raw, noise in files:
+        planes = pack(raw.mosaic, raw.pattern)[0].transpose(1, 2, 0)
+        windows = flat_windows(planes, levels=RAW_LEVELS)
+        rec: dict[str, Any] = {"image": name, "size": [int(raw.mosaic.shape[1]), int(raw.mosaic.shape[0])],
+                               "a": float(noise.a), "b": float(noise.b), "noise_source": noise.source,
+                               "windows": len(windows)}
+        if windows:
+            out = pack(denoise_mosaic(model, raw, noise, tile, tta=tta), raw.pattern)[0].transpose(1, 2, 0)
+            rec["input_noise"] = float(np.median(window_noise(planes, windows)))  # linear, 1 = white level
+            rec["noise_left"] = float(np.median(window_noise(out, windows) / np.maximum(window_noise(planes, windows),
+                                                                                          1e-12)))
+        per.append(rec)
+        if on_image:
+            on_image(name, rec.get("noise_left", float("nan")))
+    scored = [r["noise_left"] for r in per if "noise_left" in r]
+    res: dict[str, Any] = {"data": source, "photos": len(scored),
+                           "mean_noise_left": float(np.mean(scored)) if scored else None,
+                           "sigma_used": "n3's reading of each file", "per_image": per}
+    return {"model": model.info.name, "task": "flat", "mosaic": True, "tta": tta, "results": [res]}

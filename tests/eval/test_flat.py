@@ -93,3 +93,24 @@ def test_the_command_measures_photos_and_answers_bad_input_in_one_line(tmp_path,
     res = CliRunner().invoke(cli, ["eval", "flat", "--data", str(samples / "nonbayer_linear_canon_6d.dng")])
     assert res.exit_code != 0 and len(res.output.strip().splitlines()) == 1
     assert "nonbayer_linear_canon_6d.dng: not supported" in res.output
+
+
+def test_a_raw_model_is_measured_on_the_mosaics_with_the_noise_each_file_reads(samples, tmp_path):
+    from n3cli.pipelines.raw import noise_params
+
+    kdc = samples / "kodak_dc120.kdc"
+    (name, raw, noise), = api.read_mosaics(kdc, (300, 200))[0]
+    full = api.read_mosaics(kdc)[0][0]
+    assert raw.mosaic.shape == (200, 300) and raw.pattern == full[1].pattern  # even offsets: the CFA phase stays
+    assert (noise.a, noise.b) == (full[2].a, full[2].b) == (noise_params(full[1]).a, noise_params(full[1]).b)
+
+    rep = api.evaluate_flat_noise("n3net-raw", kdc, (400, 400), device="cpu")
+    r = rep["results"][0]["per_image"][0]
+    assert rep["mosaic"] and r["windows"] > 0 and 0.2 < r["noise_left"] < 0.95
+    assert r["a"] == pytest.approx(noise.a) and r["noise_source"] == noise.source
+
+    res = CliRunner().invoke(cli, ["eval", "flat", "-m", "n3net-raw", "--data", str(kdc), "--sigma", "5"])
+    assert res.exit_code != 0 and "no --sigma" in res.output
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "a.png")
+    res = CliRunner().invoke(cli, ["eval", "flat", "-m", "n3net-raw", "--data", str(tmp_path / "a.png")])
+    assert res.exit_code != 0 and "a.png: not a camera raw file" in res.output
