@@ -129,19 +129,51 @@ def read_pairs(folder: str | os.PathLike) -> list[tuple[str, Any, Any]]:
     return out
 
 
+def read_raw_pairs(data: str | os.PathLike, pushes: tuple[float, ...] = (1.0, 4.0)
+                   ) -> list[tuple[str, Any, Any]]:
+    """Noisy/clean pairs made from the Bayer raw files of ``data`` (a folder, or one file), one per
+    push (:func:`n3cli.eval.raw_pairs.raw_pairs`: each 3x3 block's centre photosite against the
+    mean of the other 8, developed alike); raw files that are not Bayer are left out."""
+    from ..errors import ImageError
+    from ..eval.raw_pairs import raw_pairs
+    from ..io.raw import is_raw_path, read_raw
+
+    data = Path(data)
+    if not data.exists():
+        raise N3Error(f"{data}: no such file or folder")
+    files = sorted(p for p in data.iterdir() if p.is_file() and is_raw_path(p)) if data.is_dir() else [data]
+    out = []
+    for f in files:
+        try:
+            out += raw_pairs(f.name, read_raw(f), tuple(pushes))
+        except ImageError:
+            if data.is_file():
+                raise
+    if not out:
+        raise N3Error(f"{data}: no Bayer raw files to make pairs from")
+    return out
+
+
 def evaluate_real_noise(model: str | os.PathLike | None, data: str | os.PathLike, synthesize: bool = False,
                         seed: int = 0, sigma: float | None = None, tile: int | None = None,
                         save_dir: str | None = None, device: str = "auto", backend: str = "auto",
-                        on_image: Progress | None = None, tta: bool = False) -> dict[str, Any]:
+                        on_image: Progress | None = None, tta: bool = False, from_raw: bool = False,
+                        pushes: tuple[float, ...] = (1.0, 4.0)) -> dict[str, Any]:
     """Real-noise denoising: PSNR/SSIM on 8-bit RGB over the noisy/clean pairs of ``data``
-    (:func:`read_pairs`), or, with ``synthesize``, over pairs made from its clean images by the
-    camera noise pipeline (:func:`n3cli.eval.protocols.camera_pairs`, ``seed``). ``model`` None: the
-    shipped real-noise model. Noise-aware models get the estimator's reading unless ``sigma``."""
+    (:func:`read_pairs`); with ``synthesize``, over pairs made from its clean images by the camera
+    noise pipeline (:func:`n3cli.eval.protocols.camera_pairs`, ``seed``); with ``from_raw``, over
+    pairs made from its real Bayer raw files (:func:`read_raw_pairs`, ``pushes``). ``model`` None:
+    the shipped real-noise model. Noise-aware models get the estimator's reading unless ``sigma``."""
     from ..eval.protocols import camera_pairs, evaluate_real
     from ..io.images import Image, write_image
 
+    if synthesize and from_raw:
+        raise N3Error("pairs come from clean images (synthesize) or from raw files (from_raw), not both")
     runner = load_denoiser(model, "real" if model is None else "rgb", device, backend)
-    pairs = camera_pairs(read_images(data, "rgb"), seed) if synthesize else read_pairs(data)
+    if from_raw:
+        pairs = read_raw_pairs(data, pushes)
+    else:
+        pairs = camera_pairs(read_images(data, "rgb"), seed) if synthesize else read_pairs(data)
 
     def save(name: str, out) -> None:
         import numpy as np
@@ -149,7 +181,9 @@ def evaluate_real_noise(model: str | os.PathLike | None, data: str | os.PathLike
         write_image(Path(save_dir) / (Path(name).stem + ".png"), Image(out, np.dtype(np.uint8)))
 
     report = evaluate_real(runner, pairs, sigma, tile, str(data), on_image, save if save_dir else None, tta)
-    report["results"][0]["pairs_from"] = f"camera noise synthesis, seed {seed}" if synthesize else "files"
+    report["results"][0]["pairs_from"] = (f"camera noise synthesis, seed {seed}" if synthesize else
+                                          f"raw files: 3x3 centre vs mean of 8, pushes {list(pushes)}" if from_raw
+                                          else "files")
     return {**report, "backend": runner.describe()}
 
 

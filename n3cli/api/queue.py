@@ -50,9 +50,9 @@ def _score(ev: dict[str, Any], model: str | Path, device: str) -> dict[str, Any]
         return {"sigma": float(ev["sigma"]), **({"sigma_estimated": True} if est else {}), "psnr": r["mean_psnr"],
                 "ssim": r["mean_ssim"]}
     if ev["task"] == "real":
-        synth = bool(ev.get("synthesize", False))
+        synth, from_raw = bool(ev.get("synthesize", False)), bool(ev.get("from_raw", False))
         r = evaluate_real_noise(model, ev["data"], synth, int(ev.get("seed", 0)), device=device,
-                                backend="torch")["results"][0]
+                                backend="torch", from_raw=from_raw)["results"][0]
         return {"pairs": r["pairs_from"], "psnr": r["mean_psnr"], "ssim": r["mean_ssim"]}
     if ev["task"] == "flat":
         from ..io.camera_jpeg import parse_crop

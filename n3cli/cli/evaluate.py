@@ -51,9 +51,9 @@ def evaluate():
     raw      --data's sRGB images unprocessed to linear RGGB mosaics (fixed seed), Poisson-Gaussian
              noise at four (a, b) levels; raw-space PSNR of the noisy input, the DnCNN ablation
              and the RAW N³Net.
-    real     noisy/clean photo pairs (noisy/ + clean/, or X_real.* + X_mean.*), or --synthesize
-             pairs from clean images with realistic camera noise; PSNR/SSIM on 8-bit RGB with
-             the noise level the estimator reads per image.
+    real     noisy/clean photo pairs (noisy/ + clean/, or X_real.* + X_mean.*), --synthesize
+             pairs from clean images with realistic camera noise, or --from-raw pairs from real
+             Bayer raw files; PSNR/SSIM on 8-bit RGB with the noise level the estimator reads.
     flat     real noisy photos (images, or Bayer raw files developed to camera JPEGs) with no
              clean reference: noise left in their flattest windows (0 flat, 1 untouched).
     match    mAP of the pose error at 5/10/20 degrees for robust estimation on all matches, the
@@ -171,19 +171,29 @@ def eval_raw(model, data, levels, baseline, seed, tta, tile, as_json, device, ba
 @click.option("--synthesize", is_flag=True,
               help="Make the pairs from --data's clean images with realistic camera noise (demosaicing, "
                    "development, sharpening, JPEG; fixed draws per image from --seed).")
+@click.option("--from-raw", is_flag=True,
+              help="Make the pairs from --data's real Bayer raw files: in each colour plane's 3x3 blocks the "
+                   "centre photosite is the noisy image, the mean of the other 8 the clean one, developed alike.")
+@click.option("--push", "pushes", multiple=True, type=click.FloatRange(min=1), metavar="K",
+              help="With --from-raw: also develop each pair K times brighter; repeat [default: 1 and 4].")
 @click.option("--seed", default=0, show_default=True, help="With --synthesize: the seed of the noise and cameras.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
               help="Give noise-aware models this level [default: the estimator's reading of each image].")
 @_denoiser_run_options("Also write the denoised images (8-bit PNG) here.")
-def eval_real(model, data, synthesize, seed, sigma, save_dir, tta, tile, as_json, device, backend):
+def eval_real(model, data, synthesize, from_raw, pushes, seed, sigma, save_dir, tta, tile, as_json, device, backend):
     """Real camera noise: PSNR/SSIM on 8-bit RGB over noisy/clean photo pairs."""
     from .. import api
 
     if data is None:
         fail("missing option --data (a folder of noisy/clean pairs, or of clean images with --synthesize)")
-    with _progress(api.count_images(data, pairs=not synthesize)) as bar:
+    if synthesize and from_raw:
+        fail("--synthesize and --from-raw: choose one")
+    if pushes and not from_raw:
+        fail("--push goes with --from-raw")
+    with _progress(None if from_raw else api.count_images(data, pairs=not synthesize)) as bar:
         report = api.evaluate_real_noise(model, data, synthesize, seed, sigma, tile, save_dir, device, backend,
-                                         on_image=lambda *a: bar.update(1), tta=tta)
+                                         on_image=lambda *a: bar.update(1), tta=tta, from_raw=from_raw,
+                                         pushes=tuple(pushes) or (1.0, 4.0))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -24,7 +24,7 @@ STATE_FILES = ("latest.safetensors", "latest.state.pt", "log.jsonl", "config.jso
 """What a run needs to continue: the files a device session brings back (4 of its 8)."""
 
 _EVAL_TASKS = {"denoise": {"data", "sigma"}, "sr": {"data", "scale"}, "raw": {"data", "a", "b"},
-               "real": {"data"},  # real: pairs, or clean images with synthesize: true
+               "real": {"data"},  # real: pairs, clean images with synthesize: true, raw files with from_raw: true
                "flat": {"data"}}  # flat: real photos without a reference; a guard, not a score (FLAT_MAX_RISE)
 
 FLAT_MAX_RISE = 0.02
