@@ -55,7 +55,8 @@ def evaluate():
              pairs from clean images with realistic camera noise, or --from-raw pairs from real
              Bayer raw files; PSNR/SSIM on 8-bit RGB with the noise level the estimator reads.
     flat     real noisy photos (images, or Bayer raw files developed to camera JPEGs) with no
-             clean reference: noise left in their flattest windows (0 flat, 1 untouched).
+             clean reference: noise left in their flattest windows (0 flat, 1 untouched); a
+             RAW model is measured on the raw files' mosaics.
     match    mAP of the pose error at 5/10/20 degrees for robust estimation on all matches, the
              shipped CNNet and N³Net (--model replaces N³Net), on synthetic pairs or --data FILE.
     """
