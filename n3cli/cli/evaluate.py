@@ -244,7 +244,7 @@ def eval_flat(model, data, crop, jpeg_quality, sigma, save_dir, tta, tile, as_js
     res = report["results"][0]
     for why in res["skipped"]:
         click.echo(f"left out: {why}", err=True)
-    click.echo(f"\n{report['model']} on {res['data']} ({res['photos']} photos"
+    click.echo(f"\n{report['model']} on {res['data']} ({res['photos']} photo{'' if res['photos'] == 1 else 's'}"
                + (f", centre {res['crop']}" if "crop" in res else "") + "; "
                + ("the mosaics, with the noise n3 reads from each file)" if report.get("mosaic") else "sigma "
                   + (f"{res['sigma']:g})" if "sigma" in res else "estimated per photo)")) + (", --tta" if tta else ""))
