@@ -58,12 +58,19 @@ def window_noise(px: np.ndarray, windows: list[Window], window: int = WINDOW) ->
     return np.array([px[y : y + window, x : x + window].std(axis=(0, 1)).mean() for y, x in windows], np.float64)
 
 
-def noise_left(noisy: np.ndarray, out: np.ndarray, windows: list[Window]) -> float:
-    """Median over ``windows`` of the output's noise over the input's (the output clipped to [0, 1],
-    as it is saved)."""
+def noise_left(noisy: np.ndarray, out: np.ndarray, windows: list[Window], clip: bool = True) -> float:
+    """Median over ``windows`` of the output's noise over the input's; ``clip``: the output clipped
+    to [0, 1] first, as a photo is saved (a raw mosaic is not)."""
     before = window_noise(noisy, windows)
-    after = window_noise(np.clip(out, 0.0, 1.0), windows)
-    return float(np.median(after / np.maximum(before, 1e-8)))
+    after = window_noise(np.clip(out, 0.0, 1.0) if clip else out, windows)
+    return float(np.median(after / np.maximum(before, 1e-12)))
+
+
+def _result(per: list[dict[str, Any]], source: str, sigma_used: str) -> dict[str, Any]:
+    """The per-photo records and their mean noise left (photos without a flat window left out)."""
+    scored = [r["noise_left"] for r in per if "noise_left" in r]
+    return {"data": source, "photos": len(scored), "mean_noise_left": float(np.mean(scored)) if scored else None,
+            "sigma_used": sigma_used, "per_image": per}
 
 
 Photos = list[tuple[str, np.ndarray]]
@@ -94,10 +101,7 @@ def evaluate_flat(model: Any, photos: Photos, sigma: float | None = None, tile: 
         per.append(rec)
         if on_image:
             on_image(name, rec.get("noise_left", float("nan")))
-    scored = [r["noise_left"] for r in per if "noise_left" in r]
-    res: dict[str, Any] = {"data": source, "photos": len(scored),
-                           "mean_noise_left": float(np.mean(scored)) if scored else None,
-                           "sigma_used": "given" if sigma is not None else "estimated", "per_image": per}
+    res = _result(per, source, "given" if sigma is not None else "estimated")
     if sigma is not None:
         res["sigma"] = sigma
     return {"model": model.info.name, "task": "flat", "tta": tta, "results": [res]}
@@ -125,13 +129,9 @@ def evaluate_flat_raw(model: Any, files: list[tuple[str, Any, Any]], tile: int |
         if windows:
             out = pack(denoise_mosaic(model, raw, noise, tile, tta=tta), raw.pattern)[0].transpose(1, 2, 0)
             rec["input_noise"] = float(np.median(window_noise(planes, windows)))  # linear, 1 = white level
-            rec["noise_left"] = float(np.median(window_noise(out, windows) / np.maximum(window_noise(planes, windows),
-                                                                                          1e-12)))
+            rec["noise_left"] = noise_left(planes, out, windows, clip=False)
         per.append(rec)
         if on_image:
             on_image(name, rec.get("noise_left", float("nan")))
-    scored = [r["noise_left"] for r in per if "noise_left" in r]
-    res: dict[str, Any] = {"data": source, "photos": len(scored),
-                           "mean_noise_left": float(np.mean(scored)) if scored else None,
-                           "sigma_used": "n3's reading of each file", "per_image": per}
-    return {"model": model.info.name, "task": "flat", "mosaic": True, "tta": tta, "results": [res]}
+    return {"model": model.info.name, "task": "flat", "mosaic": True, "tta": tta,
+            "results": [_result(per, source, "n3's reading of each file")]}
