@@ -42,7 +42,7 @@ class ImageWorker:
             raise ValueError(f"unknown task {task!r}")
         self.task, self.options, self.device, self.backend = task, dict(options), device, backend
         self.precision = precision
-        photo_noise = self.options.pop("photo_noise", "gaussian")
+        photo_noise = self.options.pop("photo_noise", "auto")
         self.model = ModelCache(model, device, backend, precision, photo_noise) if task == "denoise" else model
         self._upscalers: dict[int, Any] = {}
 
@@ -149,12 +149,13 @@ class RayDenoiser:
     (image files to read); the same batch comes back with ``"denoised"`` added, each array in its
     input's type. ``model``, ``sigma``, ``strength``, ``tta``, ``tile``: as :func:`n3cli.api.denoise`;
     ``device``, ``backend``, ``precision``: as :func:`n3cli.api.load_denoiser`; ``photo_noise``:
-    ``real`` for the real camera noise model (:class:`n3cli.api.ModelCache`).
+    ``auto`` (each colour image's model picked by its noise), ``gaussian`` or ``real``
+    (:class:`n3cli.api.ModelCache`).
     """
 
     def __init__(self, model: str | None = None, sigma: float | None = None, strength: float = 1.0,
                  tta: bool = False, tile: int | None = None, device: str = "auto", backend: str = "auto",
-                 precision: str = "fp32", photo_noise: str = "gaussian") -> None:
+                 precision: str = "fp32", photo_noise: str = "auto") -> None:
         from .loading import ModelCache
 
         self.cache = ModelCache(model, device, backend, precision, photo_noise)
@@ -173,8 +174,7 @@ class RayDenoiser:
         out = []
         for px in images:
             px = np.asarray(px)
-            channels = 1 if px.ndim == 2 else px.shape[2]
-            model = self.cache.for_channels(channels)
+            model, _ = self.cache.for_image(px)
             out.append(denoise(model, px, self.sigma, self.tile, strength=self.strength, tta=self.tta))
         batch = dict(batch)
         batch["denoised"] = out if any(o.shape != out[0].shape for o in out) else np.stack(out)

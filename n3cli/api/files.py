@@ -55,7 +55,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     ``noise_profiles`` (:func:`find_noise_profiles`) gives them for cameras and ISOs measured before.
 
     Returns what was used: ``{"model": name, "sigma": value or None, "backend": description}``
-    (raw files: ``"noise"`` instead of ``"sigma"``). ``compare`` also writes
+    (raw files: ``"noise"`` instead of ``"sigma"``), and where the model was picked by the photo's
+    noise (``ModelCache`` with ``photo_noise="auto"``, the default) ``"noise_kind"`` (``gaussian``
+    or ``real``) and ``"noise_reason"``. ``compare`` also writes
     ``<dst>.compare.png``: the centre 512 px of input and result side by side (raw files: both
     developed by LibRaw); its path is returned as ``"compare"``. The comparison obeys the rules of
     every output: never the input (an error, before any work), an existing file only with
@@ -83,7 +85,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     img = read_image(src, max_pixels)
-    loaded = cache.for_channels(img.channels)
+    loaded, kind = cache.for_image(img.pixels)
     used = sigma
     if loaded.info.takes_noise_map and sigma is None:
         used = estimate_sigma(img.pixels)
@@ -91,6 +93,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     write_image(dst, img, out)
     res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
            "backend": loaded.describe(), **skipped}
+    if kind is not None:
+        res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
     if cmp:
         from ..pipelines.compare import write_compare
 
@@ -101,7 +105,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = None,
                 max_pixels: int | None = None, noise_profiles: NoiseProfiles | None = None) -> dict:
     """What `n3 denoise --print-noise` prints for one file: ``{"sigma"}`` (0-255 units) for an
-    image; for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
+    image, with ``"kind"`` (``gaussian`` or ``real``) and ``"reason"``, its noise kind
+    (:func:`n3cli.imaging.noise_kind.noise_kind`); for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
     ``"sources"``: what every source the file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
     from ..io.images import read_image
     from ..io.raw import is_raw_path, read_raw
@@ -111,7 +116,11 @@ def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = Non
         raw = read_raw(path)
         p = noise_params(raw, noise, noise_profiles)
         return {"a": p.a, "b": p.b, "source": p.source, "sources": noise_candidates(raw, noise_profiles)}
-    return {"sigma": estimate_sigma(read_image(path, max_pixels).pixels)}
+    from ..imaging.noise_kind import noise_kind
+
+    px = read_image(path, max_pixels).pixels
+    kind = noise_kind(px)
+    return {"sigma": estimate_sigma(px), "kind": kind.kind, "reason": kind.reason}
 
 
 def find_noise_profiles(path: str | os.PathLike | None = None) -> NoiseProfiles | None:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import N3Error
+from ..imaging.noise_kind import NoiseKind, noise_kind
 from ..runtime.backends import backend_for, open_runner
 from ..runtime.runner import Runner
 from ..store import zoo
@@ -93,22 +94,24 @@ def load_upscaler(model: str | os.PathLike | None = None, scale: int = 2, device
     return runner
 
 
-PHOTO_NOISE = ("gaussian", "real")
+PHOTO_NOISE = ("auto", "gaussian", "real")
 
 
 class ModelCache:
     """Loads each model once per run; picks the shipped default by image kind when none is named.
 
     ``photo_noise``: what the noise of gray and colour photos is when no model is named:
-    ``gaussian`` (the Gaussian models) or ``real`` (the real camera noise model, for photos
-    straight from a camera or phone). Raw files always get the RAW model.
+    ``auto`` (each colour photo's noise read by :func:`n3cli.imaging.noise_kind.noise_kind`: the
+    real camera noise model when it is not white, else the Gaussian one; gray photos get the
+    Gaussian model), ``gaussian`` (the Gaussian models) or ``real`` (the real camera noise model,
+    for photos straight from a camera or phone). Raw files always get the RAW model.
     """
 
     def __init__(self, model: str | os.PathLike | None, device: str = "auto", backend: str = "auto",
-                 precision: str = "fp32", photo_noise: str = "gaussian") -> None:
+                 precision: str = "fp32", photo_noise: str = "auto") -> None:
         if photo_noise not in PHOTO_NOISE:
             raise N3Error(f"noise {photo_noise!r}: choose one of {', '.join(PHOTO_NOISE)}")
-        if photo_noise != "gaussian" and model is not None:
+        if photo_noise == "real" and model is not None:
             raise N3Error(f"noise {photo_noise!r} picks the shipped model; it does not go with a named model")
         self.model, self.device, self.backend, self.precision = model, device, backend, precision
         self.photo_noise = photo_noise
@@ -118,9 +121,21 @@ class ModelCache:
         self._kinds: dict[str, Runner] = {}
 
     def for_channels(self, channels: int) -> Runner:
+        """The model for a photo of ``channels`` without reading its noise (``auto``: the Gaussian one)."""
         if self.photo_noise == "real":
             return self._for("real")
         return self._for("rgb" if channels == 3 else "gray")
+
+    def for_image(self, pixels) -> tuple[Runner, NoiseKind | None]:
+        """The model for the photo ``pixels`` (H x W x C or H x W; float in [0, 1], uint8 or
+        uint16), and the noise kind read from it where ``auto`` picked by it (else None)."""
+        from ..pipelines.arrays import as_float_image
+
+        px, _ = as_float_image(pixels)
+        if self.photo_noise != "auto" or self.model is not None or px.shape[2] != 3:
+            return self.for_channels(px.shape[2]), None
+        kind = noise_kind(px)
+        return self._for("real" if kind.kind == "real" else "rgb"), kind
 
     def for_raw(self) -> Runner:
         return self._for("bayer")

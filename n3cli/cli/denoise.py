@@ -28,9 +28,10 @@ from .common import (
               help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
-@click.option("--noise", "noise", default=None, metavar="real|gaussian|A,B",
-              help="What the noise is. Photos: 'real' picks the model for real camera noise (photos straight from a "
-                   "camera or phone: demosaiced, sharpened, JPEG), 'gaussian' (default) the Gaussian models. "
+@click.option("--noise", "noise", default=None, metavar="auto|real|gaussian|A,B",
+              help="What the noise is. Photos: 'auto' (default) reads each colour photo's noise and picks the model "
+                   "for real camera noise (photos straight from a camera or phone: demosaiced, sharpened, JPEG) "
+                   "unless the noise is white, then the Gaussian model; 'real' and 'gaussian' force one. "
                    "Raw files: the noise variance a*x + b on the [0, 1] mosaic [default: the DNG NoiseProfile, "
                    "your noise profile of the camera, the sensor's optical black, else estimated].")
 @click.option("--noise-profiles", "noise_profiles", default=None, metavar="FILE", envvar="N3_NOISE_PROFILES",
@@ -73,7 +74,7 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
       n3 denoise raws/*.NEF -o cleaned/            # clean DNGs
       n3 denoise photo.dng -o clean.tif --tta       # 8 views averaged: cleaner, 8x the time
       n3 denoise noisy.png -o clean.png --backend onnx
-      n3 denoise phone/*.jpg -o cleaned/ --noise real   # real camera noise
+      n3 denoise phone/*.jpg -o cleaned/ --noise real   # always the real camera noise model
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -86,9 +87,9 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
         plan_jobs,
     )
 
-    ab, photo_noise = None, "gaussian"
+    ab, photo_noise = None, "auto"
     try:
-        if noise is not None and noise.strip().lower() in ("real", "gaussian"):
+        if noise is not None and noise.strip().lower() in ("auto", "real", "gaussian"):
             photo_noise = noise.strip().lower()
             if photo_noise == "real" and model is not None:
                 raise N3Error("--noise real picks the shipped real-noise model; it does not go with --model")
@@ -142,7 +143,10 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
         if sigma is not None and used["sigma"] is None and not state["warned"]:
             state["warned"] = True
             rep.say(f"note: {used['model']} is trained for one noise level; --sigma is ignored")
-        note = f" (sigma {used['sigma']:.1f})" if used["sigma"] is not None else ""
+        notes = [f"sigma {used['sigma']:.1f}"] if used["sigma"] is not None else []
+        if "noise_kind" in used:
+            notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
+        note = f" ({', '.join(notes)})" if notes else ""
         return f"wrote {job.dst}{also} with {used['model']}{note}"
 
     run_batch(jobs, process, "denoise", overwrite, quiet)
@@ -162,7 +166,7 @@ def _print_noise(inputs, recursive, ab, max_pixels: int, profiles) -> None:
         try:
             n = noise_level(f, ab, max_pixels, profiles)
             if "sigma" in n:
-                click.echo(f"{f}\tsigma={n['sigma']:.2f}")
+                click.echo(f"{f}\tsigma={n['sigma']:.2f}\t{n['reason']}")
             else:
                 click.echo(f"{f}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
                 for source, (a, b) in n.get("sources", {}).items():

@@ -113,3 +113,35 @@ def test_noise_real_picks_the_real_noise_model_for_photos_and_keeps_the_raw_mode
     status, line, _ = worker.run(str(color), str(tmp_path / "w.png"), False)
     assert status == "done" and "with n3net-color-real" in line
     assert np.array_equal(read_image(tmp_path / "w.png").pixels, read_image(tmp_path / "out" / "c.png").pixels)
+
+
+def test_auto_the_default_picks_each_colour_photo_s_model_by_its_noise(tmp_path):
+    from n3cli.api.cluster import ImageWorker
+    from n3cli.eval.protocols import camera_pairs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "white.png").write_bytes((REPO / "examples" / "astronaut_noisy.png").read_bytes())  # Gaussian sigma 25
+    (_, camera, _), = camera_pairs([("a", CLEAN)], seed=1)
+    PILImage.fromarray(np.rint(np.clip(camera, 0, 1) * 255).astype(np.uint8)).save(src / "camera.jpg", quality=90)
+    gray = np.rint(np.clip(CLEAN.mean(2) + np.random.default_rng(0).normal(0, 15 / 255, CLEAN.shape[:2]), 0, 1) * 255)
+    PILImage.fromarray(gray.astype(np.uint8)).save(src / "gray.png")
+    res = run("denoise", src, "-o", tmp_path / "out", "-q")
+    assert res.exit_code == 0, res.output
+    line = {n: next(x for x in res.output.splitlines() if f"{n}." in x) for n in ("white", "camera", "gray")}
+    assert "with n3net-color (sigma" in line["white"] and "white noise)" in line["white"], res.output
+    assert "with n3net-color-real (sigma" in line["camera"] and "camera noise)" in line["camera"], res.output
+    assert "with n3net-gray-s25" in line["gray"] and "noise)" not in line["gray"], res.output  # gray: not read
+    # forced: the Gaussian model on the camera photo, with no reading
+    res = run("denoise", src / "camera.jpg", "-o", tmp_path / "g.jpg", "--noise", "gaussian")
+    assert res.exit_code == 0 and "with n3net-color (sigma" in res.output and "noise)" not in res.output, res.output
+    res = run("denoise", src / "camera.jpg", src / "white.png", "--print-noise")
+    assert res.exit_code == 0, res.output
+    cam, white = res.output.splitlines()
+    assert "camera noise (step ratio" in cam and "white noise (step ratio" in white
+    used = api.denoise_file(src / "camera.jpg", tmp_path / "api.png")  # the library's default is the CLI's
+    assert (used["model"], used["noise_kind"]) == ("n3net-color-real", "real")
+    worker = ImageWorker("denoise", None, {})  # and a Ray worker's
+    status, wline, _ = worker.run(str(src / "white.png"), str(tmp_path / "w.png"), False)
+    assert status == "done" and "with n3net-color (" in wline, wline
+    assert np.array_equal(read_image(tmp_path / "w.png").pixels, read_image(tmp_path / "out" / "white.png").pixels)
