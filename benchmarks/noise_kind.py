@@ -3,11 +3,11 @@ reading (n3cli/imaging/noise_kind.py) sends each kind of noise to each model, an
 or gains against always using one model.
 
     python benchmarks/noise_kind.py [--shared ../shared] [--start 0] [--step 2] [--sigmas 5,10,15,25,50]
-                                    [--sets gaussian,camera,raw-pairs,jpegs]
+                                    [--sets gaussian,gaussian-jpeg,camera,raw-pairs,jpegs]
 
 Sets, each image denoised by n3net-color and n3net-color-real with the estimator's sigma:
 - Gaussian noise on CBSD68 images [start::step] at each sigma (`n3 eval denoise` protocol: float,
-  unclipped; PSNR on float);
+  unclipped; PSNR on float); and at sigma 15 / 25 / 25 clipped and saved as JPEG q95 / q90 / q75;
 - the same images through the camera-noise synthesis (`n3 eval real --synthesize`, seed 0);
 - the pairs made from the Bayer raw files of raw-samples (`n3 eval real --from-raw`);
   (these two: PSNR on 8-bit)
@@ -28,10 +28,19 @@ import numpy as np
 import torch
 
 
+def jpeg(px: np.ndarray, quality: int) -> np.ndarray:
+    """``px`` (float RGB in [0, 1]) saved as an 8-bit JPEG (4:2:0) and read back."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.rint(px * 255.0).astype(np.uint8)).save(buf, "JPEG", quality=quality, subsampling=2)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255.0
+
+
 def camera_jpegs(folder: Path):
     """(name, photo) for each raw file, brightness, crop and quality (see the docstring)."""
     import rawpy
-    from PIL import Image
 
     for f in sorted(folder.iterdir()):
         try:
@@ -47,11 +56,7 @@ def camera_jpegs(folder: Path):
                     y, x = max(y, 0), max(x, 0)
                     crop = np.ascontiguousarray(rgb[y : y + 512, x : x + 512])
                     for q in (75, 95):
-                        buf = io.BytesIO()
-                        Image.fromarray(crop).save(buf, "JPEG", quality=q, subsampling=2)
-                        buf.seek(0)
-                        px = np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255.0
-                        yield f"{f.name} x{bright:g} {where} q{q}", px
+                        yield f"{f.name} x{bright:g} {where} q{q}", jpeg(crop.astype(np.float32) / 255.0, q)
 
 
 def main() -> None:
@@ -60,7 +65,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--step", type=int, default=2)
     ap.add_argument("--sigmas", default="5,10,15,25,50")
-    ap.add_argument("--sets", default="gaussian,camera,raw-pairs,jpegs", help="which sets to run")
+    ap.add_argument("--sets", default="gaussian,gaussian-jpeg,camera,raw-pairs,jpegs", help="which sets to run")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -120,6 +125,12 @@ def main() -> None:
         for s in [float(v) for v in a.sigmas.split(",")]:
             clean = {i: images[i][1] for i in picked}
             score(f"Gaussian sigma {s:g}", ((i, add_gaussian(clean[i], s, eval_rng(0, i))) for i in picked), clean.get)
+    if "gaussian-jpeg" in sets:  # Gaussian noise saved as a JPEG is no longer white
+        for sigma, q in ((15, 95), (25, 90), (25, 75)):
+            clean = {i: images[i][1] for i in picked}
+            score(f"Gaussian sigma {sigma}, JPEG q{q}",
+                  ((i, jpeg(np.clip(add_gaussian(clean[i], sigma, eval_rng(0, i)), 0, 1), q)) for i in picked),
+                  clean.get, eight_bit=True)
     if "camera" in sets:
         every = camera_pairs(images, 0)  # each image's own draws, as `n3 eval real --synthesize`
         pairs = [every[i] for i in picked]
