@@ -131,10 +131,10 @@ class ModelCache:
         uint16), and the noise kind read from it where ``auto`` picked by it (else None)."""
         from ..pipelines.arrays import as_float_image
 
-        px, _ = as_float_image(pixels)
-        if self.photo_noise != "auto" or self.model is not None or px.shape[2] != 3:
-            return self.for_channels(px.shape[2]), None
-        kind = noise_kind(px)
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        if self.photo_noise != "auto" or self.model is not None or channels != 3:
+            return self.for_channels(channels), None
+        kind = noise_kind(as_float_image(pixels)[0])
         return self._for("real" if kind.kind == "real" else "rgb"), kind
 
     def for_raw(self) -> Runner:
