@@ -86,12 +86,13 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     img = read_image(src, max_pixels)
     loaded, kind = cache.for_image(img.pixels)
+    leveled = loaded.info.takes_noise_map or loaded.info.noise.get("kind") == "fixed"  # both use the level
     used = sigma
-    if loaded.info.takes_noise_map and sigma is None:
+    if leveled and sigma is None:
         used = estimate_sigma(img.pixels)
     out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta)
     write_image(dst, img, out)
-    res = {"model": loaded.info.name, "sigma": used if loaded.info.takes_noise_map else None,
+    res = {"model": loaded.info.name, "sigma": used if leveled else None,
            "backend": loaded.describe(), **skipped}
     if kind is not None:
         res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason

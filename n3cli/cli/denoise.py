@@ -25,7 +25,8 @@ from .common import (
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray, colour or RAW model matching each input.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
-              help="Noise level in 0-255 units for models that take one. Default: estimated per image.")
+              help="Noise level in 0-255 units: the colour models' noise map; a model trained at one sigma gets the "
+                   "image scaled so that its noise is at that sigma. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
 @click.option("--noise", "noise", default=None, metavar="auto|real|gaussian|A,B",
@@ -142,7 +143,7 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
             return f"wrote {job.dst}{also} with {used['model']} (noise {used['noise']})"
         if sigma is not None and used["sigma"] is None and not state["warned"]:
             state["warned"] = True
-            rep.say(f"note: {used['model']} is trained for one noise level; --sigma is ignored")
+            rep.say(f"note: {used['model']} takes no noise level; --sigma is ignored")
         notes = [f"sigma {used['sigma']:.1f}"] if used["sigma"] is not None else []
         if "noise_kind" in used:
             notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")

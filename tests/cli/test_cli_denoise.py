@@ -390,3 +390,32 @@ def test_tta_denoises_at_least_as_well(tmp_path):
         assert res.exit_code == 0, res.output
         outs[tta] = psnr(read_image(dst).pixels, clean)
     assert outs[True] >= outs[False] - 0.02, outs
+
+
+def test_a_fixed_sigma_model_gets_the_noise_brought_to_its_sigma(tmp_path):
+    """n3net-gray-s25 on sigma 50: scaled to half contrast, denoised, scaled back; at its own sigma
+    it sees the image as it is; --sigma steers it; the output line says the level used."""
+    from n3cli.api import denoise, load_denoiser
+    from n3cli.imaging.noise import add_gaussian, eval_rng
+    from n3cli.pipelines.denoise import MAX_GAIN, _fixed_sigma_gain
+
+    model = load_denoiser("n3net-gray-s25", device="cpu")
+    clean = scene(c=1)
+    noisy = add_gaussian(clean, 50, eval_rng(0, 0))
+    plain, matched = denoise(model, noisy, 25.0), denoise(model, noisy, 50.0)
+    assert psnr(matched, clean) > psnr(plain, clean) + 3
+    assert _fixed_sigma_gain(model.info, noisy, 50.0) == 0.5
+    assert _fixed_sigma_gain(model.info, noisy, 27.0) == 1.0  # within a fifth: its own level
+    assert _fixed_sigma_gain(model.info, noisy, 1.0) == MAX_GAIN
+    mid = np.float32(noisy.mean())  # the same as running the model on the half-contrast image
+    by_hand = (denoise(model, (noisy - mid) * np.float32(0.5) + mid, 25.0) - mid) / np.float32(0.5) + mid
+    np.testing.assert_allclose(matched, by_hand, atol=1e-6)
+    src = tmp_path / "g.png"
+    noisy_file(src, c=1, sigma=50)
+    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "o.png")])
+    assert res.exit_code == 0 and "with n3net-gray-s25 (sigma 4" in res.output, res.output  # read about 50
+    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "o25.png"), "--sigma", "25"])
+    assert res.exit_code == 0 and "(sigma 25.0)" in res.output and "ignored" not in res.output, res.output
+    auto, given = (read_image(tmp_path / n).pixels for n in ("o.png", "o25.png"))
+    truth = scene(c=1)
+    assert psnr(auto, truth) > psnr(given, truth) + 2
