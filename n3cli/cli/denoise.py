@@ -175,5 +175,5 @@ def _print_noise(inputs, recursive, ab, max_pixels: int, profiles) -> None:
                         click.echo(f"  also\ta={a:.4g}\tb={b:.4g}\t({source})")
         except (N3Error, ValueError) as e:
             bad += 1
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {e}" if str(f) in str(e) else f"error: {f}: {e}", err=True)  # always the file
     sys.exit(1 if bad else 0)

@@ -419,3 +419,11 @@ def test_a_fixed_sigma_model_gets_the_noise_brought_to_its_sigma(tmp_path):
     auto, given = (read_image(tmp_path / n).pixels for n in ("o.png", "o25.png"))
     truth = scene(c=1)
     assert psnr(auto, truth) > psnr(given, truth) + 2
+
+
+def test_print_noise_names_the_file_it_cannot_read(tmp_path):
+    tiny = tmp_path / "tiny.png"
+    PILImage.fromarray(np.zeros((5, 5, 3), np.uint8)).save(tiny)
+    res = CliRunner().invoke(cli, ["denoise", str(tiny), "--print-noise"])
+    assert res.exit_code == 1
+    one_error_line(res, f"{tiny}: image of 5x5 is too small")
