@@ -412,9 +412,10 @@ def test_a_fixed_sigma_model_gets_the_noise_brought_to_its_sigma(tmp_path):
     np.testing.assert_allclose(matched, by_hand, atol=1e-6)
     src = tmp_path / "g.png"
     noisy_file(src, c=1, sigma=50)
-    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "o.png")])
+    fixed = ["-m", "n3net-gray-s25"]
+    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "o.png"), *fixed])
     assert res.exit_code == 0 and "with n3net-gray-s25 (sigma 4" in res.output, res.output  # read about 50
-    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "o25.png"), "--sigma", "25"])
+    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "o25.png"), "--sigma", "25", *fixed])
     assert res.exit_code == 0 and "(sigma 25.0)" in res.output and "ignored" not in res.output, res.output
     auto, given = (read_image(tmp_path / n).pixels for n in ("o.png", "o25.png"))
     truth = scene(c=1)

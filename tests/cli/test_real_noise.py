@@ -131,7 +131,7 @@ def test_auto_the_default_picks_each_colour_photo_s_model_by_its_noise(tmp_path)
     line = {n: next(x for x in res.output.splitlines() if f"{n}." in x) for n in ("white", "camera", "gray")}
     assert "with n3net-color (sigma" in line["white"] and "white noise)" in line["white"], res.output
     assert "with n3net-color-real (sigma" in line["camera"] and "camera noise)" in line["camera"], res.output
-    assert "with n3net-gray-s25" in line["gray"] and "noise)" not in line["gray"], res.output  # gray: not read
+    assert "with n3net-gray (sigma" in line["gray"] and "noise)" not in line["gray"], res.output  # gray: no kind read
     # forced: the Gaussian model on the camera photo, with no reading
     res = run("denoise", src / "camera.jpg", "-o", tmp_path / "g.jpg", "--noise", "gaussian")
     assert res.exit_code == 0 and "with n3net-color (sigma" in res.output and "noise)" not in res.output, res.output
