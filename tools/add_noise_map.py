@@ -18,7 +18,11 @@ def main() -> None:
         sys.exit(__doc__)
     source, low, high, name, out = sys.argv[1:]
     try:
-        m = with_noise_map(source, (float(low), float(high)), name)
+        sigma_range = (float(low), float(high))
+    except ValueError:
+        sys.exit(f"error: LOW and HIGH must be numbers (sigma, 0-255 units), got {low!r} and {high!r}")
+    try:
+        m = with_noise_map(source, sigma_range, name)
     except (CheckpointError, ValueError) as e:
         sys.exit(f"error: {e}")
     save_model(out, m.net, m.info)
