@@ -25,8 +25,9 @@ from .common import (
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray, colour or RAW model matching each input.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
-              help="Noise level in 0-255 units: the colour models' noise map; a model trained at one sigma gets the "
-                   "image scaled so that its noise is at that sigma. Default: estimated per image.")
+              help="Noise level in 0-255 units: the noise map of the models that take one (the default gray and "
+                   "colour models); a model trained at one sigma gets the image scaled so that its noise is at that "
+                   "sigma. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
 @click.option("--noise", "noise", default=None, metavar="auto|real|gaussian|A,B",
