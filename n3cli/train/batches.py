@@ -136,14 +136,23 @@ class Downscaler:
 
 
 def raw_noise(srgb: Tensor, g: torch.Generator, a_log_range: Sequence[float] | None = None,
-              b_over_a_log_range: Sequence[float] | None = None) -> tuple[Tensor, Tensor]:
+              b_over_a_log_range: Sequence[float] | None = None, correlated_fraction: float = 0.0,
+              max_correlation: float = 0.3) -> tuple[Tensor, Tensor]:
     """(network input ``(n, 6, h, w)``, clean RGGB planes ``(n, 4, h, w)``) from sRGB crops
     ``(n, 3, 2h, 2w)``: unprocessed to linear camera RGB with a random colour matrix and gains
     (FACTS §6, as :func:`n3cli.imaging.raw_noise.unprocess`), mosaicked RGGB, Poisson-Gaussian noise
     with log10 a ~ U(``a_log_range``) and log10 (b/a) ~ U(``b_over_a_log_range``) [default: the
     training range of :mod:`n3cli.imaging.raw_noise`, wider than the paper's], and the sqrt(a),
-    sqrt(b) maps."""
+    sqrt(b) maps.
+
+    ``correlated_fraction`` of the crops get noise correlated between neighbours (lag-1
+    correlation along rows and along columns, each uniform over [0, ``max_correlation``]) and
+    between planes (a common share, the same range), as some real files hold
+    (:mod:`n3cli.imaging.correlated_noise`). Their maps carry what the single-image fit reads of
+    such noise, the variance times the share its Laplacian sees, so that the model learns to
+    remove the whole of it when ``n3 denoise`` gives it the fit's reading."""
     from ..imaging.camera import sample_camera, unprocess
+    from ..imaging.correlated_noise import correlated_normal, laplacian_share, side_tap
     from ..imaging.raw_noise import A_LOG_RANGE, B_OVER_A_LOG_RANGE
 
     n, dev = srgb.shape[0], srgb.device
@@ -155,8 +164,15 @@ def raw_noise(srgb: Tensor, g: torch.Generator, a_log_range: Sequence[float] | N
     log_a = a0 + (a1 - a0) * u(n)
     log_b = log_a + r0 + (r1 - r0) * u(n)
     a, b = (10.0**log_a).view(-1, 1, 1, 1), (10.0**log_b).view(-1, 1, 1, 1)
-    noisy = clean + torch.sqrt((a * clean + b).clamp_min(0.0)) * torch.randn(clean.shape, generator=g, device=dev)
-    maps = torch.cat([a.sqrt(), b.sqrt()], 1).expand(-1, -1, *clean.shape[2:])
+    if correlated_fraction > 0:
+        pick = (u(n) < correlated_fraction).float()
+        rho_row, rho_col, share = (pick * max_correlation * u(n) for _ in range(3))
+        z = correlated_normal(tuple(clean.shape), rho_row, rho_col, share, g, dev)
+        read = (laplacian_share(side_tap(rho_row)) * laplacian_share(side_tap(rho_col))).view(-1, 1, 1, 1)
+    else:  # the draws of the configs that came before correlated noise, unchanged
+        z, read = torch.randn(clean.shape, generator=g, device=dev), torch.ones_like(a)
+    noisy = clean + torch.sqrt((a * clean + b).clamp_min(0.0)) * z
+    maps = torch.cat([(a * read).sqrt(), (b * read).sqrt()], 1).expand(-1, -1, *clean.shape[2:])
     return torch.cat([noisy, maps], 1), clean
 
 

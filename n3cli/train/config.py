@@ -55,6 +55,10 @@ SCHEMA: dict[str, Any] = {
         # [default: n3cli.imaging.raw_noise.A_LOG_RANGE, B_OVER_A_LOG_RANGE]
         "a_log_range": None,
         "b_over_a_log_range": None,
+        # task raw: this share of the crops gets noise correlated between neighbours and planes
+        # (each correlation uniform over [0, max_correlation]), the maps what the fit reads of it
+        "correlated_fraction": 0.0,
+        "max_correlation": 0.3,
     },
     "optim": {
         "lr": 1e-3,
@@ -249,6 +253,14 @@ def validate(raw: Any, where: str = "config") -> dict[str, Any]:
     f = cfg["noise"]["gaussian_fraction"]
     if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 <= f <= 1:
         raise ConfigError(f"{where}: noise.gaussian_fraction must be between 0 and 1, got {f!r}")
+    from ..imaging.correlated_noise import MAX_CORRELATION
+
+    for key, hi in (("correlated_fraction", 1.0), ("max_correlation", MAX_CORRELATION)):
+        f = cfg["noise"][key]
+        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 <= f <= hi:
+            raise ConfigError(f"{where}: noise.{key} must be between 0 and {hi:g}, got {f!r}")
+    if cfg["noise"]["correlated_fraction"] and cfg["model"]["task"] != "raw":
+        raise ConfigError(f"{where}: noise.correlated_fraction is for task raw")
     if cfg["compile"] not in (True, False, "reduce-overhead"):
         raise ConfigError(f"{where}: compile must be true, false or reduce-overhead, got {cfg['compile']!r}")
     if cfg["init"] is not None and not isinstance(cfg["init"], str):

@@ -162,7 +162,9 @@ class RawTask(ImageTask):
     image_color = val_color = "rgb"
 
     def degrade(self, crops: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        return raw_noise(crops, g, self.cfg["noise"]["a_log_range"], self.cfg["noise"]["b_over_a_log_range"])
+        nz = self.cfg["noise"]
+        return raw_noise(crops, g, nz["a_log_range"], nz["b_over_a_log_range"], nz["correlated_fraction"],
+                         nz["max_correlation"])
 
     def loss_weight(self, inp: Tensor, target: Tensor) -> Tensor | None:
         loss = self.cfg["optim"]["loss"]
@@ -175,7 +177,10 @@ class RawTask(ImageTask):
         return ModelInfo(name=self.cfg["name"], arch=m["arch"], args=dict(m["args"]), task="raw", color="bayer",
                          noise={"kind": "poisson-gaussian", "inputs": ["sqrt_a", "sqrt_b"], "model": "var = a*x + b",
                                 "a_log_range": list(self.cfg["noise"]["a_log_range"]),
-                                "b_over_a_log_range": list(self.cfg["noise"]["b_over_a_log_range"])},
+                                "b_over_a_log_range": list(self.cfg["noise"]["b_over_a_log_range"]),
+                                **({"correlated_fraction": self.cfg["noise"]["correlated_fraction"],
+                                    "max_correlation": self.cfg["noise"]["max_correlation"]}
+                                   if self.cfg["noise"]["correlated_fraction"] else {})},
                          min_size=1, extra={**self.extra, "input": "rggb-planes+sqrt_a+sqrt_b"})
 
     def condition(self) -> dict[str, Any]:

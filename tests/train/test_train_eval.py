@@ -69,6 +69,9 @@ def tiny_config(tmp_path, **over):
     ({"model": {"arch": "n3net", "task": "raw", "color": "bayer"}, "noise": {"a_log_range": [-1, -5]}},
      "noise.a_log_range must be"),
     ({"noise": {"b_over_a_log_range": [0, 1]}}, "noise.b_over_a_log_range is for task raw"),
+    ({"noise": {"correlated_fraction": 0.5}}, "noise.correlated_fraction is for task raw"),
+    ({"model": {"arch": "n3net", "task": "raw", "color": "bayer"}, "noise": {"max_correlation": 0.8}},
+     "noise.max_correlation must be between 0 and 0.5, got 0.8"),
 ])
 def test_config_errors_name_the_key(patch, msg):
     raw = {"name": "x", "model": {"arch": "n3net"}, "data": {"train": "x"}}
@@ -307,6 +310,27 @@ def test_raw_samples_follow_the_noise_model_and_a_raw_run_trains(tmp_path):
     assert -6.001 <= float(la.min()) and float(la.max()) <= -5.499, la
     assert 0.999 <= float(lr.min()) and float(lr.max()) <= 1.601, lr
     assert narrow.model_info().noise["a_log_range"] == [-6.0, -5.5]  # the model file records what it saw
+    assert "correlated_fraction" not in narrow.model_info().noise
+    # noise.correlated_fraction: that share of the crops gets noise correlated between neighbours,
+    # and their maps say what the single-image fit reads of it (less than the variance)
+    corr = task_for(validate(tiny_config(tmp_path, model=raw_model, data={"train": str(folder), "patch": 40,
+                                                                          "batch": 50},
+                                         noise={"correlated_fraction": 0.5, "max_correlation": 0.3})))
+    corr.prepare([px for _, px in load_images(str(folder), "rgb")], torch.device("cpu"))
+    assert corr.model_info().noise["correlated_fraction"] == 0.5
+    rows, ratios = [], []
+    for step in range(4):
+        x, c = corr.batch(step)
+        told = x[:, 4:5] ** 2 * c + x[:, 5:6] ** 2
+        r = (x[:, :4] - c) / told.sqrt()
+        rows.append((r[..., 1:] * r[..., :-1]).flatten(1).mean(1) / r.flatten(1).var(1))
+        ratios.append(r.flatten(1).var(1))
+    rows, ratios = torch.cat(rows), torch.cat(ratios)
+    white = ratios < 1.08  # the crops told their whole variance
+    assert 0.3 < float(white.float().mean()) < 0.7
+    assert float(rows[white].abs().mean()) < 0.05 and float(rows[~white].mean()) > 0.08
+    # at most 0.3 along rows and along columns: the fit reads at least 0.61 x 0.61 of the variance
+    assert float(ratios.max()) < 1.1 / 0.61**2
 
     cfg = tiny_config(tmp_path, model={"arch": "dncnn", "args": {"in_channels": 6, "out_channels": 4, "features": 8,
                                                                   "depth": 3}, "task": "raw", "color": "bayer"},
