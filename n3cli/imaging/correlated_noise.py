@@ -51,7 +51,7 @@ def correlated_normal(shape: tuple[int, int, int, int], rho_row: Tensor, rho_col
     columns, and correlation ``plane_share[i]`` between any two of its ``c`` planes.
 
     Rows and columns are filtered separately, so the field's correlation two cells away is small
-    (``t^2 / (1 + 2t^2)``, 0.025 at ``rho`` 0.3). The field is drawn with a 1-cell margin that the
+    (``t^2 / (1 + 2t^2)``, 0.024 at ``rho`` 0.3). The field is drawn with a 1-cell margin that the
     filter uses up, so its borders are as correlated as its middle."""
     n, c, h, w = shape
     view = lambda v: v.to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)  # noqa: E731
