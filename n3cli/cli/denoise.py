@@ -39,7 +39,7 @@ from .common import (
 @click.option("--noise-profiles", "noise_profiles", default=None, metavar="FILE", envvar="N3_NOISE_PROFILES",
               help="Raw files: the noise profiles `n3 noise-profile add` wrote [default: "
                    "~/.config/n3/noise-profiles.json where it exists; env N3_NOISE_PROFILES; 'none': not used].")
-@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "dng"]), default=None,
+@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "heic", "dng"]), default=None,
               help="Output format in folder mode [default: the input's; dng for raw files].")
 @click.option("--suffix", default=None, metavar="TEXT",
               help="Add TEXT to each output's name (photo.jpg -> photoTEXT.jpg); without -o, outputs go beside their inputs.")
@@ -59,7 +59,7 @@ from .common import (
 @ray_options
 def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
             tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
-    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP) and camera raw files
+    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP, HEIC) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
     Raw files are denoised on the mosaic; the output's extension picks what is written:

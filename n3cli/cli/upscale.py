@@ -24,7 +24,7 @@ from .common import (
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx SR model. "
                    "Default: the shipped model for the scale.")
-@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp"]), default=None,
+@click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "heic"]), default=None,
               help="Output format in folder mode [default: the input's].")
 @click.option("--suffix", default=None, metavar="TEXT",
               help="Add TEXT to each output's name (photo.png -> photoTEXT.png); without -o, outputs go beside their inputs.")

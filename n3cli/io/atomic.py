@@ -12,9 +12,14 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     The temporary file (``.<name>.n3-<pid>-<random>.part`` beside ``path``) is removed on any
     exception, Ctrl-C and SIGTERM included (the CLI turns SIGTERM into one); what a killed process
     leaves, :func:`remove_stale_parts` removes on the next run."""
+    from ..errors import N3Error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.n3-{os.getpid()}-", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.n3-{os.getpid()}-", suffix=".part", dir=path.parent)
+    except OSError as e:  # the error names the output, not the temporary file it never made
+        raise N3Error(f"{path}: cannot write there ({e.strerror or e})") from None
     os.close(fd)
     try:
         write(tmp)

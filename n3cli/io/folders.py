@@ -112,7 +112,8 @@ def plan_jobs(inputs: Iterable[str], output: str | None, recursive: bool, accept
     problems = [Job(d, d, f"{d}: folder cannot be read (permission denied?); its images were not processed")
                 for d in unreadable]
     if not files and not problems:
-        raise N3Error("no input images found")
+        shown = ", ".join(inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
+        raise N3Error(f"no input images found in {shown}")
     if suffix:  # outputs of an earlier run in the same folder are not inputs of this one
         files = [(f, root) for f, root in files if not f.stem.endswith(suffix)]
         if not files and not problems:
@@ -153,7 +154,7 @@ def _dedupe(jobs: list[Job]) -> list[Job]:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The images (PNG, JPEG, TIFF, BMP, WebP) directly in ``folder``, sorted by name; an error for
+    """The images (PNG, JPEG, TIFF, BMP, WebP, HEIC) directly in ``folder``, sorted by name; an error for
     a missing or image-less folder (a data set is never empty)."""
     from .images import is_image_path
 
@@ -162,7 +163,7 @@ def list_images(folder: str | Path) -> list[Path]:
         raise N3Error(f"{folder}: no such image folder")
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p))
     if not files:
-        raise N3Error(f"{folder}: no PNG/JPEG/TIFF/BMP/WebP images in it")
+        raise N3Error(f"{folder}: no PNG/JPEG/TIFF/BMP/WebP/HEIC images in it")
     return files
 
 

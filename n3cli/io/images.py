@@ -1,9 +1,11 @@
-"""sRGB image files: PNG, JPEG, TIFF (8/16-bit, float), BMP, WebP; gray, RGB, with or without alpha.
+"""sRGB image files: PNG, JPEG, TIFF (8/16-bit, float), BMP, WebP, HEIF/HEIC; gray, RGB, with or
+without alpha.
 
 Pixels come back as float32 in [0, 1], H x W x C (C = 1 or 3); alpha is kept aside in its
 original dtype so it can be written back untouched. Bit depth is taken from the file's dtype,
 never guessed from pixel values. ICC profiles and EXIF travel with the image where the output
-format can hold them (EXIF orientation stays a tag: pixels are never rotated).
+format can hold them (EXIF orientation stays a tag: pixels are never rotated; HEIC, whose format
+rotates on decoding, is the exception, see heif.py).
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError
+from .heif import HEIF_EXTS
 
-READ_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+READ_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"} | HEIF_EXTS
 WRITE_EXTS = READ_EXTS
 
 
@@ -56,7 +59,9 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image:
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if ext not in READ_EXTS:
-        raise ImageError(f"{path}: unsupported image type {ext or '(none)'} (use PNG, JPEG, TIFF, BMP or WebP)")
+        raise ImageError(f"{path}: unsupported image type {ext or '(none)'} (use PNG, JPEG, TIFF, BMP, WebP or HEIC)")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
     limit = MAX_PIXELS if max_pixels is None else max_pixels
 
     def check(width: int, height: int) -> None:
@@ -69,6 +74,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image:
             arr, icc, exif = _read_tiff(path, check)
         elif ext == ".png":
             arr, icc, exif = _read_png(path, check)
+        elif ext in HEIF_EXTS:
+            from .heif import read_heif
+
+            arr, icc, exif = read_heif(path, check)
         else:
             arr, icc, exif = _read_pil(path, check)
     except ImageError:
@@ -161,6 +170,10 @@ def _read_tiff(path: Path, check):
     from .native_stderr import quiet_logger
 
     with quiet_logger("tifffile"), tifffile.TiffFile(path) as tf:
+        series = tf.series[0] if tf.series else None
+        if series is not None and len(series.pages) > 1:  # a stack: reading page 1 would drop the rest
+            raise ImageError(f"{path}: a stack of {len(series.pages)} images (multi-page TIFF); n3 takes one "
+                             "image per file (split it, e.g. with tifffile or ImageMagick)")
         page = tf.pages[0]
         check(page.imagewidth, page.imagelength)
         arr = page.asarray()
@@ -205,18 +218,19 @@ def _convert_alpha(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None) -> None:
     """Write atomically (temporary file + rename). Bit depth follows the source where the format
-    holds it: JPEG, BMP and WebP are 8-bit (WebP lossy at quality 95, gray stored as RGB); float
-    sources become 16-bit PNG or float32 TIFF."""
+    holds it: JPEG, BMP and WebP are 8-bit (WebP lossy at quality 95, gray stored as RGB); HEIC is
+    8-bit, or 10-bit from a 16-bit or float source (lossy at quality 95); float sources become
+    16-bit PNG or float32 TIFF."""
     from .atomic import atomic_write
 
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in WRITE_EXTS:
-        raise ImageError(f"{path}: unsupported output type {ext or '(none)'} (use .png, .jpg, .tif, .bmp or .webp)")
+        raise ImageError(f"{path}: unsupported output type {ext or '(none)'} (use .png, .jpg, .tif, .bmp, .webp or .heic)")
     dtype = img.dtype
     if ext in (".jpg", ".jpeg", ".bmp", ".webp"):
         dtype = np.dtype(np.uint8)
-    elif ext == ".png" and dtype.kind == "f":
+    elif ext in (".png", ".heic", ".heif") and dtype.kind == "f":
         dtype = np.dtype(np.uint16)
     arr = to_array(img, pixels, dtype)
     if ext in (".jpg", ".jpeg") and arr.shape[2] in (2, 4):
@@ -242,8 +256,13 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
 
         tags = tags_from_exif(exif)
         software = tags.pop(305, None)
+        description = tags.pop(270, None)
+        if description and description.startswith('{"shape":'):  # tifffile's own layout note, not a caption
+            description = None
+        # metadata=None: no layout note of tifffile's own beside (or instead of) the photo's caption
         tifffile.imwrite(buf, arr if c > 1 else arr[:, :, 0], photometric=photometric, extrasamples=extras,
-                         compression="zlib", iccprofile=icc, software=software, extratags=tiff_extratags(tags))
+                         compression="zlib", iccprofile=icc, software=software, description=description,
+                         metadata=None, extratags=tiff_extratags(tags))
         return buf.getvalue()
     if ext == ".png":
         import cv2
@@ -257,6 +276,10 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
         if not ok:
             raise ImageError("PNG encoder failed")
         return _png_add_chunks(enc.tobytes(), icc, exif)
+    if ext in HEIF_EXTS:
+        from .heif import encode_heif
+
+        return encode_heif(arr, icc, exif)
     from PIL import Image as PILImage
 
     a = arr[:, :, 0] if arr.shape[2] == 1 else arr

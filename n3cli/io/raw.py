@@ -331,6 +331,8 @@ def sniff(path: Path) -> str | None:
             return f"it is {what}"
     if head[8:12] == b"WEBP" and head.startswith(b"RIFF"):
         return "it is a WebP image"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis", b"hevc"):
+        return "it is a HEIF/HEIC image"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:

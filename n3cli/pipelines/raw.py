@@ -21,7 +21,7 @@ from ..runtime.runner import TTA_VIEWS, Runner, dihedral, run_image, tta_progres
 from ..store.modelinfo import ModelInfo
 from ..store.noise_profiles import NoiseProfiles
 
-DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+DEVELOPED_EXTS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".heic", ".heif"}
 RAW_OUTPUT_EXTS = DEVELOPED_EXTS | {".dng"}
 
 

@@ -88,6 +88,13 @@ def test_bad_inputs_give_one_line_and_no_output(tmp_path):
     res = run(good, "-o", out, "--model", "no-such-model")
     assert res.exit_code != 0 and not out.exists()
     one_error_line(res, "no-such-model")
+    blocked = good / "sub" / "out.png"  # a parent that is a file: the error names the output asked for
+    res = run(good, "-o", blocked)
+    assert res.exit_code != 0
+    one_error_line(res, f"{blocked}: cannot write there")
+    res = run(tmp_path / "nothing*.png", "-o", tmp_path / "o")
+    assert res.exit_code == 2
+    one_error_line(res, f"no input images found in {tmp_path / 'nothing*.png'}")
     net = build_model("n3net", {"in_channels": 1, "out_channels": 1, "features": 8})
     save_model(tmp_path / "wrong.safetensors", net,
                ModelInfo("w", "n3net", {"in_channels": 1, "out_channels": 1, "features": 16}))
@@ -262,6 +269,23 @@ def test_webp_in_and_out(tmp_path):
     assert out.dtype == np.uint8 and out.pixels.shape == (96, 96, 3)
     assert psnr(out.pixels, clean) > psnr(read_image(src).pixels, clean) + 4
 
+
+def test_a_folder_of_phone_heic_photos_is_denoised_to_heic(tmp_path):
+    """HEIC is what phones write: a folder of them is found, denoised and written as HEIC."""
+    import pillow_heif
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    clean = scene()
+    for i in range(2):
+        noisy = np.clip(clean + np.random.default_rng(i).normal(0, 20 / 255, clean.shape), 0, 1)
+        a = np.rint(noisy * 255).astype(np.uint8)
+        pillow_heif.from_bytes(mode="RGB", size=(96, 96), data=a.tobytes()).save(shots / f"IMG_{i}.HEIC", quality=95)
+    res = run(shots, "-o", tmp_path / "out", "--sigma", "20")
+    assert res.exit_code == 0, res.output
+    for i in range(2):
+        out = read_image(tmp_path / "out" / f"IMG_{i}.HEIC")
+        assert psnr(out.pixels, clean) > psnr(read_image(shots / f"IMG_{i}.HEIC").pixels, clean) + 3
 
 def test_api_takes_uint8_uint16_and_2d_arrays_as_a_user_hands_them():
     from n3cli import api

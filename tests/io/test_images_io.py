@@ -73,10 +73,38 @@ def test_unreadable_files_raise_one_line_errors(tmp_path):
     trunc = tmp_path / "trunc.png"
     PILImage.fromarray(_array(64, 64, 3, np.uint8)).save(trunc)
     trunc.write_bytes(trunc.read_bytes()[:100])
-    for p in (txt, trunc, tmp_path / "missing.png", tmp_path / "x.gif"):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for p in (txt, trunc, empty, tmp_path / "missing.png", tmp_path / "x.gif"):
         with pytest.raises(ImageError) as e:
             read_image(p)
         assert str(p) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ImageError, match="empty file"):  # not a decoder's internal assertion text
+        read_image(empty)
+
+
+def test_a_multi_page_tiff_is_refused_rather_than_cut_to_its_first_page(tmp_path):
+    stack = tmp_path / "stack.tif"
+    pages = np.stack([_array(20, 30, 3, np.uint8, seed=s) for s in range(3)])
+    tifffile.imwrite(stack, pages, photometric="rgb")
+    with pytest.raises(ImageError, match="stack of 3 images"):
+        read_image(stack)
+
+
+def test_tiff_caption_travels_without_tifffiles_layout_note(tmp_path, recwarn):
+    """A TIFF written by tifffile holds a JSON layout note as its ImageDescription; writing it back
+    beside tifffile's own made tifffile warn on stderr in every batch. A real caption is kept."""
+    for desc, kept in (('{"shape": [20, 30, 3]}', None), ("OLYMPUS DIGITAL CAMERA", "OLYMPUS DIGITAL CAMERA")):
+        src = tmp_path / "in.tif"
+        tifffile.imwrite(src, _array(20, 30, 3, np.uint8), photometric="rgb", description=desc, metadata=None)
+        img = read_image(src)
+        dst = tmp_path / "out.tif"
+        write_image(dst, img)
+        with tifffile.TiffFile(dst) as t:
+            tag = t.pages[0].tags.get(270)
+            assert (tag.value if tag is not None else None) == kept
+        np.testing.assert_array_equal(read_image(dst).pixels, img.pixels)
+    assert not [w for w in recwarn if "extratag" in str(w.message)]
 
 
 def test_float_tiff_and_16bit_to_8bit_formats(tmp_path):
