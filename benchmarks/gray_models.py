@@ -31,8 +31,8 @@ def main() -> None:
     from n3cli.api import denoise, load_denoiser
     from n3cli.api.evaluate import read_images
     from n3cli.eval.metrics import psnr
-    from n3cli.imaging.estimate import estimate_sigma
     from n3cli.imaging.noise import add_gaussian, eval_rng
+    from n3cli.pipelines.denoise import estimate_level
 
     names = a.models.split(",")
     models = [load_denoiser(n, device="cpu") for n in names]
@@ -44,10 +44,10 @@ def main() -> None:
         rows = []
         for i, (_, clean) in enumerate(images):
             noisy = add_gaussian(clean, s, eval_rng(0, i))
-            est = float(estimate_sigma(noisy))
+            est = float(estimate_level(models[0].info, noisy))
             row = [psnr(noisy, clean), est]
-            for m in models:
-                row += [psnr(denoise(m, noisy, est), clean), psnr(denoise(m, noisy, s), clean)]
+            for m in models:  # each model is given the level n3 denoise gives it
+                row += [psnr(denoise(m, noisy, estimate_level(m.info, noisy)), clean), psnr(denoise(m, noisy, s), clean)]
             rows.append(row)
         m = np.mean(rows, axis=0)
         print(f"{s:>6g}{m[0]:>8.2f}{m[1]:>11.2f}" + "".join(f"{m[2 + 2 * j]:>22.2f}{m[3 + 2 * j]:>7.2f}"

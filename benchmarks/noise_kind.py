@@ -77,10 +77,9 @@ def main() -> None:
     from n3cli.eval.flat import flat_windows, noise_left
     from n3cli.eval.metrics import psnr
     from n3cli.eval.protocols import camera_pairs
-    from n3cli.imaging.estimate import estimate_sigma
     from n3cli.imaging.noise import add_gaussian, eval_rng
     from n3cli.imaging.noise_kind import noise_kind
-    from n3cli.pipelines.denoise import denoise
+    from n3cli.pipelines.denoise import denoise, estimate_level
 
     shared = Path(a.shared)
     models = {k: load_denoiser(k, device="cpu") for k in ("n3net-color", "n3net-color-real")}
@@ -99,10 +98,9 @@ def main() -> None:
                 continue
             kind = noise_kind(noisy).kind
             n_real += kind == "real"
-            est = estimate_sigma(noisy)
             got = {}
             for k, m in models.items():
-                out = denoise(m, noisy, est)
+                out = denoise(m, noisy, estimate_level(m.info, noisy, kind))
                 if flat:
                     got[k] = noise_left(noisy, out, wins)
                 else:

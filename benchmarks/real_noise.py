@@ -41,6 +41,7 @@ def main() -> None:
     from n3cli.eval.metrics import psnr, ssim
     from n3cli.eval.protocols import camera_pairs, evaluate_denoiser, evaluate_real
     from n3cli.imaging.estimate import estimate_sigma
+    from n3cli.imaging.noise_kind import noise_kind
 
     cbsd = Path(a.shared) / "datasets" / "CBSD68"
     if a.pairs:
@@ -50,8 +51,11 @@ def main() -> None:
         pairs, what = camera_pairs(images, 0), f"CBSD68[{a.first}:{a.first + len(images)}] camera noise, seed 0"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(pairs)} pairs: {what}")
     noisy_psnr = np.mean([psnr(n, c) for _, n, c in pairs])
-    sig = [estimate_sigma(n) for _, n, _ in pairs]
-    print(f"noisy input: {noisy_psnr:.2f} dB; estimated sigma {np.mean(sig):.2f} (min {min(sig):.2f}, max {max(sig):.2f})")
+    # what a true-sigma model such as n3net-color or CBM3D is given (n3cli.pipelines.denoise.noise_estimator)
+    sig = [estimate_sigma(n, method="all-patches" if noise_kind(n).kind == "real" else "weak-texture")
+           for _, n, _ in pairs]
+    print(f"noisy input: {noisy_psnr:.2f} dB; estimated sigma {np.mean(sig):.2f} (min {min(sig):.2f}, max {max(sig):.2f}; "
+          "the reading a Gaussian model gets)")
     print(f"{'method':<22}{'PSNR':>8}{'SSIM':>8}{'s/img':>8}   (sigma: the estimator's reading per image)")
     results, bm3d_per = {}, []
     for name in a.models.split(","):

@@ -36,7 +36,9 @@ def main() -> None:
     from n3cli.api import denoise, load_denoiser
     from n3cli.eval.flat import flat_windows, noise_left, window_noise
     from n3cli.imaging.estimate import estimate_sigma
+    from n3cli.imaging.noise_kind import noise_kind
     from n3cli.io.images import Image, read_image, write_image
+    from n3cli.pipelines.denoise import estimate_level
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     runners = {name: load_denoiser(name, device="cpu") for name in a.models.split(",")}
@@ -44,13 +46,14 @@ def main() -> None:
         px = read_image(photo).pixels[:, :, :3]
         win = flat_windows(px)
         base = window_noise(px, win)
-        sigma = estimate_sigma(px)
+        kind = noise_kind(px).kind  # each model gets its own reading (n3cli.pipelines.denoise.noise_estimator)
+        sigma = estimate_sigma(px, method="all-patches" if kind == "real" else "weak-texture")  # a Gaussian model's
         print(f"\n{photo}: {px.shape[1]}x{px.shape[0]}, estimated sigma {sigma:.2f}, {len(win)} flat windows, "
               f"input noise in them {np.median(base) * 255:.2f} (0-255)")
         outs = {}
         for name, runner in runners.items():
             t = time.perf_counter()
-            outs[name] = denoise(runner, px, sigma)
+            outs[name] = denoise(runner, px, estimate_level(runner.info, px, kind))
             outs[name + " time"] = time.perf_counter() - t
         if a.bm3d:
             import bm3d

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import N3Error
 from ..imaging.estimate import estimate_sigma
-from ..pipelines.denoise import denoise
+from ..pipelines.denoise import denoise, estimate_level
 from ..pipelines.sr import upscale
 from ..runtime.runner import Runner
 from ..store.noise_profiles import NoiseProfiles, default_path
@@ -89,7 +89,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     leveled = loaded.info.takes_noise_map or loaded.info.noise.get("kind") == "fixed"  # both use the level
     used = sigma
     if leveled and sigma is None:
-        used = estimate_sigma(img.pixels)
+        used = estimate_level(loaded.info, img.pixels, kind.kind if kind is not None else None)
     out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta)
     write_image(dst, img, out)
     res = {"model": loaded.info.name, "sigma": used if leveled else None,
@@ -105,9 +105,10 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 
 def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = None,
                 max_pixels: int | None = None, noise_profiles: NoiseProfiles | None = None) -> dict:
-    """What `n3 denoise --print-noise` prints for one file: ``{"sigma"}`` (0-255 units) for an
-    image, with ``"kind"`` (``gaussian`` or ``real``) and ``"reason"``, its noise kind
-    (:func:`n3cli.imaging.noise_kind.noise_kind`); for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
+    """What `n3 denoise --print-noise` prints for one file: for an image ``"kind"`` (``gaussian`` or
+    ``real``) and ``"reason"``, its noise kind (:func:`n3cli.imaging.noise_kind.noise_kind`), and
+    ``"sigma"`` (0-255 units) as read for the model ``--noise auto`` gives that kind (the real-noise
+    model's map is the all-patches reading), with the ``"estimator"`` method; for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
     ``"sources"``: what every source the file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
     from ..io.images import read_image
     from ..io.raw import is_raw_path, read_raw
@@ -121,7 +122,8 @@ def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = Non
 
     px = read_image(path, max_pixels).pixels
     kind = noise_kind(px)
-    return {"sigma": estimate_sigma(px), "kind": kind.kind, "reason": kind.reason}
+    method = "all-patches" if kind.kind == "real" else "weak-texture"
+    return {"sigma": estimate_sigma(px, method=method), "estimator": method, "kind": kind.kind, "reason": kind.reason}
 
 
 def find_noise_profiles(path: str | os.PathLike | None = None) -> NoiseProfiles | None:

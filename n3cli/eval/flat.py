@@ -83,12 +83,11 @@ def evaluate_flat(model: Any, photos: Photos, sigma: float | None = None, tile: 
     """Noise left by ``model`` (a runner) in the flat windows of each photo, and its mean over the
     photos; noise-aware models get the estimator's reading of each photo unless ``sigma``. Photos
     without a flat window (all black, white or texture) are reported and left out of the mean."""
-    from ..imaging.estimate import estimate_sigma
-    from ..pipelines.denoise import denoise
+    from ..pipelines.denoise import denoise, estimate_level
 
     per = []
     for name, px in photos:
-        est = estimate_sigma(px)
+        est = estimate_level(model.info, px)
         windows = flat_windows(px)
         rec: dict[str, Any] = {"image": name, "size": [int(px.shape[1]), int(px.shape[0])],
                                "sigma_estimated": round(float(est), 3), "windows": len(windows)}

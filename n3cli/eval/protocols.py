@@ -8,7 +8,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..imaging.estimate import estimate_sigma
 from ..imaging.noise import add_gaussian, eval_rng
 from .metrics import psnr, ssim
 
@@ -28,7 +27,7 @@ def evaluate_denoiser(model: Any, images: Images, sigmas: list[float], seed: int
     from a fixed stream per (seed, image index); the output is scored as float.
     Noise-aware models get the true sigma unless ``estimate_noise``.
     """
-    from ..pipelines.denoise import denoise
+    from ..pipelines.denoise import denoise, estimate_level
 
     results = []
     for sigma in sigmas:
@@ -39,7 +38,7 @@ def evaluate_denoiser(model: Any, images: Images, sigmas: list[float], seed: int
             used = sigma
             if model.info.takes_noise_map:
                 if estimate_noise:
-                    used = estimate_sigma(noisy)
+                    used = estimate_level(model.info, noisy)
                 rec["sigma_used"] = round(float(used), 3)
             out = denoise(model, noisy, used, tile=tile, tta=tta)
             rec["psnr"] = psnr(out, clean)
@@ -195,11 +194,11 @@ def evaluate_real(model: Any, pairs: Pairs, sigma: float | None = None, tile: in
     """PSNR/SSIM on 8-bit RGB of ``model`` (a runner) on noisy/clean ``pairs``: the output is
     rounded to 8 bits as a saved photo is. Every image's noise level is read by the estimator
     (reported per image); noise-aware models are given it, or ``sigma`` when set."""
-    from ..pipelines.denoise import denoise
+    from ..pipelines.denoise import denoise, estimate_level
 
     per = []
     for name, noisy, clean in pairs:
-        est = estimate_sigma(noisy)
+        est = estimate_level(model.info, noisy)
         out = denoise(model, noisy, est if sigma is None else sigma, tile=tile, tta=tta)
         out8 = np.rint(np.clip(out, 0.0, 1.0) * 255.0) / 255.0
         rec = {"image": name, "sigma_estimated": round(float(est), 3), "psnr": psnr(out8, clean),

@@ -103,7 +103,7 @@ class DenoiseTask(ImageTask):
         if n["kind"] == "fixed":
             noise = {"kind": "fixed", "sigma": float(n["sigma"])}
         elif self.camera:
-            noise = {"kind": "map", "trained_on": "camera", "map": "estimated sigma (imaging.estimate)"}
+            noise = {"kind": "map", "trained_on": "camera", "map": "estimated sigma (imaging.estimate, all-patches)"}
             if n["gaussian_fraction"]:
                 noise["gaussian_fraction"] = float(n["gaussian_fraction"])
                 noise["sigma_range"] = [float(v) for v in n["sigma_range"]]

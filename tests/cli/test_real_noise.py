@@ -139,9 +139,38 @@ def test_auto_the_default_picks_each_colour_photo_s_model_by_its_noise(tmp_path)
     assert res.exit_code == 0, res.output
     cam, white = res.output.splitlines()
     assert "camera noise (step ratio" in cam and "white noise (step ratio" in white
+    for printed, name in ((cam, "camera"), (white, "white")):  # the sigma printed is the one the model got
+        given = float(line[name].split("(sigma ")[1].split(",")[0])
+        assert float(printed.split("sigma=")[1].split()[0]) == pytest.approx(given, abs=0.051), (printed, line[name])
     used = api.denoise_file(src / "camera.jpg", tmp_path / "api.png")  # the library's default is the CLI's
     assert (used["model"], used["noise_kind"]) == ("n3net-color-real", "real")
     worker = ImageWorker("denoise", None, {})  # and a Ray worker's
     status, wline, _ = worker.run(str(src / "white.png"), str(tmp_path / "w.png"), False)
     assert status == "done" and "with n3net-color (" in wline, wline
     assert np.array_equal(read_image(tmp_path / "w.png").pixels, read_image(tmp_path / "out" / "white.png").pixels)
+
+
+def test_each_model_is_given_the_reading_its_noise_map_stands_for(tmp_path):
+    """The real-noise model was trained on the all-patches reading (its map says so); the Gaussian
+    models on the true sigma, which the weak-texture reading is closer to on white noise, while on
+    a camera's correlated noise it reads only the finest scale. `n3 denoise` gives each its own,
+    and reports the one it gave."""
+    from n3cli.eval.protocols import camera_pairs
+    from n3cli.pipelines.denoise import estimate_level, noise_estimator
+
+    real, gauss = api.load_denoiser("n3net-color-real"), api.load_denoiser("n3net-color")
+    assert noise_estimator(real.info) == noise_estimator(real.info, "gaussian") == "all-patches"
+    assert noise_estimator(gauss.info, "gaussian") == "weak-texture"
+    assert noise_estimator(gauss.info, "real") == "all-patches"
+    assert noise_estimator(api.load_denoiser("n3net-gray").info) == "weak-texture"
+    (_, camera, _), = camera_pairs([("a", CLEAN)], seed=1)
+    assert estimate_level(gauss.info, camera) == estimate_sigma(camera, method="all-patches")
+    noisy = np.clip(crops(1, 96)[0] + np.random.default_rng(3).normal(0, 8 / 255, (96, 96, 3)), 0, 1).astype(np.float32)
+    ours = estimate_sigma(noisy, method="all-patches")
+    assert estimate_level(real.info, noisy) == ours != estimate_sigma(noisy)
+    np.testing.assert_array_equal(api.denoise(real, noisy), api.denoise(real, noisy, ours))
+    write(tmp_path / "n.png", noisy)
+    saved = read_image(tmp_path / "n.png").pixels
+    res = run("denoise", tmp_path / "n.png", "-o", tmp_path / "o.png", "--noise", "real", "-q")
+    assert res.exit_code == 0, res.output
+    assert f"sigma {estimate_sigma(saved, method='all-patches'):.1f}" in res.output, res.output

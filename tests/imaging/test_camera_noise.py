@@ -116,8 +116,10 @@ def test_synthesis_is_a_function_of_the_seed_and_the_target_is_noise_free():
 
 
 def test_batch_estimator_reads_what_the_image_estimator_reads():
+    """Training's reading on torch batches is the all-patches one that the real-noise model is then
+    given at inference (n3cli.pipelines.denoise.noise_estimator)."""
     x = as_batch(photo(80, 80)).expand(4, -1, -1, -1).contiguous()
     noisy, _, _ = camera_noise.camera_noise(x, torch.Generator().manual_seed(1))
     batch = estimate_sigma_batch(noisy).numpy()
-    one = [estimate_sigma(noisy[i].permute(1, 2, 0).numpy()) for i in range(4)]
+    one = [estimate_sigma(noisy[i].permute(1, 2, 0).numpy(), method="all-patches") for i in range(4)]
     np.testing.assert_allclose(batch, one, rtol=1e-4)

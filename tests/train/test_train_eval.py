@@ -429,7 +429,7 @@ def test_a_camera_noise_run_trains_on_estimated_sigma_maps_and_validates_on_synt
     from n3cli.imaging.estimate import estimate_sigma
 
     for i in range(2):  # the map is what the estimator reads on the noisy crop, as at inference
-        want = estimate_sigma(inp[i, :3].permute(1, 2, 0).numpy()) / 255
+        want = estimate_sigma(inp[i, :3].permute(1, 2, 0).numpy(), method="all-patches") / 255
         assert torch.allclose(inp[i, 3], torch.full((32, 32), want), atol=1e-5)
     # gaussian_fraction 1: every crop gets white Gaussian noise over sigma_range, the crop its target
     mixed = task_for(tiny_config(tmp_path, model=model, noise={"kind": "camera", "gaussian_fraction": 1.0,
