@@ -89,6 +89,11 @@ def test_a_multi_page_tiff_is_refused_rather_than_cut_to_its_first_page(tmp_path
     tifffile.imwrite(stack, pages, photometric="rgb")
     with pytest.raises(ImageError, match="stack of 3 images"):
         read_image(stack)
+    thumb = tmp_path / "thumb.tif"  # a reduced-resolution copy beside the image is no stack
+    with tifffile.TiffWriter(thumb) as t:
+        t.write(pages[0], photometric="rgb", metadata=None)
+        t.write(pages[0][::4, ::4], photometric="rgb", subfiletype=1, metadata=None)
+    np.testing.assert_array_equal(read_image(thumb).pixels, pages[0] / np.float32(255))
 
 
 def test_tiff_caption_travels_without_tifffiles_layout_note(tmp_path, recwarn):
