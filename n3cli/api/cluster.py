@@ -147,7 +147,8 @@ class RayDenoiser:
 
     A batch is a dict with ``"image"`` (arrays H x W x C or H x W, uint8/uint16/float) or ``"path"``
     (image files to read); the same batch comes back with ``"denoised"`` added, each array in its
-    input's type. ``model``, ``sigma``, ``strength``, ``tta``, ``tile``: as :func:`n3cli.api.denoise`;
+    input's type. ``model``, ``sigma``, ``strength``, ``chroma_strength``, ``tta``, ``tile``: as
+    :func:`n3cli.api.denoise`;
     ``device``, ``backend``, ``precision``: as :func:`n3cli.api.load_denoiser`; ``photo_noise``:
     ``auto`` (each colour image's model picked by its noise), ``gaussian`` or ``real``
     (:class:`n3cli.api.ModelCache`).
@@ -155,11 +156,12 @@ class RayDenoiser:
 
     def __init__(self, model: str | None = None, sigma: float | None = None, strength: float = 1.0,
                  tta: bool = False, tile: int | None = None, device: str = "auto", backend: str = "auto",
-                 precision: str = "fp32", photo_noise: str = "auto") -> None:
+                 precision: str = "fp32", photo_noise: str = "auto", chroma_strength: float | None = None) -> None:
         from .loading import ModelCache
 
         self.cache = ModelCache(model, device, backend, precision, photo_noise)
         self.sigma, self.strength, self.tta, self.tile = sigma, strength, tta, tile
+        self.chroma_strength = chroma_strength
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from ..io.images import read_image
@@ -175,7 +177,8 @@ class RayDenoiser:
         for px in images:
             px = np.asarray(px)
             model, _ = self.cache.for_image(px)
-            out.append(denoise(model, px, self.sigma, self.tile, strength=self.strength, tta=self.tta))
+            out.append(denoise(model, px, self.sigma, self.tile, strength=self.strength, tta=self.tta,
+                               chroma_strength=self.chroma_strength))
         batch = dict(batch)
         batch["denoised"] = out if any(o.shape != out[0].shape for o in out) else np.stack(out)
         return batch

@@ -47,7 +47,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
                  max_pixels: int | None = None, tta: bool = False,
-                 noise_profiles: NoiseProfiles | None = None) -> dict:
+                 noise_profiles: NoiseProfiles | None = None, chroma_strength: float | None = None) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -62,8 +62,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     developed by LibRaw); its path is returned as ``"compare"``. The comparison obeys the rules of
     every output: never the input (an error, before any work), an existing file only with
     ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
-    ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``: see :func:`n3cli.api.denoise`
-    (raw files: :func:`n3cli.pipelines.raw.denoise_mosaic`, each view in the CFA layout it turns into).
+    ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``, ``chroma_strength``: see
+    :func:`n3cli.api.denoise` (raw files: :func:`n3cli.pipelines.raw.denoise_mosaic`, each view in the
+    CFA layout it turns into; the colour part of each CFA cell's change).
     """
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
@@ -80,7 +81,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         from ..pipelines.raw import denoise_raw_file
 
         loaded = cache.for_raw()
-        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta)
+        used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta,
+                                chroma_strength)
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
@@ -90,7 +92,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     used = sigma
     if leveled and sigma is None:
         used = estimate_level(loaded.info, img.pixels, kind.kind if kind is not None else None)
-    out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta)
+    out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta, chroma_strength)
     write_image(dst, img, out)
     res = {"model": loaded.info.name, "sigma": used if leveled else None,
            "backend": loaded.describe(), **skipped}

@@ -49,6 +49,20 @@ class Reporter:
         return update
 
 
+def on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def progress_bar(total: int, desc: str, quiet: bool):
+    """The batch's progress bar on stderr, or None: with ``quiet``, and when stderr is not a
+    terminal (a script's log gets the one line per image, not the bar's redraws)."""
+    if quiet or not on_terminal():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, file=sys.stderr)
+
+
 def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrite: bool, quiet: bool) -> None:
     """Run ``process(job, reporter)`` (returns the line to print) for each job, then exit.
 
@@ -56,11 +70,7 @@ def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrit
     reported in one line and the batch goes on. Exit code 0 if nothing failed, else 1; on Ctrl-C
     (130) or SIGTERM (143) a summary of what finished (the file in progress leaves nothing).
     """
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="img", desc=verb, dynamic_ncols=True, file=sys.stderr)
+    bar = progress_bar(len(jobs), verb, quiet)
     rep = Reporter(bar)
     tally = {"done": 0, "skipped": 0, "failed": []}
     past = {"denoise": "denoised", "upscale": "upscaled"}.get(verb, verb)
@@ -113,11 +123,7 @@ def run_on_cluster(jobs, task: str, address: str, model: str | None, options: di
     """:func:`run_batch` on a Ray cluster (``--ray``): the same lines, summary and exit codes."""
     from ..api import run_on_ray
 
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="img", desc=f"{task} (ray)", dynamic_ncols=True, file=sys.stderr)
+    bar = progress_bar(len(jobs), f"{task} (ray)", quiet)
     rep = Reporter(bar)
 
     def on_result(status: str, line: str) -> None:

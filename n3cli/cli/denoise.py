@@ -29,7 +29,12 @@ from .common import (
                    "colour models); a model trained at one sigma gets the image scaled so that its noise is at that "
                    "sigma. Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-              help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged.")
+              help="Blend of the denoised result with the input: 1 = fully denoised, 0 = unchanged. With "
+                   "--chroma-strength, the luminance noise's share only.")
+@click.option("--chroma-strength", "chroma_strength", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Colour images and raw files: how much of the colour noise to remove, apart from the "
+                   "luminance noise (--strength); e.g. --strength 0.5 --chroma-strength 1 keeps half the "
+                   "grain and no colour blotches [default: as --strength].")
 @click.option("--noise", "noise", default=None, metavar="auto|real|gaussian|A,B",
               help="What the noise is. Photos: 'auto' (default) reads each colour photo's noise and picks the model "
                    "for real camera noise (photos straight from a camera or phone: demosaiced, sharpened, JPEG) "
@@ -49,7 +54,7 @@ from .common import (
               help="Only print each image's noise: sigma (0-255 units) or, for raw files, a and b and their source.")
 @click.option("--compare", is_flag=True,
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @tta_option
 @tile_options
 @max_pixels_option
@@ -57,7 +62,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
+def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
             tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP, HEIC) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
@@ -77,6 +82,7 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
       n3 denoise photo.dng -o clean.tif --tta       # 8 views averaged: cleaner, 8x the time
       n3 denoise noisy.png -o clean.png --backend onnx
       n3 denoise phone/*.jpg -o cleaned/ --noise real   # always the real camera noise model
+      n3 denoise photo.dng -o clean.tif --strength 0.6 --chroma-strength 1   # keep some grain, no colour noise
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -119,7 +125,8 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
     from .batchrun import run_batch, run_on_cluster
 
     if ray_address:
-        options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "noise": ab,
+        options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength,
+                   "chroma_strength": chroma_strength, "noise": ab,
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "photo_noise": photo_noise, "noise_profiles": profiles}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
@@ -131,7 +138,8 @@ def denoise(inputs, output, model, sigma, strength, noise, noise_profiles, ext, 
     def process(job, rep) -> str:
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
-                                max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles)
+                                max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles,
+                                chroma_strength=chroma_strength)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")

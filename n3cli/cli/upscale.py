@@ -30,7 +30,7 @@ from .common import (
               help="Add TEXT to each output's name (photo.png -> photoTEXT.png); without -o, outputs go beside their inputs.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @tta_option
 @tile_options
 @max_pixels_option

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .bayer import MHC_KERNELS
+
 
 def _camera_basis(device: torch.device) -> tuple[Tensor, Tensor]:
     from .raw_noise import _RGB2XYZ, _XYZ2CAMS
@@ -89,18 +91,11 @@ def demosaic_bilinear(m: Tensor) -> Tensor:
     return torch.cat([_conv(m * R, rb), g, _conv(m * B, rb)], 1)
 
 
-# Malvar, He & Cutler (ICASSP 2004): bilinear plus a gradient correction from the site's own colour
-_MHC_G = [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]]
-_MHC_ROW = [[0, 0, 0.5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, 0.5, 0, 0]]
-_MHC_COL = [list(r) for r in zip(*_MHC_ROW)]
-_MHC_DIAG = [[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]]
-
-
 def demosaic_mhc(m: Tensor) -> Tensor:
-    """Malvar-He-Cutler demosaicing (gradient-corrected linear, 5x5) of an RGGB mosaic."""
+    """Malvar-He-Cutler demosaicing (gradient-corrected linear, 5x5) of an RGGB mosaic; the
+    NumPy twin is :func:`n3cli.imaging.bayer.demosaic_mhc`."""
     R, G1, G2, B = _sites(m.shape, m.device)
-    k = {name: _conv(m, [[v / 8.0 for v in row] for row in kern])
-         for name, kern in (("g", _MHC_G), ("row", _MHC_ROW), ("col", _MHC_COL), ("diag", _MHC_DIAG))}
+    k = {name: _conv(m, [[v / 8.0 for v in row] for row in kern]) for name, kern in MHC_KERNELS.items()}
     red = m * R + k["row"] * G1 + k["col"] * G2 + k["diag"] * B
     green = m * (G1 + G2) + k["g"] * (R + B)
     blue = m * B + k["row"] * G2 + k["col"] * G1 + k["diag"] * R

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights of R, G, B (JPEG's Y)."""
+
 # MATLAB rgb2ycbcr (BT.601, "studio" range) on [0, 1] data
 _M = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
 _OFF = np.array([16.0, 128.0, 128.0]) / 255.0
@@ -36,5 +39,4 @@ def to_gray(pixels: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma of an H x W x 3 float image, kept H x W x 1."""
     if pixels.shape[2] == 1:
         return pixels
-    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return (pixels @ w)[:, :, None].astype(np.float32)
+    return (pixels @ np.asarray(LUMA, dtype=np.float32))[:, :, None].astype(np.float32)

@@ -1,6 +1,6 @@
 """Denoising an image array with any runner: the channel rules (a gray model on colour works
 per channel, a colour model on gray on the gray replicated), the noise-level map of noise-aware
-models (given or estimated), and ``strength``."""
+models (given or estimated), and ``strength`` (:mod:`n3cli.imaging.strength`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import N3Error
 from ..imaging.estimate import estimate_sigma
+from ..imaging.strength import blend
 from ..runtime.runner import Runner, run_image
 from ..store.modelinfo import ModelInfo
 from .arrays import as_float_image, as_runner
@@ -49,6 +50,7 @@ def denoise(
     strength: float = 1.0,
     on_tile: Callable[[int, int], None] | None = None,
     tta: bool = False,
+    chroma_strength: float | None = None,
 ) -> np.ndarray:
     """Denoise an image: H x W x C (C = 1 or 3) or H x W; float in [0, 1] (returned float32, not
     clipped) or uint8/uint16 (returned in the same type). The result has the input's shape.
@@ -59,34 +61,35 @@ def denoise(
     about its mean so that the noise is at that sigma (at most :data:`MAX_GAIN` up), and the
     result scaled back; within :data:`SAME_SIGMA` of it, the image as it is. A gray model on a
     colour image works per channel; a colour model on a gray image works on the gray replicated.
-    ``strength`` blends the result with the input (1: fully denoised). ``tta``: average the results on
-    the image's eight rotations and mirror images (8x the time).
+    ``strength`` blends the result with the input (1: fully denoised); ``chroma_strength``, on colour
+    images, keeps the colour part of the change by its own amount and the luminance part by
+    ``strength`` (:func:`n3cli.imaging.strength.blend`). ``tta``: average the results on the image's
+    eight rotations and mirror images (8x the time).
     """
     pixels, restore = as_float_image(pixels)
-    return restore(_denoise(as_runner(model), pixels, sigma, tile, overlap, strength, on_tile, tta))
+    out = _denoise(as_runner(model), pixels, sigma, tile, overlap, on_tile, tta)
+    return restore(blend(pixels, out, strength, chroma_strength))
 
 
-def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength, on_tile, tta=False) -> np.ndarray:
+def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, on_tile, tta=False) -> np.ndarray:
+    """The model's full result (strength 1), float32 of ``pixels``' shape."""
     info = runner.info
     H, W, C = pixels.shape
     want = info.image_channels
     if C != want:
         if want == 1:
-            return np.concatenate([_denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, strength, on_tile,
-                                            tta) for i in range(C)], axis=2)
+            return np.concatenate([_denoise(runner, pixels[:, :, i : i + 1], sigma, tile, overlap, on_tile, tta)
+                                   for i in range(C)], axis=2)
         if C == 1 and want == 3:
-            out = _denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, strength, on_tile, tta)
+            out = _denoise(runner, np.repeat(pixels, 3, axis=2), sigma, tile, overlap, on_tile, tta)
             return out.mean(axis=2, keepdims=True)
         raise N3Error(f"model {info.name} takes {want}-channel images, got {C} channels")
     gain = _fixed_sigma_gain(info, pixels, sigma)
     if gain != 1.0:  # the noise brought to the level the model knows, and the result taken back
         mid = np.float32(pixels.mean())
-        out = _denoise(runner, (pixels - mid) * np.float32(gain) + mid, info.noise["sigma"], tile, overlap, 1.0,
+        out = _denoise(runner, (pixels - mid) * np.float32(gain) + mid, info.noise["sigma"], tile, overlap,
                        on_tile, tta)
-        out = (out - mid) / np.float32(gain) + mid
-        if strength != 1.0:
-            out = pixels + np.float32(strength) * (out - pixels)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return np.ascontiguousarray((out - mid) / np.float32(gain) + mid, dtype=np.float32)
     x = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)[None]
     if info.takes_noise_map:
         if sigma is None:
@@ -97,10 +100,7 @@ def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, strength,
             raise N3Error(f"noise map of shape {smap.shape} does not match the image {H}x{W}")
         x = np.concatenate([x, (smap / np.float32(255.0))[None, None]], axis=1)
     y = run_image(runner, x, tile, overlap, on_tile, tta=tta)
-    out = y[0, :C].transpose(1, 2, 0)
-    if strength != 1.0:
-        out = pixels + np.float32(strength) * (out - pixels)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return np.ascontiguousarray(y[0, :C].transpose(1, 2, 0), dtype=np.float32)
 
 
 MAX_GAIN = 2.0

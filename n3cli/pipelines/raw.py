@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageError, N3Error
-from ..imaging.bayer import pack, unpack
+from ..imaging.bayer import demosaic_mhc, pack, rggb_offset, unpack
+from ..imaging.color import LUMA
+from ..imaging.strength import blend
 from ..io.raw import RawImage, read_raw, write_dng
 from ..runtime.runner import TTA_VIEWS, Runner, dihedral, run_image, tta_progress
 from ..store.modelinfo import ModelInfo
@@ -151,11 +153,12 @@ def outside_training_range(info: ModelInfo, noise: NoiseParams) -> str | None:
 
 def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int | None = None,
                    overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                   strength: float = 1.0, tta: bool = False) -> np.ndarray:
+                   strength: float = 1.0, tta: bool = False, chroma_strength: float | None = None) -> np.ndarray:
     """The denoised mosaic (same shape and CFA layout as ``raw.mosaic``, normalised, not clipped).
 
     Rows or columns outside the RGGB-aligned area (at most one per side) are kept as they were.
-    ``strength`` blends with the noisy mosaic (1: fully denoised). ``tta``: the mean of the
+    ``strength`` blends with the noisy mosaic (1: fully denoised); ``chroma_strength`` keeps the
+    colour part of the change by its own amount (:func:`blend_mosaic`). ``tta``: the mean of the
     results on the mosaic's eight rotations and mirror images, each read in the CFA layout it
     turns into and turned back (8x the time; see docs/usage.md for what it buys).
     """
@@ -174,9 +177,44 @@ def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int |
             out = _denoise_layout(model, dihedral(raw.mosaic, view), pattern, noise, tile, overlap, progress)
             y += dihedral(out, view, inverse=True)
         y /= np.float32(TTA_VIEWS)
-    if strength != 1.0:
-        y = raw.mosaic + np.float32(strength) * (y - raw.mosaic)
-    return y
+    return blend_mosaic(raw, y, strength, chroma_strength)
+
+
+def blend_mosaic(raw: RawImage, clean: np.ndarray, strength: float = 1.0,
+                 chroma_strength: float | None = None) -> np.ndarray:
+    """``raw.mosaic`` blended with the denoised ``clean`` mosaic by ``strength``; with
+    ``chroma_strength`` the change at each photosite is split as a photo's pixel is
+    (:func:`n3cli.imaging.strength.blend`), on the change demosaiced (Malvar-He-Cutler, so that
+    fine detail counts as luminance, as raw developers render it) and white-balanced by the file's
+    as-shot gains: its luminance part is kept by ``strength``, the rest by ``chroma_strength``.
+
+    This is a split in linear camera RGB, as raw editors' own denoisers make it (darktable's
+    profiled denoise). A developer's demosaicing is not linear (AHD picks directions from the
+    image), so after it the split is loose (docs/usage.md); developed outputs are split on the
+    developed image instead (:func:`denoise_raw_file`)."""
+    if chroma_strength is None or chroma_strength == strength:
+        return blend(raw.mosaic, clean, strength)
+    wb = np.asarray(raw.wb[:3], dtype=np.float64)
+    wb = np.where(np.isfinite(wb) & (wb > 0), wb, 1.0)
+    weights = (np.asarray(LUMA) * wb).astype(np.float32)  # so that a gray change, 1/wb a channel, has luma 1
+    s, c = np.float32(strength), np.float32(chroma_strength)
+    out = blend(raw.mosaic, clean, strength)  # a leading row or column outside the RGGB grid keeps this
+    dy, dx = rggb_offset(raw.pattern)
+    change = (np.asarray(clean, np.float32) - raw.mosaic)[dy:, dx:]
+    noisy = raw.mosaic[dy:, dx:]
+    H, W = change.shape
+    inv = (1.0 / wb).astype(np.float32)
+    even_col = np.arange(W) % 2 == 0
+    for r0 in range(0, H, STRIP_ROWS):  # strips: a few rows of float copies, whatever the mosaic's size
+        r1 = min(H, r0 + STRIP_ROWS)
+        luma = demosaic_mhc(change, (r0, r1)) @ weights
+        red_row = (np.arange(r0, r1) % 2 == 0)[:, None]
+        gray = np.where(red_row & even_col, inv[0], np.where(~red_row & ~even_col, inv[2], inv[1]))
+        out[dy + r0 : dy + r1, dx:] = noisy[r0:r1] + c * change[r0:r1] + (s - c) * luma * gray
+    return out
+
+
+STRIP_ROWS = 256
 
 
 def _denoise_layout(model: Runner, mosaic: np.ndarray, pattern: str, noise: NoiseParams, tile: int | None,
@@ -204,10 +242,12 @@ def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, 
     return (rgb / float(np.iinfo(rgb.dtype).max)).astype(np.float32)
 
 
-def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray) -> None:
+def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray,
+                     rgb: np.ndarray | None = None) -> None:
     """Write the denoised ``mosaic`` by ``dst``'s extension: ``.dng`` the mosaic itself;
     ``.tif/.tiff`` 16-bit sRGB developed by LibRaw with the camera's white balance; ``.png``,
-    ``.jpg`` and ``.bmp`` the same developed 8-bit. Atomic."""
+    ``.jpg`` and ``.bmp`` the same developed 8-bit (``rgb``, float in [0, 1]: that developed image
+    instead). Atomic."""
     from ..io.images import Image, write_image
 
     ext = _output_ext(dst)
@@ -222,26 +262,35 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
     bits = 16 if ext in (".tif", ".tiff") else 8
     # LibRaw turns the pixels upright, so the orientation tag stays behind
     exif = exif_bytes({**raw.tags, 271: raw.make, 272: raw.model, 305: f"n3 {__version__} (denoised)"})
-    write_image(dst, Image(developed(src, raw, mosaic, bits), np.dtype(np.uint16 if bits == 16 else np.uint8),
-                           icc=srgb_icc(), exif=exif))
+    rgb = developed(src, raw, mosaic, bits) if rgb is None else np.clip(rgb, 0, 1)
+    write_image(dst, Image(rgb, np.dtype(np.uint16 if bits == 16 else np.uint8), icc=srgb_icc(), exif=exif))
 
 
 def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,
                      noise: tuple[float, float] | None = None, tile: int | None = None,
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                      strength: float = 1.0, compare: str | None = None,
-                     profiles: NoiseProfiles | None = None, tta: bool = False) -> dict[str, Any]:
+                     profiles: NoiseProfiles | None = None, tta: bool = False,
+                     chroma_strength: float | None = None) -> dict[str, Any]:
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`); ``profiles``: the user's noise
-    profiles (:func:`noise_params`); ``tta``: see :func:`denoise_mosaic`. Returns ``{"model", "noise"}``
+    profiles (:func:`noise_params`); ``tta``, ``chroma_strength``: see :func:`denoise_mosaic`. Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
     written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason, or that
     the noise was guessed)."""
-    _output_ext(dst)  # before the slow part
+    ext = _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise, profiles)
-    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength, tta)
-    write_raw_output(dst, src, raw, clean)
+    # a developed output is split into luminance and colour as a photo is, on the image as
+    # developed; a DNG, not rendered yet, in linear camera RGB (:func:`blend_mosaic`)
+    split = chroma_strength is not None and chroma_strength != strength and ext != ".dng"
+    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, 1.0 if split else strength, tta,
+                           None if split else chroma_strength)
+    noisy_rgb = rgb = None
+    if split:
+        noisy_rgb = developed(src, raw, None)
+        rgb = blend(noisy_rgb, developed(src, raw, clean), strength, chroma_strength)
+    write_raw_output(dst, src, raw, clean, rgb)
     used: dict[str, Any] = {"model": model.info.name, "noise": params}
     outside = outside_training_range(model.info, params)
     if params.source in (GUESSED, GUESSED_A):
@@ -251,5 +300,6 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     if compare:
         from .compare import write_compare
 
-        used["compare"] = write_compare(compare, developed(src, raw, None), developed(src, raw, clean))
+        noisy_rgb = developed(src, raw, None) if noisy_rgb is None else noisy_rgb
+        used["compare"] = write_compare(compare, noisy_rgb, developed(src, raw, clean) if rgb is None else rgb)
     return used

@@ -214,6 +214,34 @@ def _n3(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "n3cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+def _n3_on_terminal(*args) -> tuple[int, str]:
+    """`n3 ARGS` in a fresh process whose stderr is a terminal (a pseudo-terminal): (exit code,
+    what the terminal received)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows of 120 columns
+    proc = subprocess.Popen([sys.executable, "-m", "n3cli", *map(str, args)], stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closed: the process is done with it
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
 @pytest.mark.slow
 def test_a_bad_file_gets_one_line_naming_it_and_the_problem_and_nothing_else(tmp_path):
     """No stray libpng line, no Python class name, the error once (a single file prints no
@@ -315,9 +343,10 @@ def test_progress_shows_the_tiles_of_one_image_with_an_eta(tmp_path):
 
     src = tmp_path / "in.png"
     PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)).save(src)
-    res = _n3("denoise", src, "-o", tmp_path / "out.png", "--tile", "64", "--overlap", "16", "--sigma", "20")
-    assert res.returncode == 0, res.stderr
-    frames = res.stderr.replace("\r", "\n")
+    code, seen = _n3_on_terminal("denoise", src, "-o", tmp_path / "out.png", "--tile", "64", "--overlap", "16",
+                                 "--sigma", "20")
+    assert code == 0, seen
+    frames = seen.replace("\r", "\n")
     assert re.search(r"tiles: .* \d+/\d+ \[\d\d:\d\d<\d\d:\d\d", frames), frames  # done/total [elapsed<ETA
 
 
@@ -452,3 +481,45 @@ def test_print_noise_names_the_file_it_cannot_read(tmp_path):
     res = CliRunner().invoke(cli, ["denoise", str(tiny), "--print-noise"])
     assert res.exit_code == 1
     one_error_line(res, f"{tiny}: image of 5x5 is too small")
+
+
+def test_chroma_strength_keeps_the_luminance_grain_and_removes_the_colour_noise(tmp_path):
+    ycc = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    src = tmp_path / "in.png"
+    clean, _ = noisy_file(src, sigma=20)
+    res = run(src, "-o", tmp_path / "grain.png", "--strength", "0", "--chroma-strength", "1", "--sigma", "20")
+    assert res.exit_code == 0, res.output
+    noisy = read_image(src).pixels @ ycc.T
+    px = read_image(tmp_path / "grain.png").pixels
+    inside = (px > 0).all(-1) & (px < 1).all(-1)  # a pixel clipped to black or white keeps neither
+    assert inside.mean() > 0.9
+    out = px @ ycc.T
+    # the luminance is the input's, to 8-bit rounding
+    assert np.abs(out[..., 0] - noisy[..., 0])[inside].max() <= 1.0 / 255
+    ref = clean @ ycc.T
+    err = lambda x: float(np.sqrt(((x[..., 1:] - ref[..., 1:]) ** 2).mean()))  # noqa: E731
+    assert err(out) < 0.6 * err(noisy)  # the colour noise is mostly gone
+    # gray images have no colour: --chroma-strength leaves the result to --strength
+    g = tmp_path / "g.png"
+    noisy_file(g, c=1)
+    for name, extra in (("a", []), ("b", ["--chroma-strength", "1"])):
+        assert run(g, "-o", tmp_path / f"g_{name}.png", "--strength", "0.5", *extra).exit_code == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "g_a.png").pixels, read_image(tmp_path / "g_b.png").pixels)
+    assert run(src, "-o", tmp_path / "bad.png", "--chroma-strength", "1.5").exit_code == 2
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path, monkeypatch):
+    from n3cli.cli import batchrun
+
+    for name in ("a", "b"):
+        noisy_file(tmp_path / f"{name}.png", seed=ord(name))
+    args = ["denoise", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out"), "--sigma", "25"]
+    log = CliRunner().invoke(cli, args)  # stderr is not a terminal here, as in a script's log
+    assert log.exit_code == 0, log.output
+    assert "img/s" not in log.stderr and "\r" not in log.stderr
+    assert log.stderr.count("wrote ") == 2 and "denoised 2, skipped 0, failed 0" in log.stderr
+    monkeypatch.setattr(batchrun, "on_terminal", lambda: True)
+    term = CliRunner().invoke(cli, [*args, "--overwrite"])
+    assert term.exit_code == 0 and "img/s" in term.stderr and term.stderr.count("wrote ") == 2
+    quiet = CliRunner().invoke(cli, [*args, "--overwrite", "-q"])
+    assert quiet.exit_code == 0 and "img/s" not in quiet.stderr

@@ -350,3 +350,53 @@ def test_tta_on_a_raw_file_cleans_at_least_as_well_as_one_pass(tmp_path):
         got[tta] = raw_psnr(dst, clean)
     assert got[True] >= got[False] - 0.02, got
     assert got[False] > psnr(np.clip(read_raw(src).mosaic, 0, 1), clean) + 3
+
+
+YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "GRBG"])
+def test_chroma_strength_on_the_mosaic_splits_a_gray_change_from_a_colour_change(pattern):
+    """DNG outputs: a change that is gray once white-balanced is luminance, kept by --strength; a
+    change of no luma is colour, kept by --chroma-strength; the photosites outside the RGGB grid
+    (GRBG's first column) take --strength."""
+    from n3cli.pipelines.raw import blend_mosaic
+
+    wb = np.array([2.0, 1.0, 1.5])
+    raw = RawImage(np.full((10, 12), 0.3, np.float32), pattern, np.zeros((2, 2)), 4095.0, wb=list(wb))
+    colour = {"R": 0, "G": 1, "B": 2}
+    sites = np.array([[colour[pattern[2 * (i % 2) + j % 2]] for j in range(12)] for i in range(10)])
+    gray = (0.1 / wb)[sites].astype(np.float32)  # a luma-0.1 gray change after white balance
+    hue = np.array([0.05, -0.05, 0.0])
+    hue[2] = -(0.299 * wb[0] * hue[0] + 0.587 * wb[1] * hue[1]) / (0.114 * wb[2])  # no luma
+    hue = hue[sites].astype(np.float32)
+    inner = (slice(None), slice(1, None)) if pattern == "GRBG" else (slice(None), slice(None))
+    out = blend_mosaic(raw, raw.mosaic + gray, 0.3, 0.8)
+    np.testing.assert_allclose((out - raw.mosaic)[inner], 0.3 * gray[inner], atol=1e-6)
+    out = blend_mosaic(raw, raw.mosaic + hue, 0.3, 0.8)
+    np.testing.assert_allclose((out - raw.mosaic)[inner], 0.8 * hue[inner], atol=1e-6)
+    if pattern == "GRBG":
+        np.testing.assert_allclose((out - raw.mosaic)[:, 0], 0.3 * hue[:, 0], atol=1e-6)
+    np.testing.assert_array_equal(blend_mosaic(raw, raw.mosaic + hue, 0.5), raw.mosaic + 0.5 * hue)
+
+
+def test_chroma_strength_on_a_developed_raw_output_keeps_the_luminance_or_the_colour_of_the_input(tmp_path):
+    """--strength 0 --chroma-strength 1: the input's luminance, the denoised colour; and the other
+    way round. Measured on the developed images, as the user sees them (16-bit TIFF)."""
+    src = tmp_path / "noisy.dng"
+    make_dng(src, "GRBG")
+    outs, inside = {}, True
+    for name, args in (("in", ["--strength", "0"]), ("full", []), ("grain", ["--strength", "0", "--chroma-strength", "1"]),
+                       ("colour", ["--strength", "1", "--chroma-strength", "0"])):
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / f"{name}.tif"), "-q", *args])
+        assert r.exit_code == 0, r.output
+        px = read_image(tmp_path / f"{name}.tif").pixels.astype(np.float64)
+        inside = inside & (px > 0).all(-1) & (px < 1).all(-1)  # a pixel clipped to black or white keeps neither
+        outs[name] = px @ YCC.T
+    assert inside.mean() > 0.9
+    step = 1.5 / 65535  # 16-bit rounding
+    assert np.abs(outs["grain"][..., 0] - outs["in"][..., 0])[inside].max() < step
+    assert np.abs(outs["grain"][..., 1:] - outs["full"][..., 1:])[inside].max() < step
+    assert np.abs(outs["colour"][..., 1:] - outs["in"][..., 1:])[inside].max() < step
+    assert np.abs(outs["colour"][..., 0] - outs["full"][..., 0])[inside].max() < step
+    assert np.abs(outs["full"][..., 1:] - outs["in"][..., 1:]).mean() > 20 * step  # the model did change the colour
