@@ -20,10 +20,11 @@ from .loading import ModelCache, load_upscaler
 def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
-                 max_pixels: int | None = None, tta: bool = False) -> dict:
+                 max_pixels: int | None = None, tta: bool = False, quality: int | None = None) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
     upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
-    see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`."""
+    see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
+    JPEG, WebP and HEIC outputs (:func:`n3cli.io.images.write_image`)."""
     from dataclasses import replace
 
     from ..imaging.resize import imresize
@@ -37,7 +38,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
         peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
         a = np.clip(imresize(alpha.astype(np.float64) / peak, scale), 0, 1) * peak
         alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
-    write_image(dst, replace(img, pixels=out, alpha=alpha))
+    write_image(dst, replace(img, pixels=out, alpha=alpha), quality=quality)
     return {"model": runner.info.name, "backend": runner.describe()}
 
 
@@ -47,7 +48,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
                  max_pixels: int | None = None, tta: bool = False,
-                 noise_profiles: NoiseProfiles | None = None, chroma_strength: float | None = None) -> dict:
+                 noise_profiles: NoiseProfiles | None = None, chroma_strength: float | None = None,
+                 quality: int | None = None) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -64,7 +66,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
     ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``, ``chroma_strength``: see
     :func:`n3cli.api.denoise` (raw files: :func:`n3cli.pipelines.raw.denoise_mosaic`, each view in the
-    CFA layout it turns into; the colour part of each CFA cell's change).
+    CFA layout it turns into; the colour part of each CFA cell's change). ``quality``: JPEG, WebP
+    and HEIC outputs (:func:`n3cli.io.images.write_image`).
     """
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
@@ -82,7 +85,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 
         loaded = cache.for_raw()
         used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta,
-                                chroma_strength)
+                                chroma_strength, quality)
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
@@ -93,7 +96,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     if leveled and sigma is None:
         used = estimate_level(loaded.info, img.pixels, kind.kind if kind is not None else None)
     out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta, chroma_strength)
-    write_image(dst, img, out)
+    write_image(dst, img, out, quality)
     res = {"model": loaded.info.name, "sigma": used if leveled else None,
            "backend": loaded.describe(), **skipped}
     if kind is not None:

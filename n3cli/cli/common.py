@@ -36,6 +36,11 @@ tta_option = click.option("--tta", is_flag=True,
                                "images (8x the time, a little more quality; measured gains: weights/README.md).")
 
 
+quality_option = click.option(
+    "--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+    help="JPEG, WebP and HEIC outputs: the encoder's quality (lossless PNG and TIFF ignore it).")
+
+
 precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
     help="bf16: convolutions in bfloat16 (for GPUs; the N³ blocks stay float32, a tile that comes out "

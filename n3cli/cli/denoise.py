@@ -12,6 +12,7 @@ from .common import (
     fail,
     max_pixels_option,
     precision_option,
+    quality_option,
     ray_options,
     tile_options,
     tta_option,
@@ -55,6 +56,7 @@ from .common import (
 @click.option("--compare", is_flag=True,
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
+@quality_option
 @tta_option
 @tile_options
 @max_pixels_option
@@ -63,7 +65,7 @@ from .common import (
 @precision_option
 @ray_options
 def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
-            tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
+            quality, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP, HEIC) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
@@ -128,7 +130,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength,
                    "chroma_strength": chroma_strength, "noise": ab,
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
-                   "photo_noise": photo_noise, "noise_profiles": profiles}
+                   "photo_noise": photo_noise, "noise_profiles": profiles, "quality": quality}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision)
     if workers or gpus_per_worker:
@@ -139,7 +141,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles,
-                                chroma_strength=chroma_strength)
+                                chroma_strength=chroma_strength, quality=quality)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")

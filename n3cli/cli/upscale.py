@@ -10,6 +10,7 @@ from .common import (
     fail,
     max_pixels_option,
     precision_option,
+    quality_option,
     ray_options,
     tile_options,
     tta_option,
@@ -31,6 +32,7 @@ from .common import (
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
+@quality_option
 @tta_option
 @tile_options
 @max_pixels_option
@@ -38,7 +40,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, quality, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -66,7 +68,8 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     except N3Error as e:
         fail(str(e))
     if ray_address:
-        options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta}
+        options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
+                   "quality": quality}
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision)
     if workers or gpus_per_worker:
@@ -75,7 +78,7 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
 
     def process(job, rep) -> str:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
-                                max_pixels=int(max_megapixels * 1e6), tta=tta)
+                                max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality)
         return f"wrote {job.dst} (x{s}) with {used['model']}"
 
     run_batch(jobs, process, "upscale", overwrite, quiet)

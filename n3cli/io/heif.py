@@ -14,7 +14,6 @@ from typing import Callable
 import numpy as np
 
 HEIF_EXTS = {".heic", ".heif"}
-QUALITY = 95  # as the JPEG and WebP outputs; chroma is kept at full resolution (4:4:4) as in JPEG
 
 
 def read_heif(path: Path, check: Callable[[int, int], None]) -> tuple[np.ndarray, bytes | None, bytes | None]:
@@ -37,8 +36,9 @@ def read_heif(path: Path, check: Callable[[int, int], None]) -> tuple[np.ndarray
     return arr, icc, exif
 
 
-def encode_heif(arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    """HEIC bytes of an H x W x C (1-4) uint8 or uint16 array; uint16 is stored with 10 bits."""
+def encode_heif(arr: np.ndarray, icc: bytes | None, exif: bytes | None, quality: int) -> bytes:
+    """HEIC bytes of an H x W x C (1-4) uint8 or uint16 array at ``quality`` (1-100); uint16 is
+    stored with 10 bits, chroma at full resolution (4:4:4, as the JPEG outputs)."""
     import pillow_heif
 
     c = arr.shape[2]
@@ -58,5 +58,5 @@ def encode_heif(arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes
     if exif:
         kw["exif"] = exif
     buf = io.BytesIO()
-    heif.save(buf, quality=QUALITY, chroma=444, **kw)
+    heif.save(buf, quality=int(quality), chroma=444, **kw)
     return buf.getvalue()

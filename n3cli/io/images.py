@@ -216,11 +216,16 @@ def _convert_alpha(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return f.astype(dtype)
 
 
-def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None) -> None:
+QUALITY = 95
+"""The lossy outputs' (JPEG, WebP, HEIC) default quality."""
+
+
+def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None,
+                quality: int | None = None) -> None:
     """Write atomically (temporary file + rename). Bit depth follows the source where the format
-    holds it: JPEG, BMP and WebP are 8-bit (WebP lossy at quality 95, gray stored as RGB); HEIC is
-    8-bit, or 10-bit from a 16-bit or float source (lossy at quality 95); float sources become
-    16-bit PNG or float32 TIFF."""
+    holds it: JPEG, BMP and WebP are 8-bit (WebP lossy, gray stored as RGB); HEIC is 8-bit, or
+    10-bit from a 16-bit or float source; float sources become 16-bit PNG or float32 TIFF.
+    ``quality`` (1-100, default :data:`QUALITY`): JPEG, WebP and HEIC; lossless formats ignore it."""
     from .atomic import atomic_write
 
     path = Path(path)
@@ -235,8 +240,10 @@ def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None =
     arr = to_array(img, pixels, dtype)
     if ext in (".jpg", ".jpeg") and arr.shape[2] in (2, 4):
         arr = arr[:, :, :-1]  # JPEG has no alpha
+    if quality is not None and not 1 <= int(quality) <= 100:
+        raise ImageError(f"{path}: quality {quality}: give 1-100")
     try:
-        data = _encode(arr, ext, img.icc, img.exif)
+        data = _encode(arr, ext, img.icc, img.exif, QUALITY if quality is None else int(quality))
     except ImageError:
         raise
     except Exception as e:
@@ -244,7 +251,7 @@ def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None =
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) -> bytes:
+def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None, quality: int = QUALITY) -> bytes:
     if ext in (".tif", ".tiff"):
         import tifffile
 
@@ -279,7 +286,7 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
     if ext in HEIF_EXTS:
         from .heif import encode_heif
 
-        return encode_heif(arr, icc, exif)
+        return encode_heif(arr, icc, exif, quality)
     from PIL import Image as PILImage
 
     a = arr[:, :, 0] if arr.shape[2] == 1 else arr
@@ -291,11 +298,11 @@ def _encode(arr: np.ndarray, ext: str, icc: bytes | None, exif: bytes | None) ->
     if ext in (".jpg", ".jpeg"):
         if exif:
             kw["exif"] = exif
-        im.save(buf, format="JPEG", quality=95, subsampling=0, **kw)
+        im.save(buf, format="JPEG", quality=quality, subsampling=0, **kw)
     elif ext == ".webp":
         if exif:
             kw["exif"] = exif
-        im.save(buf, format="WEBP", quality=95, method=4, **kw)
+        im.save(buf, format="WEBP", quality=quality, method=4, **kw)
     else:
         im.save(buf, format="BMP")
     return buf.getvalue()

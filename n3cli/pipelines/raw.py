@@ -189,9 +189,10 @@ def blend_mosaic(raw: RawImage, clean: np.ndarray, strength: float = 1.0,
     as-shot gains: its luminance part is kept by ``strength``, the rest by ``chroma_strength``.
 
     This is a split in linear camera RGB, as raw editors' own denoisers make it (darktable's
-    profiled denoise). A developer's demosaicing is not linear (AHD picks directions from the
-    image), so after it the split is loose (docs/usage.md); developed outputs are split on the
-    developed image instead (:func:`denoise_raw_file`)."""
+    profiled denoise). Which share of a photosite's change a developer renders as colour depends
+    on its demosaicing and colour rendering, so after development the split is loose
+    (docs/usage.md); developed outputs are split on the developed image instead
+    (:func:`denoise_raw_file`)."""
     if chroma_strength is None or chroma_strength == strength:
         return blend(raw.mosaic, clean, strength)
     wb = np.asarray(raw.wb[:3], dtype=np.float64)
@@ -243,11 +244,11 @@ def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, 
 
 
 def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray,
-                     rgb: np.ndarray | None = None) -> None:
+                     rgb: np.ndarray | None = None, quality: int | None = None) -> None:
     """Write the denoised ``mosaic`` by ``dst``'s extension: ``.dng`` the mosaic itself;
     ``.tif/.tiff`` 16-bit sRGB developed by LibRaw with the camera's white balance; ``.png``,
     ``.jpg`` and ``.bmp`` the same developed 8-bit (``rgb``, float in [0, 1]: that developed image
-    instead). Atomic."""
+    instead; ``quality``: JPEG and HEIC, see :func:`n3cli.io.images.write_image`). Atomic."""
     from ..io.images import Image, write_image
 
     ext = _output_ext(dst)
@@ -263,7 +264,8 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
     # LibRaw turns the pixels upright, so the orientation tag stays behind
     exif = exif_bytes({**raw.tags, 271: raw.make, 272: raw.model, 305: f"n3 {__version__} (denoised)"})
     rgb = developed(src, raw, mosaic, bits) if rgb is None else np.clip(rgb, 0, 1)
-    write_image(dst, Image(rgb, np.dtype(np.uint16 if bits == 16 else np.uint8), icc=srgb_icc(), exif=exif))
+    write_image(dst, Image(rgb, np.dtype(np.uint16 if bits == 16 else np.uint8), icc=srgb_icc(), exif=exif),
+                quality=quality)
 
 
 def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,
@@ -271,10 +273,11 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                      strength: float = 1.0, compare: str | None = None,
                      profiles: NoiseProfiles | None = None, tta: bool = False,
-                     chroma_strength: float | None = None) -> dict[str, Any]:
+                     chroma_strength: float | None = None, quality: int | None = None) -> dict[str, Any]:
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`); ``profiles``: the user's noise
-    profiles (:func:`noise_params`); ``tta``, ``chroma_strength``: see :func:`denoise_mosaic`. Returns ``{"model", "noise"}``
+    profiles (:func:`noise_params`); ``tta``, ``chroma_strength``: see :func:`denoise_mosaic`;
+    ``quality``: see :func:`write_raw_output`. Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
     written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason, or that
     the noise was guessed)."""
@@ -290,7 +293,7 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     if split:
         noisy_rgb = developed(src, raw, None)
         rgb = blend(noisy_rgb, developed(src, raw, clean), strength, chroma_strength)
-    write_raw_output(dst, src, raw, clean, rgb)
+    write_raw_output(dst, src, raw, clean, rgb, quality)
     used: dict[str, Any] = {"model": model.info.name, "noise": params}
     outside = outside_training_range(model.info, params)
     if params.source in (GUESSED, GUESSED_A):

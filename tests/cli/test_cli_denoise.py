@@ -523,3 +523,19 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path, monkeypatch):
     assert term.exit_code == 0 and "img/s" in term.stderr and term.stderr.count("wrote ") == 2
     quiet = CliRunner().invoke(cli, [*args, "--overwrite", "-q"])
     assert quiet.exit_code == 0 and "img/s" not in quiet.stderr
+
+
+def test_quality_reaches_every_lossy_output(tmp_path):
+    """--quality: photos to JPEG and n3 upscale to WebP; out of range is bad usage."""
+    src = tmp_path / "in.png"
+    noisy_file(src)
+    sizes = {}
+    for q in ("30", "95"):
+        assert run(src, "-o", tmp_path / f"d{q}.jpg", "--sigma", "25", "--quality", q).exit_code == 0
+        res = CliRunner().invoke(cli, ["upscale", "-q", str(src), "-o", str(tmp_path / f"u{q}.webp"), "-s", "2",
+                                       "--quality", q])
+        assert res.exit_code == 0, res.output
+        sizes[q] = ((tmp_path / f"d{q}.jpg").stat().st_size, (tmp_path / f"u{q}.webp").stat().st_size)
+    assert sizes["30"][0] < 0.7 * sizes["95"][0] and sizes["30"][1] < 0.7 * sizes["95"][1]
+    assert run(src, "-o", tmp_path / "bad.jpg", "--quality", "0").exit_code == 2
+    assert not (tmp_path / "bad.jpg").exists()

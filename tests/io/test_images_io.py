@@ -174,3 +174,23 @@ def test_declared_size_is_checked_before_decoding(tmp_path):
     small = tmp_path / "small.png"
     PILImage.fromarray(np.zeros((20, 30, 3), np.uint8)).save(small)
     assert read_image(small, max_pixels=600).pixels.shape == (20, 30, 3)  # at the limit: read
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".webp", ".heic"])
+def test_quality_steers_the_lossy_encoders_and_a_bad_one_is_refused(tmp_path, ext):
+    yy, xx = np.mgrid[0:96, 0:128] / 128.0
+    rng = np.random.default_rng(0)
+    px = np.clip(np.stack([0.5 + 0.3 * np.sin(9 * xx), 0.4 + 0.2 * yy, 0.3 + 0.4 * xx * yy], -1)
+                 + rng.normal(0, 0.05, (96, 128, 3)), 0, 1).astype(np.float32)
+    img = _image_from(np.rint(px * 255).astype(np.uint8))
+    err = {}
+    for q in (40, 95):
+        write_image(tmp_path / f"q{q}{ext}", img, quality=q)
+        err[q] = float(np.abs(read_image(tmp_path / f"q{q}{ext}").pixels - img.pixels).mean())
+    assert (tmp_path / f"q40{ext}").stat().st_size < 0.7 * (tmp_path / f"q95{ext}").stat().st_size
+    assert err[40] > err[95]
+    write_image(tmp_path / f"default{ext}", img)  # the default is 95
+    assert (tmp_path / f"default{ext}").read_bytes() == (tmp_path / f"q95{ext}").read_bytes()
+    with pytest.raises(ImageError, match="quality 0"):
+        write_image(tmp_path / f"bad{ext}", img, quality=0)
+    assert not (tmp_path / f"bad{ext}").exists()

@@ -400,3 +400,12 @@ def test_chroma_strength_on_a_developed_raw_output_keeps_the_luminance_or_the_co
     assert np.abs(outs["colour"][..., 1:] - outs["in"][..., 1:])[inside].max() < step
     assert np.abs(outs["colour"][..., 0] - outs["full"][..., 0])[inside].max() < step
     assert np.abs(outs["full"][..., 1:] - outs["in"][..., 1:]).mean() > 20 * step  # the model did change the colour
+
+
+def test_quality_reaches_a_raw_file_developed_to_jpeg(tmp_path):
+    src = tmp_path / "noisy.dng"
+    make_dng(src, "RGGB")
+    for q in ("30", "95"):
+        r = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / f"q{q}.jpg"), "-q", "--quality", q])
+        assert r.exit_code == 0, r.output
+    assert (tmp_path / "q30.jpg").stat().st_size < 0.7 * (tmp_path / "q95.jpg").stat().st_size
