@@ -7,6 +7,9 @@ included) once per model in a fresh process, and prints wall seconds (process st
 writing included) and that process's peak resident memory.
 
     python benchmarks/bench_raw.py [--mp 24] [--models n3net-raw dncnn-raw] [--tiff] [--device cpu]
+                                   [--also "--strength 0.5 --chroma-strength 1"]
+
+``--also OPTIONS`` runs each model and output a second time with those options added, next to the plain run.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["n3net-raw", "dncnn-raw"])
     ap.add_argument("--tiff", action="store_true", help="also time the developed 16-bit TIFF output")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--also", default=None, help="options for a second run of each, e.g. '--chroma-strength 1'")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "bench.dng"
@@ -45,11 +49,12 @@ def main() -> None:
         print(f"synthetic raw {w} x {h} ({w * h / 1e6:.1f} MP mosaic, {w // 2} x {h // 2} packed planes)")
         for name in a.models:
             for ext in ([".dng", ".tiff"] if a.tiff else [".dng"]):
-                dst = Path(d) / f"out-{name}{ext}"
-                wall, rss = measure(["denoise", str(src), "-o", str(dst), "-m", name, "-q", "--device", a.device,
-                                 "--noise", "2e-3,1e-5"])
-                print(f"{name:<12} -> {ext:<5}  {wall:7.1f} s  {wall / (w * h / 1e6):6.2f} s/MP  "
-                      f"peak RSS {rss:7.0f} MB", flush=True)
+                for extra in ([], *([a.also.split()] if a.also else [])):
+                    dst = Path(d) / f"out-{name}{ext}"
+                    wall, rss = measure(["denoise", str(src), "-o", str(dst), "-m", name, "-q", "--device", a.device,
+                                         "--noise", "2e-3,1e-5", "--overwrite", *extra])
+                    print(f"{name:<12} -> {ext:<5}  {wall:7.1f} s  {wall / (w * h / 1e6):6.2f} s/MP  "
+                          f"peak RSS {rss:7.0f} MB  {' '.join(extra)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ def blend(noisy: np.ndarray, clean: np.ndarray, strength: float = 1.0,
     s = np.float32(strength)
     if chroma_strength is None or chroma_strength == strength or noisy.ndim != 3 or noisy.shape[2] != 3:
         return clean if s == 1 else noisy + s * (clean - noisy)
-    d = clean - noisy
-    c = np.float32(chroma_strength)
-    luma = d @ np.asarray(LUMA, dtype=np.float32)
-    out = noisy + c * d
-    out += ((s - c) * luma)[..., None]
+    out = clean - noisy  # the change, made the result in place: one image-sized copy in all
+    luma = out @ np.asarray(LUMA, dtype=np.float32)
+    luma *= s - np.float32(chroma_strength)
+    out *= np.float32(chroma_strength)
+    out += noisy
+    out += luma[..., None]
     return out
