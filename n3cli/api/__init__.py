@@ -37,6 +37,7 @@ from .evaluate import (
 from .files import (
     denoise_file,
     find_noise_profiles,
+    job_record,
     noise_level,
     noise_profile_reading,
     upscale_file,
@@ -59,7 +60,7 @@ __all__ = [
     "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "count_images",
     "denoise", "denoise_file", "evaluate_denoise", "evaluate_flat_noise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
     "evaluate_upscale",
-    "default_noise_profiles_path", "describe_score", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "keep_freed_memory",
+    "default_noise_profiles_path", "describe_score", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "job_record", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
     "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_crop", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_mosaics", "read_pairs", "read_photos", "read_raw_pairs", "remove_stale_parts", "resolve_model",
     "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",

@@ -49,12 +49,17 @@ class ImageWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, src: str, dst: str, overwrite: bool, error: str | None = None) -> tuple[str, str, int]:
-        """(``done`` | ``skipped`` | ``failed``, the line to report, this worker's pid) for one job,
-        as a local batch does it."""
-        return (*self._run(src, dst, overwrite, error), os.getpid())
+    def run(self, src: str, dst: str, overwrite: bool, error: str | None = None) -> tuple[str, str, int, dict]:
+        """(``done`` | ``skipped`` | ``failed``, the line to report, this worker's pid, the job's
+        record: :func:`n3cli.api.job_record`) for one job, as a local batch does it."""
+        from .files import job_record
 
-    def _run(self, src: str, dst: str, overwrite: bool, error: str | None) -> tuple[str, str]:
+        status, line, used = self._run(src, dst, overwrite, error)
+        rec = job_record(src, dst, {"done": "written"}.get(status, status), used,
+                         line if status == "failed" else None)
+        return status, line, os.getpid(), rec
+
+    def _run(self, src: str, dst: str, overwrite: bool, error: str | None) -> tuple[str, str, dict | None]:
         from ..io.atomic import remove_stale_parts
         from ..io.folders import same_file
         from .files import denoise_file, upscale_file
@@ -68,34 +73,36 @@ class ImageWorker:
                 raise N3Error(f"{src}: output would overwrite the input; choose another -o")
             remove_stale_parts(d)
             if d.exists() and not overwrite:
-                return "skipped", f"skip {dst} (exists; --overwrite to replace)"
+                return "skipped", f"skip {dst} (exists; --overwrite to replace)", None
             d.parent.mkdir(parents=True, exist_ok=True)
             if self.task == "denoise":
                 used = denoise_file(s, d, self.model, **self.options)
                 what = f" (noise {used['noise']})" if "noise" in used else \
                     (f" (sigma {used['sigma']:.1f})" if used.get("sigma") is not None else "")
-                return "done", f"wrote {dst} with {used['model']}{what}"
+                return "done", f"wrote {dst} with {used['model']}{what}", used
             scale = int(self.options["scale"])
             if scale not in self._upscalers:
                 self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend, self.precision)
             opts = {k: v for k, v in self.options.items() if k != "scale"}
             used = upscale_file(s, d, scale, self._upscalers[scale], **opts)
-            return "done", f"wrote {dst} (x{scale}) with {used['model']}"
+            return "done", f"wrote {dst} (x{scale}) with {used['model']}", used
         except Exception as e:  # one line per bad file, as locally
-            return "failed", describe_error(e, src)
+            return "failed", describe_error(e, src), None
 
 
 def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, options: dict[str, Any],
              overwrite: bool = False, device: str = "auto", backend: str = "auto", workers: int | None = None,
              gpus_per_worker: float = 0.0, on_result: Callable[[str, str], None] | None = None,
-             on_workers: Callable[[list[int]], None] | None = None, precision: str = "fp32") -> dict[str, Any]:
+             on_workers: Callable[[list[int]], None] | None = None, precision: str = "fp32",
+             on_record: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Run ``jobs`` (:func:`n3cli.api.plan_jobs`) on Ray at ``address`` (``local``: a cluster of
     this machine started for the batch; ``auto``: the running cluster; else its address).
 
     ``workers`` actors (default: one per CPU the cluster has, or per GPU when ``gpus_per_worker``)
     each load the model once. Returns ``{"done", "skipped", "failed": [lines], "workers": {pids}}``
     (the worker processes that finished jobs: restarted ones too); ``on_result`` gets each job's
-    (status, line) as it finishes. ``on_workers`` gets the first workers' pids.
+    (status, line) as it finishes, ``on_record`` its record (:func:`n3cli.api.job_record`).
+    ``on_workers`` gets the first workers' pids.
     """
     ray = import_ray()
     started = False
@@ -123,7 +130,7 @@ def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, op
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             pending.pop(ready[0])
-            status, line, pid = ray.get(ready[0])
+            status, line, pid, rec = ray.get(ready[0])
             tally["workers"].add(pid)
             if status == "failed":
                 tally["failed"].append(line)
@@ -131,6 +138,8 @@ def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, op
                 tally[status] += 1
             if on_result:
                 on_result(status, line)
+            if on_record:
+                on_record(rec)
         from ..io.atomic import remove_stale_parts
 
         for job in jobs:  # a worker killed mid-job leaves its temporary file: never a partial output

@@ -108,6 +108,26 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     return res
 
 
+def job_record(src: str | os.PathLike, dst: str | os.PathLike, status: str, used: dict | None = None,
+               error: str | None = None) -> dict:
+    """What one job of a batch did, as JSON-ready values (`n3 denoise --json` prints one per line):
+    ``{"input", "output", "status"}`` (``written``, ``skipped`` or ``failed``), then what
+    :func:`denoise_file` or :func:`upscale_file` returned (raw files' ``noise`` as ``{"a", "b",
+    "source"}``), or ``"error"``: the one-line message."""
+    rec: dict = {"input": str(src), "output": str(dst), "status": status}
+    for key, value in (used or {}).items():
+        if hasattr(value, "source") and hasattr(value, "a"):  # NoiseParams
+            value = {"a": float(value.a), "b": float(value.b), "source": value.source}
+        elif isinstance(value, os.PathLike):
+            value = str(value)
+        elif isinstance(value, (np.floating, np.integer)):
+            value = value.item()
+        rec[key] = value
+    if error is not None:
+        rec["error"] = error
+    return rec
+
+
 def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = None,
                 max_pixels: int | None = None, noise_profiles: NoiseProfiles | None = None) -> dict:
     """What `n3 denoise --print-noise` prints for one file: for an image ``"kind"`` (``gaussian`` or

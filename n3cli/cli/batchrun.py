@@ -1,6 +1,7 @@
 """The batch loop shared by the image commands: skip/overwrite rules, progress, one-line errors."""
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -63,20 +64,37 @@ def progress_bar(total: int, desc: str, quiet: bool):
     return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, file=sys.stderr)
 
 
-def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrite: bool, quiet: bool) -> None:
-    """Run ``process(job, reporter)`` (returns the line to print) for each job, then exit.
+def json_records(enabled: bool) -> Callable[[dict], None] | None:
+    """``--json``: each job's record (:func:`n3cli.api.job_record`) as one JSON line on stdout,
+    written as the job finishes; the human lines stay on stderr."""
+    if not enabled:
+        return None
+
+    def emit(rec: dict) -> None:
+        click.echo(json.dumps(rec, ensure_ascii=False))
+        sys.stdout.flush()
+
+    return emit
+
+
+def run_batch(jobs, process: Callable[[Any, Reporter], tuple[str, dict]], verb: str, overwrite: bool, quiet: bool,
+              as_json: bool = False) -> None:
+    """Run ``process(job, reporter)`` (returns the line to print and what was used) for each
+    job, then exit.
 
     Never writes over an input; skips existing outputs unless ``overwrite``; a failing image is
     reported in one line and the batch goes on. Exit code 0 if nothing failed, else 1; on Ctrl-C
     (130) or SIGTERM (143) a summary of what finished (the file in progress leaves nothing).
+    ``as_json``: each job's record on stdout too (:func:`json_records`).
     """
     bar = progress_bar(len(jobs), verb, quiet)
     rep = Reporter(bar)
     tally = {"done": 0, "skipped": 0, "failed": []}
     past = {"denoise": "denoised", "upscale": "upscaled"}.get(verb, verb)
+    emit = json_records(as_json)
     try:
         for job in jobs:
-            _run_one(job, process, overwrite, rep, tally)
+            _run_one(job, process, overwrite, rep, tally, emit)
             if bar is not None:
                 bar.update(1)
     except KeyboardInterrupt as e:
@@ -96,8 +114,11 @@ def run_batch(jobs, process: Callable[[Any, Reporter], str], verb: str, overwrit
     sys.exit(1 if failed else 0)
 
 
-def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
-    from ..api import remove_stale_parts, same_file
+def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict,
+             emit: Callable[[dict], None] | None = None) -> None:
+    from ..api import job_record, remove_stale_parts, same_file
+
+    status, used, error = "written", None, None
 
     try:
         if job.error:
@@ -107,20 +128,24 @@ def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict) -> None:
         remove_stale_parts(job.dst)
         if job.dst.exists() and not overwrite:
             tally["skipped"] += 1
+            status = "skipped"
             rep.say(f"skip {job.dst} (exists; --overwrite to replace)")
         else:
-            rep.say(process(job, rep))
+            line, used = process(job, rep)
+            rep.say(line)
             tally["done"] += 1
     except Exception as e:  # one bad file (or an unexpected bug) must not stop a batch: one line each
-        msg = describe_error(e, job.src)
-        tally["failed"].append(msg)
-        rep.say(f"error: {msg}", err=True)
+        status, error = "failed", describe_error(e, job.src)
+        tally["failed"].append(error)
+        rep.say(f"error: {error}", err=True)
+    if emit:
+        emit(job_record(job.src, job.dst, status, used, error))
 
 
 def run_on_cluster(jobs, task: str, address: str, model: str | None, options: dict[str, Any], overwrite: bool,
                    quiet: bool, device: str, backend: str, workers: int | None, gpus_per_worker: float,
-                   precision: str = "fp32") -> None:
-    """:func:`run_batch` on a Ray cluster (``--ray``): the same lines, summary and exit codes."""
+                   precision: str = "fp32", as_json: bool = False) -> None:
+    """:func:`run_batch` on a Ray cluster (``--ray``): the same lines, records, summary and exit codes."""
     from ..api import run_on_ray
 
     bar = progress_bar(len(jobs), f"{task} (ray)", quiet)
@@ -134,7 +159,7 @@ def run_on_cluster(jobs, task: str, address: str, model: str | None, options: di
     past = {"denoise": "denoised", "upscale": "upscaled"}[task]
     try:
         tally = run_on_ray(jobs, task, address, model, options, overwrite, device, backend, workers, gpus_per_worker,
-                         on_result=on_result)
+                           on_result=on_result, precision=precision, on_record=json_records(as_json))
     except N3Error as e:
         if bar is not None:
             bar.close()

@@ -36,6 +36,12 @@ tta_option = click.option("--tta", is_flag=True,
                                "images (8x the time, a little more quality; measured gains: weights/README.md).")
 
 
+json_lines_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Also print one JSON object per input on stdout as it finishes (input, output, status, model, noise "
+         "read, error): for scripts and pipelines.")
+
+
 quality_option = click.option(
     "--quality", type=click.IntRange(1, 100), default=95, show_default=True,
     help="JPEG, WebP and HEIC outputs: the encoder's quality (lossless PNG and TIFF ignore it).")

@@ -10,6 +10,7 @@ from .common import (
     backend_option,
     device_option,
     fail,
+    json_lines_option,
     max_pixels_option,
     precision_option,
     quality_option,
@@ -57,6 +58,7 @@ from .common import (
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @quality_option
+@json_lines_option
 @tta_option
 @tile_options
 @max_pixels_option
@@ -65,7 +67,7 @@ from .common import (
 @precision_option
 @ray_options
 def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
-            quality, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
+            quality, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP, HEIC) and camera raw files
     (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
 
@@ -109,7 +111,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
     except N3Error as e:
         fail(str(e))
     if print_noise:
-        return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6), profiles)
+        return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6), profiles, as_json)
     try:
         jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
@@ -132,7 +134,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "photo_noise": photo_noise, "noise_profiles": profiles, "quality": quality}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
-                              workers, gpus_per_worker, precision)
+                              workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
         fail("--workers and --gpus-per-worker are for --ray")
     state = {"backend": False, "warned": False}
@@ -151,7 +153,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         if "warning" in used:
             rep.say(f"note: {job.src}: {used['warning']}")
         if "noise" in used:
-            return f"wrote {job.dst}{also} with {used['model']} (noise {used['noise']})"
+            return f"wrote {job.dst}{also} with {used['model']} (noise {used['noise']})", used
         if sigma is not None and used["sigma"] is None and not state["warned"]:
             state["warned"] = True
             rep.say(f"note: {used['model']} takes no noise level; --sigma is ignored")
@@ -159,9 +161,9 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         if "noise_kind" in used:
             notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
         note = f" ({', '.join(notes)})" if notes else ""
-        return f"wrote {job.dst}{also} with {used['model']}{note}"
+        return f"wrote {job.dst}{also} with {used['model']}{note}", used
 
-    run_batch(jobs, process, "denoise", overwrite, quiet)
+    run_batch(jobs, process, "denoise", overwrite, quiet, as_json)
 
 
 def _accept(path) -> bool:
@@ -170,14 +172,20 @@ def _accept(path) -> bool:
     return is_image_path(path) or is_raw_path(path)
 
 
-def _print_noise(inputs, recursive, ab, max_pixels: int, profiles) -> None:
+def _print_noise(inputs, recursive, ab, max_pixels: int, profiles, as_json: bool = False) -> None:
+    import json
+
     from ..api import expand_inputs, noise_level
 
     bad = 0
     for f, _ in expand_inputs(inputs, recursive, _accept):
         try:
             n = noise_level(f, ab, max_pixels, profiles)
-            if "sigma" in n:
+            if as_json:  # one object per file: what the lines below say
+                if "sources" in n:
+                    n["sources"] = {k: {"a": a, "b": b} for k, (a, b) in n["sources"].items()}
+                click.echo(json.dumps({"input": str(f), **n}))
+            elif "sigma" in n:
                 click.echo(f"{f}\tsigma={n['sigma']:.2f}\t{n['reason']}")
             else:
                 click.echo(f"{f}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
@@ -186,5 +194,8 @@ def _print_noise(inputs, recursive, ab, max_pixels: int, profiles) -> None:
                         click.echo(f"  also\ta={a:.4g}\tb={b:.4g}\t({source})")
         except (N3Error, ValueError) as e:
             bad += 1
-            click.echo(f"error: {e}" if str(f) in str(e) else f"error: {f}: {e}", err=True)  # always the file
+            msg = str(e) if str(f) in str(e) else f"{f}: {e}"  # always the file
+            click.echo(f"error: {msg}", err=True)
+            if as_json:
+                click.echo(json.dumps({"input": str(f), "error": msg}))
     sys.exit(1 if bad else 0)

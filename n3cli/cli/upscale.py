@@ -8,6 +8,7 @@ from .common import (
     backend_option,
     device_option,
     fail,
+    json_lines_option,
     max_pixels_option,
     precision_option,
     quality_option,
@@ -33,6 +34,7 @@ from .common import (
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @quality_option
+@json_lines_option
 @tta_option
 @tile_options
 @max_pixels_option
@@ -40,7 +42,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, quality, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -71,7 +73,7 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
         options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "quality": quality}
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
-                              workers, gpus_per_worker, precision)
+                              workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
         fail("--workers and --gpus-per-worker are for --ray")
     click.echo(f"running on {runner.describe()}", err=True)
@@ -79,6 +81,6 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     def process(job, rep) -> str:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality)
-        return f"wrote {job.dst} (x{s}) with {used['model']}"
+        return f"wrote {job.dst} (x{s}) with {used['model']}", used
 
-    run_batch(jobs, process, "upscale", overwrite, quiet)
+    run_batch(jobs, process, "upscale", overwrite, quiet, as_json)

@@ -1,5 +1,7 @@
 """`n3 denoise` end to end on generated images: formats, batches, and every bad-input path."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -539,3 +541,28 @@ def test_quality_reaches_every_lossy_output(tmp_path):
     assert sizes["30"][0] < 0.7 * sizes["95"][0] and sizes["30"][1] < 0.7 * sizes["95"][1]
     assert run(src, "-o", tmp_path / "bad.jpg", "--quality", "0").exit_code == 2
     assert not (tmp_path / "bad.jpg").exists()
+
+
+def test_json_prints_one_record_per_input_on_stdout(tmp_path):
+    import json
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    noisy_file(good)
+    bad.write_text("not an image")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.png").write_bytes(good.read_bytes())
+    old = tmp_path / "old.png"
+    noisy_file(old, seed=3)
+    res = CliRunner().invoke(cli, ["denoise", str(good), str(bad), str(old), "-o", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 1
+    recs = {Path(r["input"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert set(recs) == {"good.png", "bad.png", "old.png"}
+    assert recs["good.png"]["status"] == "written" and recs["good.png"]["model"] == "n3net-color"
+    assert recs["good.png"]["output"] == str(tmp_path / "out" / "good.png") and recs["good.png"]["sigma"] > 10
+    assert recs["bad.png"]["status"] == "failed" and "bad.png" in recs["bad.png"]["error"]
+    assert recs["old.png"]["status"] == "skipped"
+    assert "wrote " in res.stderr and "denoised 1, skipped 1, failed 1" in res.stderr  # the human lines stay
+    noise = CliRunner().invoke(cli, ["denoise", str(good), str(bad), "--print-noise", "--json"])
+    lines = [json.loads(x) for x in noise.stdout.splitlines()]
+    assert noise.exit_code == 1 and [Path(x["input"]).name for x in lines] == ["good.png", "bad.png"]
+    assert lines[0]["kind"] == "gaussian" and 15 < lines[0]["sigma"] < 35 and "error" in lines[1]

@@ -5,6 +5,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 RAW = RAW_SAMPLES / "kodak_dc120.kdc"  # the smallest Bayer file of the shared samples (0.8 MP)
+LOCAL_RECORDS: list[dict] = []  # the local run's --json records
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +59,34 @@ def local(inputs, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        res = _run([str(inputs), "-o", str(out), "--ext", "tif"])
+        res = _run([str(inputs), "-o", str(out), "--ext", "tif", "--json"])
     finally:
         torch.set_num_threads(threads)
     assert res.exit_code == 1 and "broken.png" in res.output
+    LOCAL_RECORDS[:] = _records(res)
     return out
+
+
+def _records(res) -> list[dict]:
+    """--json's records, by input, without where each ran."""
+    import json
+
+    recs = [json.loads(line) for line in res.stdout.splitlines()]
+    return sorted(({k: v for k, v in r.items() if k != "backend"} for r in recs), key=lambda r: r["input"])
 
 
 def test_a_batch_on_ray_writes_what_the_local_run_writes(inputs, local, tmp_path):
     out = tmp_path / "ray"
-    res = _run([str(inputs), "-o", str(out), "--ext", "tif", "--ray", "local", "--workers", "2"])
+    res = _run([str(inputs), "-o", str(out), "--ext", "tif", "--ray", "local", "--workers", "2", "--json"])
     assert res.exit_code == 1, res.output
     assert "denoised 31, skipped 0, failed 1" in res.output and "broken.png" in res.output
     assert _files(out) == _files(local)  # 30 photos and the raw file's developed TIFF, byte for byte
+    # the same record per input as the local run's, but where each was written
+    ray_records = _records(res)
+    for r in ray_records + LOCAL_RECORDS:
+        r["output"] = Path(r["output"]).name
+    assert ray_records == LOCAL_RECORDS and len(ray_records) == 32
+    assert {r["status"] for r in ray_records} == {"written", "failed"}
     again = _run([str(inputs), "-o", str(out), "--ext", "tif", "--ray", "local", "--workers", "2"])
     assert "denoised 0, skipped 31, failed 1" in again.output  # existing outputs are kept
 

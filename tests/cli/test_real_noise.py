@@ -110,7 +110,7 @@ def test_noise_real_picks_the_real_noise_model_for_photos_and_keeps_the_raw_mode
     assert cache.for_raw().info.name == "n3net-raw"
     # the same choice on a Ray worker (run here as a plain object)
     worker = ImageWorker("denoise", None, {"photo_noise": "real"})
-    status, line, _ = worker.run(str(color), str(tmp_path / "w.png"), False)
+    status, line, _, _ = worker.run(str(color), str(tmp_path / "w.png"), False)
     assert status == "done" and "with n3net-color-real" in line
     assert np.array_equal(read_image(tmp_path / "w.png").pixels, read_image(tmp_path / "out" / "c.png").pixels)
 
@@ -145,7 +145,7 @@ def test_auto_the_default_picks_each_colour_photo_s_model_by_its_noise(tmp_path)
     used = api.denoise_file(src / "camera.jpg", tmp_path / "api.png")  # the library's default is the CLI's
     assert (used["model"], used["noise_kind"]) == ("n3net-color-real", "real")
     worker = ImageWorker("denoise", None, {})  # and a Ray worker's
-    status, wline, _ = worker.run(str(src / "white.png"), str(tmp_path / "w.png"), False)
+    status, wline, _, _ = worker.run(str(src / "white.png"), str(tmp_path / "w.png"), False)
     assert status == "done" and "with n3net-color (" in wline, wline
     assert np.array_equal(read_image(tmp_path / "w.png").pixels, read_image(tmp_path / "out" / "white.png").pixels)
 
