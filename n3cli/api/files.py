@@ -66,7 +66,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     ``overwrite`` (else it is left alone and its path returned as ``"compare_skipped"``).
     ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``, ``chroma_strength``: see
     :func:`n3cli.api.denoise` (raw files: :func:`n3cli.pipelines.raw.denoise_mosaic`, each view in the
-    CFA layout it turns into; the colour part of each CFA cell's change). ``quality``: JPEG, WebP
+    CFA layout it turns into; :func:`n3cli.pipelines.raw.blend_mosaic`). ``quality``: JPEG, WebP
     and HEIC outputs (:func:`n3cli.io.images.write_image`).
     """
     from ..io.images import read_image, write_image
@@ -114,9 +114,11 @@ def job_record(src: str | os.PathLike, dst: str | os.PathLike, status: str, used
     ``{"input", "output", "status"}`` (``written``, ``skipped`` or ``failed``), then what
     :func:`denoise_file` or :func:`upscale_file` returned (raw files' ``noise`` as ``{"a", "b",
     "source"}``), or ``"error"``: the one-line message."""
+    from ..pipelines.raw import NoiseParams
+
     rec: dict = {"input": str(src), "output": str(dst), "status": status}
     for key, value in (used or {}).items():
-        if hasattr(value, "source") and hasattr(value, "a"):  # NoiseParams
+        if isinstance(value, NoiseParams):
             value = {"a": float(value.a), "b": float(value.b), "source": value.source}
         elif isinstance(value, os.PathLike):
             value = str(value)

@@ -139,7 +139,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         fail("--workers and --gpus-per-worker are for --ray")
     state = {"backend": False, "warned": False}
 
-    def process(job, rep) -> str:
+    def process(job, rep) -> tuple[str, dict]:
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles,

@@ -78,7 +78,7 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
         fail("--workers and --gpus-per-worker are for --ray")
     click.echo(f"running on {runner.describe()}", err=True)
 
-    def process(job, rep) -> str:
+    def process(job, rep) -> tuple[str, dict]:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality)
         return f"wrote {job.dst} (x{s}) with {used['model']}", used
