@@ -55,6 +55,40 @@ def plan_axis(length: int, tile: int, overlap: int, align: int = 1, min_size: in
     return spans
 
 
+def plan_grid(height: int, width: int, tile: int, overlap: int, align: int = 1,
+              min_size: int = 1) -> tuple[list[Span], list[Span]]:
+    """Row and column tiles (:func:`plan_axis`) whose windows hold at most about ``(tile + 2 *
+    overlap)^2`` pixels each (the memory a tile may use), with the fewest pixels run in all.
+
+    Most images get square tiles. A thin image or a panorama gets long ones: a strip a few hundred
+    pixels high would otherwise run as many small tiles, each with its context and each padded up
+    to the network's minimum size.
+    """
+    budget = (tile + 2 * overlap) ** 2
+    pad = math.ceil(overlap / align) * align
+
+    def longest(spans: list[Span]) -> int:
+        return max(s.stop - s.start for s in spans)
+
+    def area(spans: list[Span]) -> int:
+        return sum(s.stop - s.start for s in spans)
+
+    best = (plan_axis(height, tile, overlap, align, min_size), plan_axis(width, tile, overlap, align, min_size))
+    for across in (False, True):  # fewer rows of longer tiles, then fewer columns of taller ones
+        length, other = (width, height) if across else (height, width)
+        for n in range(1, len(best[1 if across else 0]) + 1):
+            spans = plan_axis(length, math.ceil(length / n), overlap, align, min_size)
+            core = budget // longest(spans) - 2 * pad - align
+            if core <= tile:
+                continue
+            grid = (plan_axis(other, core, overlap, align, min_size), spans)
+            grid = grid[::-1] if not across else grid
+            if (area(grid[0]) * area(grid[1]), len(grid[0]) * len(grid[1])) < \
+                    (area(best[0]) * area(best[1]), len(best[0]) * len(best[1])):
+                best = grid
+    return best
+
+
 def plan_axis_fixed(length: int, window: int, overlap: int, align: int = 1) -> list[Span]:
     """Tiles along one axis for a network that only takes ``window``-pixel inputs.
 
@@ -149,8 +183,7 @@ def run_tiled(
         rows = plan_axis_fixed(H, fixed[0], overlap, align)
         cols = plan_axis_fixed(W, fixed[1], overlap, align)
     else:
-        rows = plan_axis(H, tile, overlap, align, min_size)
-        cols = plan_axis(W, tile, overlap, align, min_size)
+        rows, cols = plan_grid(H, W, tile, overlap, align, min_size)
     if len(rows) == 1 and len(cols) == 1:
         y = fn(x)
         if on_tile:

@@ -44,6 +44,8 @@ class ImageWorker:
         self.precision = precision
         photo_noise = self.options.pop("photo_noise", "auto")
         self.model = ModelCache(model, device, backend, precision, photo_noise) if task == "denoise" else model
+        if self.options.pop("denoise", False):  # upscale --denoise: the shipped denoisers first
+            self.options["denoiser"] = ModelCache(None, device, backend, precision, photo_noise)
         self._upscalers: dict[int, Any] = {}
 
     def pid(self) -> int:
@@ -85,7 +87,8 @@ class ImageWorker:
                 self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend, self.precision)
             opts = {k: v for k, v in self.options.items() if k != "scale"}
             used = upscale_file(s, d, scale, self._upscalers[scale], **opts)
-            return "done", f"wrote {dst} (x{scale}) with {used['model']}", used
+            first = f", denoised first with {used['denoise_model']}" if "denoise_model" in used else ""
+            return "done", f"wrote {dst} (x{scale}) with {used['model']}{first}", used
         except Exception as e:  # one line per bad file, as locally
             return "failed", describe_error(e, src), None
 

@@ -20,26 +20,38 @@ from .loading import ModelCache, load_upscaler
 def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
-                 max_pixels: int | None = None, tta: bool = False, quality: int | None = None) -> dict:
+                 max_pixels: int | None = None, tta: bool = False, quality: int | None = None,
+                 denoiser: ModelCache | None = None, sigma: float | None = None) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
     upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
     see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
-    JPEG, WebP and HEIC outputs (:func:`n3cli.io.images.write_image`)."""
+    JPEG, WebP and HEIC outputs (:func:`n3cli.io.images.write_image`).
+
+    ``denoiser``: denoise the photo first, with the model it picks for the photo (as
+    :func:`denoise_file` does) at ``sigma`` or the level read from it; the SR models were trained on
+    clean images and sharpen noise. What it used is returned as ``"denoise_model"``, ``"sigma"``
+    (and ``"noise_kind"``, ``"noise_reason"`` where it read the kind)."""
     from dataclasses import replace
 
     from ..imaging.resize import imresize
     from ..io.images import read_image, write_image
 
+    if sigma is not None and denoiser is None:
+        raise N3Error("sigma is the denoiser's noise level: it needs a denoiser")
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     img = read_image(src, max_pixels)
-    out = upscale(runner, img.pixels, scale, tile, overlap, on_tile, tta)
+    pixels, res = img.pixels, {}
+    if denoiser is not None:
+        pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, on_tile=on_tile, tta=tta)
+        res = {"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}}
+    out = upscale(runner, pixels, scale, tile, overlap, on_tile, tta)
     alpha = img.alpha
     if alpha is not None:
         peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
         a = np.clip(imresize(alpha.astype(np.float64) / peak, scale), 0, 1) * peak
         alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
     write_image(dst, replace(img, pixels=out, alpha=alpha), quality=quality)
-    return {"model": runner.info.name, "backend": runner.describe()}
+    return {"model": runner.info.name, "backend": runner.describe(), **res}
 
 
 def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCache | str | None = None,
@@ -90,22 +102,31 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     img = read_image(src, max_pixels)
-    loaded, kind = cache.for_image(img.pixels)
-    leveled = loaded.info.takes_noise_map or loaded.info.noise.get("kind") == "fixed"  # both use the level
-    used = sigma
-    if leveled and sigma is None:
-        used = estimate_level(loaded.info, img.pixels, kind.kind if kind is not None else None)
-    out = denoise(loaded, img.pixels, used, tile, overlap, strength, on_tile, tta, chroma_strength)
+    out, res = _denoise_photo(cache, img.pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
     write_image(dst, img, out, quality)
-    res = {"model": loaded.info.name, "sigma": used if leveled else None,
-           "backend": loaded.describe(), **skipped}
-    if kind is not None:
-        res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
+    res.update(skipped)
     if cmp:
         from ..pipelines.compare import write_compare
 
         res["compare"] = write_compare(cmp, img.pixels, out)
     return res
+
+
+def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, tile: int | None,
+                   overlap: int | None, strength: float = 1.0, on_tile: Callable[[int, int], None] | None = None,
+                   tta: bool = False, chroma_strength: float | None = None) -> tuple[np.ndarray, dict]:
+    """A photo's pixels denoised by the model ``cache`` picks for them, at ``sigma`` or the level
+    read from them, and what was used (``model``, ``sigma``, ``backend``, ``noise_kind``, ...)."""
+    loaded, kind = cache.for_image(pixels)
+    leveled = loaded.info.takes_noise_map or loaded.info.noise.get("kind") == "fixed"  # both use the level
+    used = sigma
+    if leveled and sigma is None:
+        used = estimate_level(loaded.info, pixels, kind.kind if kind is not None else None)
+    out = denoise(loaded, pixels, used, tile, overlap, strength, on_tile, tta, chroma_strength)
+    res = {"model": loaded.info.name, "sigma": used if leveled else None, "backend": loaded.describe()}
+    if kind is not None:
+        res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
+    return out, res
 
 
 def job_record(src: str | os.PathLike, dst: str | os.PathLike, status: str, used: dict | None = None,

@@ -26,6 +26,14 @@ from .common import (
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx SR model. "
                    "Default: the shipped model for the scale.")
+@click.option("--denoise", is_flag=True,
+              help="Denoise each photo before enlarging it, with the model `n3 denoise` picks for it and the "
+                   "noise level read from it. The SR models learned on clean images and sharpen noise; on clean "
+                   "images this costs detail (measured: docs/usage.md).")
+@click.option("--noise", "photo_noise", type=click.Choice(["auto", "real", "gaussian"]), default="auto",
+              show_default=True, help="With --denoise: the noise, as `n3 denoise --noise` takes it.")
+@click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
+              help="With --denoise: the noise level in 0-255 units. Default: estimated per image.")
 @click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "heic"]), default=None,
               help="Output format in folder mode [default: the input's].")
 @click.option("--suffix", default=None, metavar="TEXT",
@@ -42,7 +50,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suffix, recursive, overwrite, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -55,6 +63,7 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
       n3 upscale small.png -o big.png --scale 2
       n3 upscale shots/ -o big/ --scale 4 --ext tif
       n3 upscale shots/*.png --scale 2 --suffix _x2   # beside the inputs
+      n3 upscale phone.jpg -o big.jpg --scale 2 --denoise   # a noisy photo: denoised first
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -64,14 +73,19 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
     from .batchrun import run_batch, run_on_cluster
 
     s = int(scale)
+    if not denoise and (sigma is not None or photo_noise != "auto"):
+        fail("--sigma and --noise are the denoiser's: add --denoise")
     try:
         jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS, suffix=suffix or "")
         runner = api.load_upscaler(model, s, device, backend, precision)
+        denoiser = api.ModelCache(None, device, backend, precision, photo_noise) if denoise else None
     except N3Error as e:
         fail(str(e))
     if ray_address:
         options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "quality": quality}
+        if denoise:
+            options.update(denoise=True, sigma=sigma, photo_noise=photo_noise)
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
@@ -80,7 +94,18 @@ def upscale(inputs, output, scale, model, ext, suffix, recursive, overwrite, qui
 
     def process(job, rep) -> tuple[str, dict]:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
-                                max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality)
-        return f"wrote {job.dst} (x{s}) with {used['model']}", used
+                                max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality,
+                                denoiser=denoiser, sigma=sigma)
+        return f"wrote {job.dst} (x{s}) with {used['model']}{denoised_by(used)}", used
 
     run_batch(jobs, process, "upscale", overwrite, quiet, as_json)
+
+
+def denoised_by(used: dict) -> str:
+    """`` after MODEL (sigma S, camera noise)`` for an upscale that denoised first, else ''."""
+    if "denoise_model" not in used:
+        return ""
+    notes = [f"sigma {used['sigma']:.1f}"] if used.get("sigma") is not None else []
+    if "noise_kind" in used:
+        notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
+    return f", denoised first with {used['denoise_model']}" + (f" ({', '.join(notes)})" if notes else "")

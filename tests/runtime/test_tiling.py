@@ -9,7 +9,7 @@ from n3cli.models.nets import N3Net
 from n3cli.runtime.runner import run_image
 from n3cli.store.checkpoint import load_model
 from n3cli.store.zoo import default_for
-from n3cli.tiling import blend_weights, plan_axis, plan_axis_fixed, run_tiled
+from n3cli.tiling import blend_weights, plan_axis, plan_axis_fixed, plan_grid, run_tiled
 
 
 @pytest.mark.parametrize("length,tile,overlap,align", [(300, 100, 32, 5), (1000, 256, 64, 1), (95, 200, 16, 5),
@@ -24,6 +24,33 @@ def test_plan_cores_partition_and_windows_hold_context(length, tile, overlap, al
         assert s.start <= max(0, s.core0 - overlap) and s.stop >= min(length, s.core1 + overlap)
         assert s.stop - s.start >= min(80, length)
         assert s.core1 - s.core0 <= tile + align
+
+
+@pytest.mark.parametrize("height,width,tile,overlap,align", [
+    (64, 9600, 512, 96, 1), (600, 10000, 512, 96, 4), (2000, 500, 512, 96, 1), (3000, 4000, 512, 96, 4),
+    (1024, 1024, 512, 96, 1), (130, 7000, 100, 24, 5), (40, 40, 512, 96, 1)])
+def test_grid_windows_stay_within_a_square_tiles_memory(height, width, tile, overlap, align):
+    rows, cols = plan_grid(height, width, tile, overlap, align, min_size=64)
+    for spans, length in ((rows, height), (cols, width)):
+        assert spans[0].core0 == 0 and spans[-1].core1 == length
+        assert all(a.core1 == b.core0 for a, b in zip(spans, spans[1:]))
+        assert all(s.core0 % align == 0 and s.start % align == 0 for s in spans)
+    longest = lambda spans: max(s.stop - s.start for s in spans)  # noqa: E731
+    assert longest(rows) * longest(cols) <= (tile + 2 * overlap) ** 2
+    run = lambda spans: sum(s.stop - s.start for s in spans)  # noqa: E731
+    square = plan_axis(height, tile, overlap, align, 64), plan_axis(width, tile, overlap, align, 64)
+    assert run(rows) * run(cols) <= run(square[0]) * run(square[1])  # never more pixels run than square tiles
+
+
+def test_a_strip_or_a_panorama_runs_in_long_tiles_not_many_small_ones():
+    rows, cols = plan_grid(64, 9600, 512, 96, min_size=64)
+    assert (len(rows), len(cols)) == (1, 2)  # square tiles: 19, each with 2 x 96 px of context
+    rows, cols = plan_grid(9600, 64, 512, 96, min_size=64)
+    assert (len(rows), len(cols)) == (2, 1)
+    run = lambda rows, cols: sum(r.stop - r.start for r in rows) * sum(c.stop - c.start for c in cols)  # noqa: E731
+    square = run(plan_axis(600, 512, 96), plan_axis(10000, 512, 96))  # 2 rows x 20 columns
+    rows, cols = plan_grid(600, 10000, 512, 96)
+    assert len(rows) == 1 and run(rows, cols) < 0.75 * square
 
 
 def test_blend_weights_sum_to_one():
@@ -41,12 +68,12 @@ def _small_n3net():
     return net
 
 
-def test_tiled_equals_untiled_on_3x3_tiles():
+def test_tiled_equals_untiled_on_many_tiles():
     net = _small_n3net()
     x = torch.rand(1, 1, 300, 290)
     whole = run_model(net, x, tile=4096, overlap=8)
     tiles = []
-    tiled = run_model(net, x, tile=100, overlap=net.context, on_tile=lambda d, t: tiles.append(t))
+    tiled = run_model(net, x, tile=64, overlap=net.context, on_tile=lambda d, t: tiles.append(t))
     assert tiles[-1] >= 9
     assert tiled.shape == whole.shape == (1, 1, 300, 290)
     assert (tiled - whole).abs().max().item() <= 1e-4
