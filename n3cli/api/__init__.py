@@ -40,6 +40,7 @@ from .files import (
     job_record,
     noise_level,
     noise_profile_reading,
+    run_job,
     upscale_file,
 )
 from .loading import (
@@ -63,6 +64,6 @@ __all__ = [
     "default_noise_profiles_path", "describe_score", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "job_record", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",
     "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_crop", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_mosaics", "read_pairs", "read_photos", "read_raw_pairs", "remove_stale_parts", "resolve_model",
-    "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",
+    "run_job", "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "upscale",
     "upscale_file",
 ]

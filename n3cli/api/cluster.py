@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import N3Error, describe_error
+from ..errors import N3Error
 
 RAY_HINT = 'pip install "n3cli[ray]"'
 
@@ -62,35 +62,26 @@ class ImageWorker:
         return status, line, os.getpid(), rec
 
     def _run(self, src: str, dst: str, overwrite: bool, error: str | None) -> tuple[str, str, dict | None]:
-        from ..io.atomic import remove_stale_parts
-        from ..io.folders import same_file
+        from .files import run_job
+
+        return run_job(src, dst, overwrite, lambda: self._write(Path(src), Path(dst)), error)
+
+    def _write(self, src: Path, dst: Path) -> tuple[str, dict]:
         from .files import denoise_file, upscale_file
         from .loading import load_upscaler
 
-        try:
-            if error:
-                raise N3Error(error)
-            s, d = Path(src), Path(dst)
-            if same_file(s, d):
-                raise N3Error(f"{src}: output would overwrite the input; choose another -o")
-            remove_stale_parts(d)
-            if d.exists() and not overwrite:
-                return "skipped", f"skip {dst} (exists; --overwrite to replace)", None
-            d.parent.mkdir(parents=True, exist_ok=True)
-            if self.task == "denoise":
-                used = denoise_file(s, d, self.model, **self.options)
-                what = f" (noise {used['noise']})" if "noise" in used else \
-                    (f" (sigma {used['sigma']:.1f})" if used.get("sigma") is not None else "")
-                return "done", f"wrote {dst} with {used['model']}{what}", used
-            scale = int(self.options["scale"])
-            if scale not in self._upscalers:
-                self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend, self.precision)
-            opts = {k: v for k, v in self.options.items() if k != "scale"}
-            used = upscale_file(s, d, scale, self._upscalers[scale], **opts)
-            first = f", denoised first with {used['denoise_model']}" if "denoise_model" in used else ""
-            return "done", f"wrote {dst} (x{scale}) with {used['model']}{first}", used
-        except Exception as e:  # one line per bad file, as locally
-            return "failed", describe_error(e, src), None
+        if self.task == "denoise":
+            used = denoise_file(src, dst, self.model, **self.options)
+            what = f" (noise {used['noise']})" if "noise" in used else \
+                (f" (sigma {used['sigma']:.1f})" if used.get("sigma") is not None else "")
+            return f"wrote {dst} with {used['model']}{what}", used
+        scale = int(self.options["scale"])
+        if scale not in self._upscalers:
+            self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend, self.precision)
+        opts = {k: v for k, v in self.options.items() if k != "scale"}
+        used = upscale_file(src, dst, scale, self._upscalers[scale], **opts)
+        first = f", denoised first with {used['denoise_model']}" if "denoise_model" in used else ""
+        return f"wrote {dst} (x{scale}) with {used['model']}{first}", used
 
 
 def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, options: dict[str, Any],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import N3Error
+from ..errors import N3Error, describe_error
 from ..imaging.estimate import estimate_sigma
 from ..pipelines.denoise import denoise, estimate_level
 from ..pipelines.sr import upscale
@@ -127,6 +127,31 @@ def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, t
     if kind is not None:
         res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
     return out, res
+
+
+def run_job(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool, work: Callable[[], tuple[str, dict]],
+            error: str | None = None) -> tuple[str, str, dict | None]:
+    """One job of a batch under the rules every output obeys: never over its input, an existing
+    output skipped unless ``overwrite``, a stale temporary file removed, any failure (``error``: a
+    problem found when planning) one line naming the file. ``work()`` writes the output and returns
+    (the line to report, what was used). Returns (``done``, ``skipped`` or ``failed``, the line,
+    what was used or None)."""
+    from ..io.atomic import remove_stale_parts
+    from ..io.folders import same_file
+
+    src, dst = Path(src), Path(dst)
+    try:
+        if error:
+            raise N3Error(error)
+        if same_file(src, dst):
+            raise N3Error(f"{src}: output would overwrite the input; choose another -o")
+        remove_stale_parts(dst)
+        if dst.exists() and not overwrite:
+            return "skipped", f"skip {dst} (exists; --overwrite to replace)", None
+        line, used = work()
+        return "done", line, used
+    except Exception as e:  # one bad file (or an unexpected bug) must not stop a batch: one line each
+        return "failed", describe_error(e, src), None
 
 
 def job_record(src: str | os.PathLike, dst: str | os.PathLike, status: str, used: dict | None = None,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import N3Error, describe_error
+from ..errors import N3Error
 
 
 class Reporter:
@@ -116,30 +116,18 @@ def run_batch(jobs, process: Callable[[Any, Reporter], tuple[str, dict]], verb: 
 
 def _run_one(job, process, overwrite: bool, rep: Reporter, tally: dict,
              emit: Callable[[dict], None] | None = None) -> None:
-    from ..api import job_record, remove_stale_parts, same_file
+    from ..api import job_record, run_job
 
-    status, used, error = "written", None, None
-
-    try:
-        if job.error:
-            raise N3Error(job.error)
-        if same_file(job.src, job.dst):
-            raise N3Error(f"{job.src}: output would overwrite the input; choose another -o")
-        remove_stale_parts(job.dst)
-        if job.dst.exists() and not overwrite:
-            tally["skipped"] += 1
-            status = "skipped"
-            rep.say(f"skip {job.dst} (exists; --overwrite to replace)")
-        else:
-            line, used = process(job, rep)
-            rep.say(line)
-            tally["done"] += 1
-    except Exception as e:  # one bad file (or an unexpected bug) must not stop a batch: one line each
-        status, error = "failed", describe_error(e, job.src)
-        tally["failed"].append(error)
-        rep.say(f"error: {error}", err=True)
+    status, line, used = run_job(job.src, job.dst, overwrite, lambda: process(job, rep), job.error)
+    if status == "failed":
+        tally["failed"].append(line)
+        rep.say(f"error: {line}", err=True)
+    else:
+        tally[status] += 1
+        rep.say(line)
     if emit:
-        emit(job_record(job.src, job.dst, status, used, error))
+        emit(job_record(job.src, job.dst, {"done": "written"}.get(status, status), used,
+                        line if status == "failed" else None))
 
 
 def run_on_cluster(jobs, task: str, address: str, model: str | None, options: dict[str, Any], overwrite: bool,
