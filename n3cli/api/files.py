@@ -21,7 +21,8 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  max_pixels: int | None = None, tta: bool = False, quality: int | None = None,
-                 denoiser: ModelCache | None = None, sigma: float | None = None) -> dict:
+                 denoiser: ModelCache | None = None, sigma: float | None = None,
+                 noise_profiles: NoiseProfiles | None = None) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
     upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
     see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
@@ -30,14 +31,23 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     ``denoiser``: denoise the photo first, with the model it picks for the photo (as
     :func:`denoise_file` does) at ``sigma`` or the level read from it; the SR models were trained on
     clean images and sharpen noise. What it used is returned as ``"denoise_model"``, ``"sigma"``
-    (and ``"noise_kind"``, ``"noise_reason"`` where it read the kind)."""
+    (and ``"noise_kind"``, ``"noise_reason"`` where it read the kind).
+
+    Camera raw files are developed by LibRaw (as `n3 denoise photo.dng -o out.tif` develops them)
+    and then enlarged, to a developed output (``.tif`` 16-bit, ``.png``, ``.jpg``, ...); with
+    ``denoiser``, their mosaic is denoised first by its RAW model, at the noise read from the file
+    (``noise_profiles`` included; ``sigma`` does not apply), returned as ``"noise"``."""
     from dataclasses import replace
 
     from ..imaging.resize import imresize
     from ..io.images import read_image, write_image
+    from ..io.raw import is_raw_path
 
     if sigma is not None and denoiser is None:
         raise N3Error("sigma is the denoiser's noise level: it needs a denoiser")
+    if is_raw_path(src):
+        return _upscale_raw(src, dst, scale, model, tile, overlap, device, on_tile, backend, tta, quality, denoiser,
+                            noise_profiles)
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     img = read_image(src, max_pixels)
     pixels, res = img.pixels, {}
@@ -52,6 +62,25 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
         alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
     write_image(dst, replace(img, pixels=out, alpha=alpha), quality=quality)
     return {"model": runner.info.name, "backend": runner.describe(), **res}
+
+
+def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, backend, tta, quality,
+                 denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None) -> dict:
+    from ..pipelines.raw import DEVELOPED_EXTS, develop_raw_file, write_raw_output
+
+    if Path(dst).suffix.lower() not in DEVELOPED_EXTS:  # before the slow part
+        raise N3Error(f"{src}: an enlarged raw file is written developed: give {dst} the extension .tif, .png or .jpg")
+    runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
+    raw_model = denoiser.for_raw() if denoiser is not None else None
+    raw, rgb, used = develop_raw_file(src, raw_model, tile, overlap, on_tile, noise_profiles, tta)
+    out = np.clip(upscale(runner, rgb, scale, tile, overlap, on_tile, tta), 0.0, 1.0)
+    done = f"denoised, enlarged x{scale}" if raw_model is not None else f"enlarged x{scale}"
+    write_raw_output(dst, src, raw, None, out, quality, done)
+    res = {"model": runner.info.name, "backend": runner.describe()}
+    if used:
+        res["denoise_model"] = used.pop("model")
+        res.update(used)
+    return res
 
 
 def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCache | str | None = None,

@@ -56,7 +56,8 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
 
     The model refines the bicubic-upsampled luma; colour is upsampled bicubically, alpha too
     (without the model). Bit depth, ICC profile and EXIF are kept. --tile and --overlap are in
-    input pixels.
+    input pixels. Camera raw files are developed (as `n3 denoise` develops them; with --denoise,
+    their mosaic denoised first) and enlarged to a developed image: .tif 16-bit by default.
 
     \b
     Examples:
@@ -64,28 +65,32 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
       n3 upscale shots/ -o big/ --scale 4 --ext tif
       n3 upscale shots/*.png --scale 2 --suffix _x2   # beside the inputs
       n3 upscale phone.jpg -o big.jpg --scale 2 --denoise   # a noisy photo: denoised first
+      n3 upscale photo.dng -o big.tif --scale 2 --denoise   # raw: mosaic denoised, developed, enlarged
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
     """
     from .. import api
-    from ..api import WRITE_EXTS, is_image_path, plan_jobs
+    from ..api import WRITE_EXTS, is_image_path, is_raw_path, plan_jobs
     from .batchrun import run_batch, run_on_cluster
 
     s = int(scale)
     if not denoise and (sigma is not None or photo_noise != "auto"):
         fail("--sigma and --noise are the denoiser's: add --denoise")
     try:
-        jobs = plan_jobs(inputs, output, recursive, is_image_path, ext, lambda e: e in WRITE_EXTS, suffix=suffix or "")
+        jobs = plan_jobs(inputs, output, recursive, lambda p: is_image_path(p) or is_raw_path(p), ext,
+                         lambda e: e in WRITE_EXTS, default_ext=lambda f: ".tif" if is_raw_path(f) else f.suffix,
+                         suffix=suffix or "")
         runner = api.load_upscaler(model, s, device, backend, precision)
         denoiser = api.ModelCache(None, device, backend, precision, photo_noise) if denoise else None
+        profiles = api.find_noise_profiles() if denoise else None
     except N3Error as e:
         fail(str(e))
     if ray_address:
         options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "quality": quality}
         if denoise:
-            options.update(denoise=True, sigma=sigma, photo_noise=photo_noise)
+            options.update(denoise=True, sigma=sigma, photo_noise=photo_noise, noise_profiles=profiles)
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
@@ -95,7 +100,10 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
     def process(job, rep) -> tuple[str, dict]:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality,
-                                denoiser=denoiser, sigma=sigma)
+                                denoiser=denoiser, sigma=sigma,
+                                noise_profiles=profiles)
+        if "warning" in used:
+            rep.say(f"note: {job.src}: {used['warning']}")
         return f"wrote {job.dst} (x{s}) with {used['model']}{denoised_by(used)}", used
 
     run_batch(jobs, process, "upscale", overwrite, quiet, as_json)
@@ -106,6 +114,8 @@ def denoised_by(used: dict) -> str:
     if "denoise_model" not in used:
         return ""
     notes = [f"sigma {used['sigma']:.1f}"] if used.get("sigma") is not None else []
+    if "noise" in used:
+        notes.append(f"noise {used['noise']}")
     if "noise_kind" in used:
         notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
     return f", denoised first with {used['denoise_model']}" + (f" ({', '.join(notes)})" if notes else "")

@@ -245,12 +245,13 @@ def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, 
     return out
 
 
-def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray,
-                     rgb: np.ndarray | None = None, quality: int | None = None) -> None:
+def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None,
+                     rgb: np.ndarray | None = None, quality: int | None = None, done: str = "denoised") -> None:
     """Write the denoised ``mosaic`` by ``dst``'s extension: ``.dng`` the mosaic itself;
     ``.tif/.tiff`` 16-bit sRGB developed by LibRaw with the camera's white balance; ``.png``,
     ``.jpg`` and ``.bmp`` the same developed 8-bit (``rgb``, float in [0, 1]: that developed image
-    instead; ``quality``: JPEG and HEIC, see :func:`n3cli.io.images.write_image`). Atomic."""
+    instead; ``quality``: JPEG and HEIC, see :func:`n3cli.io.images.write_image`). ``done``: what
+    the Software tag says n3 did. Atomic."""
     from ..io.images import Image, write_image
 
     ext = _output_ext(dst)
@@ -264,7 +265,7 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
 
     bits = 16 if ext in (".tif", ".tiff") else 8
     # LibRaw turns the pixels upright, so the orientation tag stays behind
-    exif = exif_bytes({**raw.tags, 271: raw.make, 272: raw.model, 305: f"n3 {__version__} (denoised)"})
+    exif = exif_bytes({**raw.tags, 271: raw.make, 272: raw.model, 305: f"n3 {__version__} ({done})"})
     rgb = developed(src, raw, mosaic, bits) if rgb is None else rgb  # (clipped as it is quantised)
     write_image(dst, Image(rgb, np.dtype(np.uint16 if bits == 16 else np.uint8), icc=srgb_icc(), exif=exif),
                 quality=quality)
@@ -297,15 +298,37 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
         rgb = blend(noisy_rgb, developed(src, raw, clean), strength, chroma_strength)
         noisy_rgb = noisy_rgb if compare else None  # a 24 MP image is 288 MB a copy
     write_raw_output(dst, src, raw, clean, rgb, quality)
-    used: dict[str, Any] = {"model": model.info.name, "noise": params}
-    outside = outside_training_range(model.info, params)
-    if params.source in (GUESSED, GUESSED_A):
-        used["warning"] = f"noise {params.source}; give it with --noise A,B if the result is off"
-    elif outside:
-        used["warning"] = outside
+    used = _used(model, params)
     if compare:
         from .compare import write_compare
 
         noisy_rgb = developed(src, raw, None) if noisy_rgb is None else noisy_rgb
         used["compare"] = write_compare(compare, noisy_rgb, developed(src, raw, clean) if rgb is None else rgb)
     return used
+
+
+def _used(model: Runner, params: NoiseParams) -> dict[str, Any]:
+    """What a RAW model denoised a file with: ``{"model", "noise"}``, and ``"warning"`` where the
+    noise was guessed or lies outside the model's training range."""
+    used: dict[str, Any] = {"model": model.info.name, "noise": params}
+    outside = outside_training_range(model.info, params)
+    if params.source in (GUESSED, GUESSED_A):
+        used["warning"] = f"noise {params.source}; give it with --noise A,B if the result is off"
+    elif outside:
+        used["warning"] = outside
+    return used
+
+
+def develop_raw_file(src: str | os.PathLike, model: Runner | None = None, tile: int | None = None,
+                     overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
+                     profiles: NoiseProfiles | None = None, tta: bool = False) -> tuple[RawImage, np.ndarray, dict]:
+    """The raw file ``src`` developed by LibRaw (16-bit, the camera's white balance) to float sRGB
+    ``H x W x 3`` in [0, 1], its mosaic denoised first by the RAW ``model`` when one is given (the
+    noise read as :func:`noise_params` reads it, ``profiles`` included). Returns (the file, the
+    image, what was used: :func:`denoise_raw_file`'s keys, empty without a model)."""
+    raw = read_raw(src)
+    if model is None:
+        return raw, developed(src, raw, None), {}
+    params = noise_params(raw, None, profiles)
+    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, tta=tta)
+    return raw, developed(src, raw, clean), _used(model, params)
