@@ -22,7 +22,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  max_pixels: int | None = None, tta: bool = False, quality: int | None = None,
                  denoiser: ModelCache | None = None, sigma: float | None = None,
-                 noise_profiles: NoiseProfiles | None = None) -> dict:
+                 noise_profiles: NoiseProfiles | None = None, compare: bool = False, overwrite: bool = False) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
     upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
     see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
@@ -36,7 +36,11 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     Camera raw files are developed by LibRaw (as `n3 denoise photo.dng -o out.tif` develops them)
     and then enlarged, to a developed output (``.tif`` 16-bit, ``.png``, ``.jpg``, ...); with
     ``denoiser``, their mosaic is denoised first by its RAW model, at the noise read from the file
-    (``noise_profiles`` included; ``sigma`` does not apply), returned as ``"noise"``."""
+    (``noise_profiles`` included; ``sigma`` does not apply), returned as ``"noise"``.
+
+    ``compare`` also writes ``<dst>.compare.png``: the centre of the result, at most 512 px a side,
+    beside the same region of the input enlarged bicubically (raw files: as developed), under
+    :func:`denoise_file`'s rules for it (``"compare"`` or ``"compare_skipped"`` returned)."""
     from dataclasses import replace
 
     from ..imaging.resize import imresize
@@ -45,16 +49,20 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
 
     if sigma is not None and denoiser is None:
         raise N3Error("sigma is the denoiser's noise level: it needs a denoiser")
+    cmp, skipped = _compare_target(src, dst, compare, overwrite)
     if is_raw_path(src):
-        return _upscale_raw(src, dst, scale, model, tile, overlap, device, on_tile, backend, tta, quality, denoiser,
-                            noise_profiles)
+        res = _upscale_raw(src, dst, scale, model, tile, overlap, device, on_tile, backend, tta, quality, denoiser,
+                           noise_profiles, cmp)
+        return {**res, **skipped}
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     img = read_image(src, max_pixels)
-    pixels, res = img.pixels, {}
+    pixels, res = img.pixels, dict(skipped)
     if denoiser is not None:
         pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, on_tile=on_tile, tta=tta)
-        res = {"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}}
+        res.update({"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}})
     out = upscale(runner, pixels, scale, tile, overlap, on_tile, tta)
+    if cmp:
+        res["compare"] = _write_enlargement_compare(cmp, img.pixels, out, scale)
     alpha = img.alpha
     if alpha is not None:
         peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
@@ -64,9 +72,30 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     return {"model": runner.info.name, "backend": runner.describe(), **res}
 
 
+def _compare_target(src, dst, compare: bool, overwrite: bool) -> tuple[str | None, dict]:
+    """(where ``--compare`` writes, or None; ``{"compare_skipped": path}`` where it exists)."""
+    if not compare:
+        return None, {}
+    from ..pipelines.compare import compare_target
+
+    cmp, write_it = compare_target(src, dst, overwrite)
+    return (cmp, {}) if write_it else (None, {"compare_skipped": cmp})
+
+
+def _write_enlargement_compare(path: str, small: np.ndarray, big: np.ndarray, scale: int) -> str:
+    from ..pipelines.compare import enlargement_crops, write_compare
+
+    return write_compare(path, *enlargement_crops(small, big, scale))
+
+
 def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, backend, tta, quality,
-                 denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None) -> dict:
-    from ..pipelines.raw import DEVELOPED_EXTS, develop_raw_file, write_raw_output
+                 denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None, cmp: str | None) -> dict:
+    from ..pipelines.raw import (
+        DEVELOPED_EXTS,
+        develop_raw_file,
+        developed,
+        write_raw_output,
+    )
 
     if Path(dst).suffix.lower() not in DEVELOPED_EXTS:  # before the slow part
         raise N3Error(f"{src}: an enlarged raw file is written developed: give {dst} the extension .tif, .png or .jpg")
@@ -80,6 +109,8 @@ def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, ba
     if used:
         res["denoise_model"] = used.pop("model")
         res.update(used)
+    if cmp:
+        res["compare"] = _write_enlargement_compare(cmp, developed(src, raw, None) if used else rgb, out, scale)
     return res
 
 
@@ -114,13 +145,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     from ..io.raw import is_raw_path
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
-    cmp, skipped = None, {}
-    if compare:
-        from ..pipelines.compare import compare_target
-
-        cmp, write_it = compare_target(src, dst, overwrite)
-        if not write_it:
-            cmp, skipped = None, {"compare_skipped": cmp}
+    cmp, skipped = _compare_target(src, dst, compare, overwrite)
     if is_raw_path(src):
         from ..pipelines.raw import denoise_raw_file
 

@@ -40,6 +40,9 @@ from .common import (
               help="Add TEXT to each output's name (photo.png -> photoTEXT.png); without -o, outputs go beside their inputs.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into folders; the output folder mirrors the input tree.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
+@click.option("--compare", is_flag=True,
+              help="Also write OUT.compare.png: the centre 512 px of the result beside the same region "
+                   "enlarged bicubically.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @quality_option
 @json_lines_option
@@ -50,7 +53,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suffix, recursive, overwrite, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suffix, recursive, overwrite, compare, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -88,7 +91,7 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
         fail(str(e))
     if ray_address:
         options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
-                   "quality": quality}
+                   "quality": quality, "compare": compare, "overwrite": overwrite}
         if denoise:
             options.update(denoise=True, sigma=sigma, photo_noise=photo_noise, noise_profiles=profiles)
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
@@ -100,11 +103,14 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
     def process(job, rep) -> tuple[str, dict]:
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality,
-                                denoiser=denoiser, sigma=sigma,
-                                noise_profiles=profiles)
+                                denoiser=denoiser, sigma=sigma, noise_profiles=profiles, compare=compare,
+                                overwrite=overwrite)
         if "warning" in used:
             rep.say(f"note: {job.src}: {used['warning']}")
-        return f"wrote {job.dst} (x{s}) with {used['model']}{denoised_by(used)}", used
+        if "compare_skipped" in used:
+            rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
+        also = f" and {used['compare']}" if "compare" in used else ""
+        return f"wrote {job.dst}{also} (x{s}) with {used['model']}{denoised_by(used)}", used
 
     run_batch(jobs, process, "upscale", overwrite, quiet, as_json)
 

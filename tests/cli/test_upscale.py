@@ -254,3 +254,23 @@ def test_a_ray_worker_denoises_first_as_the_local_run_does(tmp_path):
     assert status == "done" and "denoised first with n3net-color" in line, line
     assert rec["denoise_model"] == "n3net-color" and rec["sigma"] == 12.0
     assert (tmp_path / "ray.png").read_bytes() == local.read_bytes()
+
+
+def test_compare_puts_the_result_beside_the_same_region_enlarged_bicubically(sr_model, tmp_path):
+    from PIL import Image as PILImage
+
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    px = np.rint(image(300, 280, 3) * 255).astype(np.uint8)
+    PILImage.fromarray(px).save(src)
+    args = ["upscale", "-q", str(src), "-o", str(dst), "-s", "2", "--model", str(sr_model), "--compare"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    side = read_image(tmp_path / "out.compare.png").pixels
+    assert side.shape == (512, 2 * 512 + 8, 3)
+    left, right = side[:, :512], side[:, 520:]
+    y, x = (300 - 256) // 2 * 2, (280 - 256) // 2 * 2  # the output's centre 512 px
+    assert np.abs(right - read_image(dst).pixels[y : y + 512, x : x + 512]).max() <= 1 / 255 + 1e-6
+    bicubic = np.clip(imresize(px / 255.0, 2), 0, 1)[y : y + 512, x : x + 512]
+    assert np.abs(left - bicubic).max() <= 1 / 255 + 1e-6
+    again = CliRunner().invoke(cli, [*args, "--overwrite"])
+    assert again.exit_code == 0 and "out.compare.png" in again.output

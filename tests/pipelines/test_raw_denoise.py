@@ -429,12 +429,15 @@ def test_a_raw_file_is_developed_then_enlarged_and_denoised_first_on_its_mosaic(
     scores = {}
     for key, extra in (("plain", []), ("denoise", ["--denoise"])):
         dst = tmp_path / f"{key}.tif"
-        r = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(dst), "-s", "2", "-q", "--json", *extra])
+        r = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(dst), "-s", "2", "-q", "--json", "--compare",
+                                     *extra])
         assert r.exit_code == 0, r.output
         rec = json.loads(r.stdout.splitlines()[-1])
         out = tifffile.imread(dst)
         assert out.dtype == np.uint16 and out.shape == ref.shape
         scores[key] = psnr(out / 65535.0, ref)
+        assert rec["compare"] == str(tmp_path / f"{key}.compare.png")
+        assert read_image(rec["compare"]).pixels.shape[1] == 2 * min(512, out.shape[1]) + 8
         with PILImage.open(dst) as im:
             assert im.getexif()[305].endswith("enlarged x2)"), im.getexif()[305]
     assert rec["denoise_model"] == "n3net-raw" and rec["noise"]["source"] == "estimated"
