@@ -6,7 +6,7 @@ file is enlarged by `api.upscale_file` as `n3 upscale` does it, once plainly and
 shipped denoisers first (`--denoise`: the model `n3 denoise` picks, the noise level read from the
 photo). Prints the mean PSNR on Y (BT.601, `scale` border pixels left out) against the original.
 
-    python benchmarks/upscale_noisy.py [--data DIR ...] [--scales 2 4] [--sigmas 0 5 10 15]
+    python benchmarks/upscale_noisy.py [--data DIR ...] [--scales 2 4] [--sigmas 0 5 10 15] [--strength 1]
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=[str(shared / "Set5"), str(shared / "Set14")])
     ap.add_argument("--scales", nargs="+", type=int, default=[2, 4])
     ap.add_argument("--sigmas", nargs="+", type=float, default=[0, 5, 10, 15])
+    ap.add_argument("--strength", type=float, default=1.0, help="--denoise's --strength")
     a = ap.parse_args()
     files = sorted(f for d in a.data for f in Path(d).iterdir() if api.is_image_path(f))
     denoiser = api.ModelCache(None, "cpu")
@@ -37,7 +38,7 @@ def main() -> None:
     def y(rgb: np.ndarray) -> np.ndarray:
         return rgb_to_ycbcr(rgb.astype(np.float64))[:, :, 0]
 
-    print(f"{len(files)} images ({', '.join(a.data)}); colour ones only; PSNR on Y, dB")
+    print(f"{len(files)} images ({', '.join(a.data)}); colour ones only; PSNR on Y, dB; --strength {a.strength:g}")
     print("| scale | sigma | bicubic | n3 upscale | n3 upscale --denoise | images ahead with --denoise |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +62,8 @@ def main() -> None:
                     scores["bicubic"].append(psnr(y(np.clip(imresize(noisy / 255.0, scale), 0, 1))[cut], ref))
                     for key, den in (("plain", None), ("denoise", denoiser)):
                         dst = Path(tmp) / f"{f.stem}_{key}.png"
-                        api.upscale_file(src, dst, scale, runner, denoiser=den)
+                        api.upscale_file(src, dst, scale, runner, denoiser=den,
+                                         strength=a.strength if den is not None else 1.0)
                         scores[key].append(psnr(y(read_image(dst).pixels)[cut], ref))
                 m = {k: float(np.mean(v)) for k, v in scores.items()}
                 ahead = sum(d > p for d, p in zip(scores["denoise"], scores["plain"]))

@@ -22,7 +22,8 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  max_pixels: int | None = None, tta: bool = False, quality: int | None = None,
                  denoiser: ModelCache | None = None, sigma: float | None = None,
-                 noise_profiles: NoiseProfiles | None = None, compare: bool = False, overwrite: bool = False) -> dict:
+                 noise_profiles: NoiseProfiles | None = None, compare: bool = False, overwrite: bool = False,
+                 strength: float = 1.0, chroma_strength: float | None = None) -> dict:
     """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
     upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
     see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
@@ -31,7 +32,8 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     ``denoiser``: denoise the photo first, with the model it picks for the photo (as
     :func:`denoise_file` does) at ``sigma`` or the level read from it; the SR models were trained on
     clean images and sharpen noise. What it used is returned as ``"denoise_model"``, ``"sigma"``
-    (and ``"noise_kind"``, ``"noise_reason"`` where it read the kind).
+    (and ``"noise_kind"``, ``"noise_reason"`` where it read the kind). ``strength`` and
+    ``chroma_strength``: how much of the noise it removes, as :func:`denoise_file` takes them.
 
     Camera raw files are developed by LibRaw (as `n3 denoise photo.dng -o out.tif` develops them)
     and then enlarged, to a developed output (``.tif`` 16-bit, ``.png``, ``.jpg``, ...); with
@@ -47,18 +49,18 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
 
-    if sigma is not None and denoiser is None:
-        raise N3Error("sigma is the denoiser's noise level: it needs a denoiser")
+    if denoiser is None and (sigma is not None or strength != 1.0 or chroma_strength is not None):
+        raise N3Error("sigma, strength and chroma_strength are the denoiser's: they need a denoiser")
     cmp, skipped = _compare_target(src, dst, compare, overwrite)
     if is_raw_path(src):
         res = _upscale_raw(src, dst, scale, model, tile, overlap, device, on_tile, backend, tta, quality, denoiser,
-                           noise_profiles, cmp)
+                           noise_profiles, cmp, strength, chroma_strength)
         return {**res, **skipped}
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     img = read_image(src, max_pixels)
     pixels, res = img.pixels, dict(skipped)
     if denoiser is not None:
-        pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, on_tile=on_tile, tta=tta)
+        pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
         res.update({"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}})
     out = upscale(runner, pixels, scale, tile, overlap, on_tile, tta)
     if cmp:
@@ -89,7 +91,8 @@ def _write_enlargement_compare(path: str, small: np.ndarray, big: np.ndarray, sc
 
 
 def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, backend, tta, quality,
-                 denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None, cmp: str | None) -> dict:
+                 denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None, cmp: str | None,
+                 strength: float = 1.0, chroma_strength: float | None = None) -> dict:
     from ..pipelines.raw import (
         DEVELOPED_EXTS,
         develop_raw_file,
@@ -101,7 +104,8 @@ def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, ba
         raise N3Error(f"{src}: an enlarged raw file is written developed: give {dst} the extension .tif, .png or .jpg")
     runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
     raw_model = denoiser.for_raw() if denoiser is not None else None
-    raw, rgb, used = develop_raw_file(src, raw_model, tile, overlap, on_tile, noise_profiles, tta)
+    raw, rgb, used = develop_raw_file(src, raw_model, tile, overlap, on_tile, noise_profiles, tta, strength,
+                                      chroma_strength)
     out = np.clip(upscale(runner, rgb, scale, tile, overlap, on_tile, tta), 0.0, 1.0)
     done = f"denoised, enlarged x{scale}" if raw_model is not None else f"enlarged x{scale}"
     write_raw_output(dst, src, raw, None, out, quality, done)

@@ -33,7 +33,14 @@ from .common import (
 @click.option("--noise", "photo_noise", type=click.Choice(["auto", "real", "gaussian"]), default="auto",
               show_default=True, help="With --denoise: the noise, as `n3 denoise --noise` takes it.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
-              help="With --denoise: the noise level in 0-255 units. Default: estimated per image.")
+              help="With --denoise: the photos' noise level in 0-255 units (raw files: the noise read from "
+                   "the file, as `n3 denoise` reads it). Default: estimated per image.")
+@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="With --denoise: how much of the noise to remove (0.5 keeps half the grain); with "
+                   "--chroma-strength, the luminance noise's share, as `n3 denoise --strength`.")
+@click.option("--chroma-strength", "chroma_strength", type=click.FloatRange(0, 1), default=None,
+              help="With --denoise: how much of the colour noise to remove, apart from the luminance noise "
+                   "[default: as --strength].")
 @click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "heic"]), default=None,
               help="Output format in folder mode [default: the input's].")
 @click.option("--suffix", default=None, metavar="TEXT",
@@ -53,7 +60,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suffix, recursive, overwrite, compare, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -68,6 +75,7 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
       n3 upscale shots/ -o big/ --scale 4 --ext tif
       n3 upscale shots/*.png --scale 2 --suffix _x2   # beside the inputs
       n3 upscale phone.jpg -o big.jpg --scale 2 --denoise   # a noisy photo: denoised first
+      n3 upscale phone.jpg -o big.jpg -s 2 --denoise --strength 0.5 --chroma-strength 1   # keep half the grain
       n3 upscale photo.dng -o big.tif --scale 2 --denoise   # raw: mosaic denoised, developed, enlarged
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
@@ -78,8 +86,8 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
     from .batchrun import run_batch, run_on_cluster
 
     s = int(scale)
-    if not denoise and (sigma is not None or photo_noise != "auto"):
-        fail("--sigma and --noise are the denoiser's: add --denoise")
+    if not denoise and (sigma is not None or photo_noise != "auto" or strength != 1.0 or chroma_strength is not None):
+        fail("--sigma, --noise, --strength and --chroma-strength are the denoiser's: add --denoise")
     try:
         jobs = plan_jobs(inputs, output, recursive, lambda p: is_image_path(p) or is_raw_path(p), ext,
                          lambda e: e in WRITE_EXTS, default_ext=lambda f: ".tif" if is_raw_path(f) else f.suffix,
@@ -93,7 +101,8 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
         options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "quality": quality, "compare": compare, "overwrite": overwrite}
         if denoise:
-            options.update(denoise=True, sigma=sigma, photo_noise=photo_noise, noise_profiles=profiles)
+            options.update(denoise=True, sigma=sigma, photo_noise=photo_noise, noise_profiles=profiles,
+                           strength=strength, chroma_strength=chroma_strength)
         return run_on_cluster(jobs, "upscale", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
@@ -104,7 +113,7 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, ext, suff
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality,
                                 denoiser=denoiser, sigma=sigma, noise_profiles=profiles, compare=compare,
-                                overwrite=overwrite)
+                                overwrite=overwrite, strength=strength, chroma_strength=chroma_strength)
         if "warning" in used:
             rep.say(f"note: {job.src}: {used['warning']}")
         if "compare_skipped" in used:

@@ -321,14 +321,20 @@ def _used(model: Runner, params: NoiseParams) -> dict[str, Any]:
 
 def develop_raw_file(src: str | os.PathLike, model: Runner | None = None, tile: int | None = None,
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                     profiles: NoiseProfiles | None = None, tta: bool = False) -> tuple[RawImage, np.ndarray, dict]:
+                     profiles: NoiseProfiles | None = None, tta: bool = False, strength: float = 1.0,
+                     chroma_strength: float | None = None) -> tuple[RawImage, np.ndarray, dict]:
     """The raw file ``src`` developed by LibRaw (16-bit, the camera's white balance) to float sRGB
     ``H x W x 3`` in [0, 1], its mosaic denoised first by the RAW ``model`` when one is given (the
-    noise read as :func:`noise_params` reads it, ``profiles`` included). Returns (the file, the
-    image, what was used: :func:`denoise_raw_file`'s keys, empty without a model)."""
+    noise read as :func:`noise_params` reads it, ``profiles`` included; ``strength`` and
+    ``chroma_strength`` as :func:`denoise_raw_file` applies them to a developed output). Returns
+    (the file, the image, what was used: :func:`denoise_raw_file`'s keys, empty without a model)."""
     raw = read_raw(src)
     if model is None:
         return raw, developed(src, raw, None), {}
     params = noise_params(raw, None, profiles)
-    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, tta=tta)
-    return raw, developed(src, raw, clean), _used(model, params)
+    split = chroma_strength is not None and chroma_strength != strength
+    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, 1.0 if split else strength, tta)
+    rgb = developed(src, raw, clean)
+    if split:  # luminance and colour apart on the image as developed, as for a photo
+        rgb = blend(developed(src, raw, None), rgb, strength, chroma_strength)
+    return raw, rgb, _used(model, params)

@@ -274,3 +274,22 @@ def test_compare_puts_the_result_beside_the_same_region_enlarged_bicubically(sr_
     assert np.abs(left - bicubic).max() <= 1 / 255 + 1e-6
     again = CliRunner().invoke(cli, [*args, "--overwrite"])
     assert again.exit_code == 0 and "out.compare.png" in again.output
+
+
+@pytest.mark.slow
+def test_denoise_strength_keeps_that_share_of_the_grain(tmp_path):
+    """--strength 0 keeps all of the noise (the plain enlargement, byte for byte), 0.5 about half."""
+    _, src = _noisy_lr(tmp_path, 2, 15.0)
+    outs = {}
+    runs = {"plain": [], "s0": ["--denoise", "--strength", "0"], "s05": ["--denoise", "--strength", "0.5"],
+            "s1": ["--denoise"]}
+    for key, extra in runs.items():
+        outs[key] = tmp_path / f"{key}.png"
+        res = CliRunner().invoke(cli, ["upscale", "-q", str(src), "-o", str(outs[key]), "-s", "2", *extra])
+        assert res.exit_code == 0, res.output
+    assert outs["s0"].read_bytes() == outs["plain"].read_bytes()
+    px = {k: read_image(p).pixels.astype(np.float64) for k, p in outs.items()}
+    half = np.abs(px["s05"] - px["plain"]).mean() / np.abs(px["s1"] - px["plain"]).mean()
+    assert 0.45 < half < 0.55, half
+    bad = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(tmp_path / "x.png"), "-s", "2", "--strength", "0.5"])
+    assert bad.exit_code == 2 and "--denoise" in bad.output

@@ -442,6 +442,11 @@ def test_a_raw_file_is_developed_then_enlarged_and_denoised_first_on_its_mosaic(
             assert im.getexif()[305].endswith("enlarged x2)"), im.getexif()[305]
     assert rec["denoise_model"] == "n3net-raw" and rec["noise"]["source"] == "estimated"
     assert scores["denoise"] > scores["plain"] + 3.0, scores
+    # --strength 0 keeps the mosaic's noise: the plain enlargement, byte for byte
+    r = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(tmp_path / "s0.tif"), "-s", "2", "-q", "--denoise",
+                                 "--strength", "0"])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(tifffile.imread(tmp_path / "s0.tif"), tifffile.imread(tmp_path / "plain.tif"))
     # a DNG holds a mosaic, not an enlarged image: refused before any work, nothing written
     r = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(tmp_path / "big.dng"), "-s", "2"])
     assert r.exit_code == 2 and "big.dng" in r.output and not (tmp_path / "big.dng").exists()
