@@ -287,15 +287,12 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     ext = _output_ext(dst)  # before the slow part
     raw = read_raw(src)
     params = noise_params(raw, noise, profiles)
-    # a developed output is split into luminance and colour as a photo is, on the image as
-    # developed; a DNG, not rendered yet, in linear camera RGB (:func:`blend_mosaic`)
-    split = chroma_strength is not None and chroma_strength != strength and ext != ".dng"
-    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, 1.0 if split else strength, tta,
-                           None if split else chroma_strength)
-    noisy_rgb = rgb = None
-    if split:
-        noisy_rgb = developed(src, raw, None)
-        rgb = blend(noisy_rgb, developed(src, raw, clean), strength, chroma_strength)
+    if ext == ".dng":  # not rendered yet: split in linear camera RGB (:func:`blend_mosaic`)
+        clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength, tta, chroma_strength)
+        noisy_rgb = rgb = None
+    else:
+        clean, rgb, noisy_rgb = _denoised_developed(src, raw, model, params, tile, overlap, on_tile, tta, strength,
+                                                    chroma_strength)
         noisy_rgb = noisy_rgb if compare else None  # a 24 MP image is 288 MB a copy
     write_raw_output(dst, src, raw, clean, rgb, quality)
     used = _used(model, params)
@@ -332,9 +329,20 @@ def develop_raw_file(src: str | os.PathLike, model: Runner | None = None, tile: 
     if model is None:
         return raw, developed(src, raw, None), {}
     params = noise_params(raw, None, profiles)
+    clean, rgb, _ = _denoised_developed(src, raw, model, params, tile, overlap, on_tile, tta, strength,
+                                        chroma_strength)
+    return raw, developed(src, raw, clean) if rgb is None else rgb, _used(model, params)
+
+
+def _denoised_developed(src, raw: RawImage, model: Runner, params: NoiseParams, tile, overlap, on_tile, tta: bool,
+                        strength: float, chroma_strength: float | None
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """For a developed output: (the denoised mosaic at ``strength``, then None, None), or where
+    ``chroma_strength`` differs, (the fully denoised mosaic, the result split into luminance and
+    colour on the image as developed, as a photo is, and the input's development)."""
     split = chroma_strength is not None and chroma_strength != strength
     clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, 1.0 if split else strength, tta)
-    rgb = developed(src, raw, clean)
-    if split:  # luminance and colour apart on the image as developed, as for a photo
-        rgb = blend(developed(src, raw, None), rgb, strength, chroma_strength)
-    return raw, rgb, _used(model, params)
+    if not split:
+        return clean, None, None
+    noisy_rgb = developed(src, raw, None)
+    return clean, blend(noisy_rgb, developed(src, raw, clean), strength, chroma_strength), noisy_rgb
