@@ -67,6 +67,7 @@ class ImageWorker:
         return run_job(src, dst, overwrite, lambda: self._write(Path(src), Path(dst)), error)
 
     def _write(self, src: Path, dst: Path) -> tuple[str, dict]:
+        from ..pipelines.sr import sr_factor
         from .files import denoise_file, upscale_file
         from .loading import load_upscaler
 
@@ -75,13 +76,14 @@ class ImageWorker:
             what = f" (noise {used['noise']})" if "noise" in used else \
                 (f" (sigma {used['sigma']:.1f})" if used.get("sigma") is not None else "")
             return f"wrote {dst} with {used['model']}{what}", used
-        scale = int(self.options["scale"])
-        if scale not in self._upscalers:
-            self._upscalers[scale] = load_upscaler(self.model, scale, self.device, self.backend, self.precision)
-        opts = {k: v for k, v in self.options.items() if k != "scale"}
-        used = upscale_file(src, dst, scale, self._upscalers[scale], **opts)
+        scale = float(self.options["scale"])
+        k = sr_factor(scale)
+        if k not in self._upscalers:
+            self._upscalers[k] = load_upscaler(self.model, k, self.device, self.backend, self.precision)
+        opts = {key: v for key, v in self.options.items() if key != "scale"}
+        used = upscale_file(src, dst, scale, self._upscalers[k], **opts)
         first = f", denoised first with {used['denoise_model']}" if "denoise_model" in used else ""
-        return f"wrote {dst} (x{scale}) with {used['model']}{first}", used
+        return f"wrote {dst} (x{scale:g}) with {used['model']}{first}", used
 
 
 def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, options: dict[str, Any],

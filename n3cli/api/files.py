@@ -11,21 +11,22 @@ import numpy as np
 from ..errors import N3Error, describe_error
 from ..imaging.estimate import estimate_sigma
 from ..pipelines.denoise import denoise, estimate_level
-from ..pipelines.sr import upscale
+from ..pipelines.sr import sr_factor, upscale
 from ..runtime.runner import Runner
 from ..store.noise_profiles import NoiseProfiles, default_path
 from .loading import ModelCache, load_upscaler
 
 
-def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, model: Runner | str | None = None,
+def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float, model: Runner | str | None = None,
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  max_pixels: int | None = None, tta: bool = False, quality: int | None = None,
                  denoiser: ModelCache | None = None, sigma: float | None = None,
                  noise_profiles: NoiseProfiles | None = None, compare: bool = False, overwrite: bool = False,
                  strength: float = 1.0, chroma_strength: float | None = None) -> dict:
-    """Read ``src``, upscale by ``scale``, write ``dst`` atomically (bit depth kept; alpha is
-    upscaled bicubically without the model). Returns ``{"model", "backend"}``. ``max_pixels``:
+    """Read ``src``, upscale by ``scale`` (1 < scale <= 4, :func:`n3cli.api.upscale`), write ``dst``
+    atomically (bit depth kept; alpha is upscaled bicubically without the model). ``model``: a
+    runner, or a name or path loaded for :func:`n3cli.pipelines.sr.sr_factor`. Returns ``{"model", "backend"}``. ``max_pixels``:
     see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
     JPEG, WebP and HEIC outputs (:func:`n3cli.io.images.write_image`).
 
@@ -45,7 +46,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
     :func:`denoise_file`'s rules for it (``"compare"`` or ``"compare_skipped"`` returned)."""
     from dataclasses import replace
 
-    from ..imaging.resize import imresize
+    from ..imaging.resize import resize_to
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
 
@@ -56,7 +57,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
         res = _upscale_raw(src, dst, scale, model, tile, overlap, device, on_tile, backend, tta, quality, denoiser,
                            noise_profiles, cmp, strength, chroma_strength)
         return {**res, **skipped}
-    runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
+    runner = model if hasattr(model, "run") else load_upscaler(model, sr_factor(scale), device, backend)
     img = read_image(src, max_pixels)
     pixels, res = img.pixels, dict(skipped)
     if denoiser is not None:
@@ -64,11 +65,11 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: int, mod
         res.update({"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}})
     out = upscale(runner, pixels, scale, tile, overlap, on_tile, tta)
     if cmp:
-        res["compare"] = _write_enlargement_compare(cmp, img.pixels, out, scale)
+        res["compare"] = _write_enlargement_compare(cmp, img.pixels, out)
     alpha = img.alpha
     if alpha is not None:
         peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
-        a = np.clip(imresize(alpha.astype(np.float64) / peak, scale), 0, 1) * peak
+        a = np.clip(resize_to(alpha.astype(np.float64) / peak, *out.shape[:2]), 0, 1) * peak
         alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
     write_image(dst, replace(img, pixels=out, alpha=alpha), quality=quality)
     return {"model": runner.info.name, "backend": runner.describe(), **res}
@@ -84,10 +85,10 @@ def _compare_target(src, dst, compare: bool, overwrite: bool) -> tuple[str | Non
     return (cmp, {}) if write_it else (None, {"compare_skipped": cmp})
 
 
-def _write_enlargement_compare(path: str, small: np.ndarray, big: np.ndarray, scale: int) -> str:
+def _write_enlargement_compare(path: str, small: np.ndarray, big: np.ndarray) -> str:
     from ..pipelines.compare import enlargement_crops, write_compare
 
-    return write_compare(path, *enlargement_crops(small, big, scale))
+    return write_compare(path, *enlargement_crops(small, big))
 
 
 def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, backend, tta, quality,
@@ -102,19 +103,19 @@ def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, ba
 
     if Path(dst).suffix.lower() not in DEVELOPED_EXTS:  # before the slow part
         raise N3Error(f"{src}: an enlarged raw file is written developed: give {dst} the extension .tif, .png or .jpg")
-    runner = model if hasattr(model, "run") else load_upscaler(model, scale, device, backend)
+    runner = model if hasattr(model, "run") else load_upscaler(model, sr_factor(scale), device, backend)
     raw_model = denoiser.for_raw() if denoiser is not None else None
     raw, rgb, used = develop_raw_file(src, raw_model, tile, overlap, on_tile, noise_profiles, tta, strength,
                                       chroma_strength)
     out = np.clip(upscale(runner, rgb, scale, tile, overlap, on_tile, tta), 0.0, 1.0)
-    done = f"denoised, enlarged x{scale}" if raw_model is not None else f"enlarged x{scale}"
+    done = f"denoised, enlarged x{scale:g}" if raw_model is not None else f"enlarged x{scale:g}"
     write_raw_output(dst, src, raw, None, out, quality, done)
     res = {"model": runner.info.name, "backend": runner.describe()}
     if used:
         res["denoise_model"] = used.pop("model")
         res.update(used)
     if cmp:
-        res["compare"] = _write_enlargement_compare(cmp, developed(src, raw, None) if used else rgb, out, scale)
+        res["compare"] = _write_enlargement_compare(cmp, developed(src, raw, None) if used else rgb, out)
     return res
 
 

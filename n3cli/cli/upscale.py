@@ -22,7 +22,9 @@ from .common import (
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default=None,
               help="Output file (one input) or folder (several inputs, folders, globs). Without it, --suffix writes beside each input.")
-@click.option("-s", "--scale", type=click.Choice(["2", "3", "4"]), required=True, help="Enlargement factor.")
+@click.option("-s", "--scale", type=click.FloatRange(1, 4, min_open=True), required=True,
+              help="Enlargement factor: 2, 3 or 4, or one between (1.5, 2.5, ...: the model enlarges by the next "
+                   "whole factor, then the result is shrunk to this one).")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx SR model. "
                    "Default: the shipped model for the scale.")
@@ -73,6 +75,7 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength,
     Examples:
       n3 upscale small.png -o big.png --scale 2
       n3 upscale shots/ -o big/ --scale 4 --ext tif
+      n3 upscale small.png -o big.png --scale 1.5       # x2 by the model, then shrunk to x1.5
       n3 upscale shots/*.png --scale 2 --suffix _x2   # beside the inputs
       n3 upscale phone.jpg -o big.jpg --scale 2 --denoise   # a noisy photo: denoised first
       n3 upscale phone.jpg -o big.jpg -s 2 --denoise --strength 0.5 --chroma-strength 1   # keep half the grain
@@ -85,14 +88,14 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength,
     from ..api import WRITE_EXTS, is_image_path, is_raw_path, plan_jobs
     from .batchrun import run_batch, run_on_cluster
 
-    s = int(scale)
+    s = int(scale) if float(scale).is_integer() else float(scale)
     if not denoise and (sigma is not None or photo_noise != "auto" or strength != 1.0 or chroma_strength is not None):
         fail("--sigma, --noise, --strength and --chroma-strength are the denoiser's: add --denoise")
     try:
         jobs = plan_jobs(inputs, output, recursive, lambda p: is_image_path(p) or is_raw_path(p), ext,
                          lambda e: e in WRITE_EXTS, default_ext=lambda f: ".tif" if is_raw_path(f) else f.suffix,
                          suffix=suffix or "")
-        runner = api.load_upscaler(model, s, device, backend, precision)
+        runner = api.load_upscaler(model, api.sr_factor(s), device, backend, precision)
         denoiser = api.ModelCache(None, device, backend, precision, photo_noise) if denoise else None
         profiles = api.find_noise_profiles() if denoise else None
     except N3Error as e:
@@ -119,7 +122,7 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength,
         if "compare_skipped" in used:
             rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
         also = f" and {used['compare']}" if "compare" in used else ""
-        return f"wrote {job.dst}{also} (x{s}) with {used['model']}{denoised_by(used)}", used
+        return f"wrote {job.dst}{also} (x{s:g}) with {used['model']}{denoised_by(used)}", used
 
     run_batch(jobs, process, "upscale", overwrite, quiet, as_json)
 

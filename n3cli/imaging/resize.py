@@ -74,6 +74,32 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
     return _resize_axis(out, 1, math.ceil(w * scale), scale)
 
 
+def resize_to(img: np.ndarray, height: int, width: int, rows: int = 256,
+              region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """:func:`imresize` of ``img`` (H x W or H x W x C) to exactly ``height`` x ``width`` (each
+    axis scaled by its own ratio, as MATLAB's ``imresize(x, [h w])``), float32, computed in strips
+    of ``rows`` output rows: a full-size photo needs the result and a few strips, not float64
+    copies of the whole image. ``region=(top, bottom, left, right)``: only that part of the result."""
+    h, w = img.shape[:2]
+    top, bottom, left, right = region or (0, height, 0, width)
+    src_r, w_r = contributions(h, height, height / h)
+    src_c, w_c = contributions(w, width, width / w)
+    src_c, w_c = src_c[left:right], w_c[left:right]
+    rest = img.shape[2:]
+    ones = (1,) * len(rest)
+    out = np.empty((bottom - top, right - left, *rest), np.float32)
+    for r0 in range(top, bottom, rows):
+        r1 = min(bottom, r0 + rows)
+        strip = np.zeros((r1 - r0, w, *rest))
+        for t in range(src_r.shape[1]):
+            strip += w_r[r0:r1, t].reshape(-1, 1, *ones) * img[src_r[r0:r1, t]]
+        cols = np.zeros((r1 - r0, right - left, *rest))
+        for t in range(src_c.shape[1]):
+            cols += w_c[:, t].reshape(1, -1, *ones) * strip[:, src_c[:, t]]
+        out[r0 - top : r1 - top] = cols
+    return out
+
+
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma in the 16-235 range from RGB in 0-255 (MATLAB's ``rgb2ycbcr`` Y), float."""
     return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0

@@ -20,22 +20,17 @@ def side_by_side(before: np.ndarray, after: np.ndarray, size: int = 512, gap: in
     return np.concatenate([before[crop], sep, after[crop]], axis=1).clip(0, 1).astype(np.float32)
 
 
-def enlargement_crops(small: np.ndarray, big: np.ndarray, scale: int, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """The centre of ``big`` (``small`` enlarged ``scale`` times) and the same region of ``small``
-    enlarged bicubically, each at most ``size`` px a side: what an enlargement adds over bicubic,
+def enlargement_crops(small: np.ndarray, big: np.ndarray, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The centre of ``big`` (``small`` enlarged), at most ``size`` px a side, and the same region
+    of ``small`` enlarged bicubically to ``big``'s size: what an enlargement adds over bicubic,
     without enlarging all of ``small`` a second time."""
-    from ..imaging.resize import imresize
+    from ..imaging.resize import resize_to
 
-    h, w = small.shape[:2]
-    ch, cw = min(size // scale, h), min(size // scale, w)
-    y, x = (h - ch) // 2, (w - cw) // 2
-    m = 4  # the bicubic kernel's reach and more: the crop's own borders stay outside what is kept
-    y0, x0 = max(0, y - m), max(0, x - m)
-    part = imresize(small[y0 : y + ch + m, x0 : x + cw + m].astype(np.float64), scale)
-    top, left = (y - y0) * scale, (x - x0) * scale
-    before = part[top : top + ch * scale, left : left + cw * scale]
-    after = big[y * scale : (y + ch) * scale, x * scale : (x + cw) * scale]
-    return before.clip(0, 1).astype(np.float32), np.asarray(after, np.float32)
+    H, W = big.shape[:2]
+    ch, cw = min(size, H), min(size, W)
+    y, x = (H - ch) // 2, (W - cw) // 2
+    before = resize_to(small.astype(np.float32), H, W, region=(y, y + ch, x, x + cw))
+    return before.clip(0, 1), np.asarray(big[y : y + ch, x : x + cw], np.float32)
 
 
 def compare_path(dst: str | os.PathLike) -> str:

@@ -293,3 +293,41 @@ def test_denoise_strength_keeps_that_share_of_the_grain(tmp_path):
     assert 0.45 < half < 0.55, half
     bad = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(tmp_path / "x.png"), "-s", "2", "--strength", "0.5"])
     assert bad.exit_code == 2 and "--denoise" in bad.output
+
+
+def test_a_scale_between_whole_ones_enlarges_by_the_next_and_shrinks(sr_model, tmp_path):
+    """x2.5: the model at x3, then MATLAB bicubic to ceil(side * 2.5); alpha to the same size."""
+    from n3cli.imaging.resize import resize_to
+
+    m = api.load_upscaler(sr_model, 3, "cpu")
+    px = image(41, 30, 3)
+    out = api.upscale(m, px, 2.5)
+    assert out.shape == (103, 75, 3)
+    assert np.abs(out - resize_to(api.upscale(m, px, 3), 103, 75)).max() < 1e-6
+    assert api.sr_factor(1.5) == 2 and api.sr_factor(2) == 2 and api.sr_factor(2.01) == 3
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    rgb = np.rint(px * 65535).astype(np.uint16)
+    alpha = np.full((41, 30, 1), 40000, np.uint16)
+    tifffile.imwrite(src, np.concatenate([rgb, alpha], 2), photometric="rgb", extrasamples=["unassalpha"])
+    res = CliRunner().invoke(cli, ["upscale", "-q", str(src), "-o", str(dst), "-s", "2.5", "-m", str(sr_model)])
+    assert res.exit_code == 0 and "(x2.5)" in res.output, res.output
+    arr = tifffile.imread(dst)
+    assert arr.shape == (103, 75, 4) and arr.dtype == np.uint16 and np.all(arr[..., 3] == 40000)
+    for bad in ("1", "4.5", "0.5"):
+        res = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(tmp_path / "x.tif"), "-s", bad])
+        assert res.exit_code == 2 and not (tmp_path / "x.tif").exists()
+
+
+@pytest.mark.parametrize("name", SHIPPED_SR or [pytest.param("none", marks=pytest.mark.skip("no shipped SR model"))])
+def test_shipped_sr_models_beat_bicubic_between_whole_scales(name):
+    """x1.5 on the bundled crop (255 px, LR 170 px by MATLAB bicubic): the model at x2, shrunk."""
+    from n3cli.eval.metrics import psnr
+
+    clean = read_image(EXAMPLES / "astronaut_clean.png").pixels[:255, :255].astype(np.float64)
+    lr = (np.rint(np.clip(imresize(clean, 1 / 1.5), 0, 1) * 255) / 255).astype(np.float32)
+    out = api.upscale(api.load_upscaler(name, 2, device="cpu"), lr, 1.5)
+    assert out.shape == clean.shape
+    crop = (slice(4, -4), slice(4, -4))
+    y = lambda a: rgb_to_ycbcr(np.clip(a, 0, 1))[..., 0][crop]  # noqa: E731
+    gain = psnr(y(out), y(clean)) - psnr(y(imresize(lr, 1.5)), y(clean))
+    assert gain > 0.5, f"{name} x1.5: {gain:.2f} dB over bicubic"

@@ -8,6 +8,7 @@ from n3cli.imaging.resize import (
     make_lr,
     modcrop,
     psnr_y,
+    resize_to,
     rgb_to_y,
 )
 
@@ -54,3 +55,14 @@ def test_set5_bicubic_baseline_reproduces_the_published_numbers(datasets, scale,
         vals.append(psnr_y(np.rint(rgb_to_y(up)), np.rint(rgb_to_y(hr)), scale))
     assert len(vals) == 5
     assert abs(np.mean(vals) - expected) <= 0.03
+
+
+@pytest.mark.parametrize("shape,height,width", [((300, 400, 3), 225, 300), ((64, 80), 96, 120), ((60, 50, 1), 120, 100)])
+def test_resize_to_a_size_in_strips_equals_imresize_and_a_region_equals_its_part(shape, height, width):
+    x = np.random.default_rng(0).random(shape).astype(np.float32)
+    whole = imresize(x, height / shape[0])  # the ratios here are the same on both axes
+    strips = resize_to(x, height, width, rows=37)
+    assert strips.dtype == np.float32 and strips.shape == whole.shape
+    assert np.abs(strips - whole).max() < 1e-6
+    part = resize_to(x, height, width, rows=16, region=(10, 50, 7, 33))
+    assert np.array_equal(part, strips[10:50, 7:33])
