@@ -46,7 +46,7 @@ class ImageWorker:
         self.model = ModelCache(model, device, backend, precision, photo_noise) if task == "denoise" else model
         if self.options.pop("denoise", False):  # upscale --denoise: the shipped denoisers first
             self.options["denoiser"] = ModelCache(None, device, backend, precision, photo_noise)
-        self._upscalers: dict[int, Any] = {}
+        self._upscalers: dict[int | None, Any] = {}
 
     def pid(self) -> int:
         return os.getpid()
@@ -76,14 +76,14 @@ class ImageWorker:
             what = f" (noise {used['noise']})" if "noise" in used else \
                 (f" (sigma {used['sigma']:.1f})" if used.get("sigma") is not None else "")
             return f"wrote {dst} with {used['model']}{what}", used
-        scale = float(self.options["scale"])
-        k = sr_factor(scale)
+        scale = self.options.get("scale")
+        k = None if scale is None else sr_factor(float(scale))  # None: --width/--height, per image
         if k not in self._upscalers:
             self._upscalers[k] = load_upscaler(self.model, k, self.device, self.backend, self.precision)
         opts = {key: v for key, v in self.options.items() if key != "scale"}
         used = upscale_file(src, dst, scale, self._upscalers[k], **opts)
         first = f", denoised first with {used['denoise_model']}" if "denoise_model" in used else ""
-        return f"wrote {dst} (x{scale:g}) with {used['model']}{first}", used
+        return f"wrote {dst} (x{used['scale']:.4g}) with {used['model']}{first}", used
 
 
 def run_jobs(jobs: Iterable[Any], task: str, address: str, model: str | None, options: dict[str, Any],

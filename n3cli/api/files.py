@@ -11,22 +11,24 @@ import numpy as np
 from ..errors import N3Error, describe_error
 from ..imaging.estimate import estimate_sigma
 from ..pipelines.denoise import denoise, estimate_level
-from ..pipelines.sr import sr_factor, upscale
+from ..pipelines.sr import scale_for, sr_factor, upscale
 from ..runtime.runner import Runner
 from ..store.noise_profiles import NoiseProfiles, default_path
 from .loading import ModelCache, load_upscaler
 
 
-def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float, model: Runner | str | None = None,
+def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | None, model: Runner | str | None = None,
                  tile: int | None = None, overlap: int | None = None, device: str = "auto",
                  on_tile: Callable[[int, int], None] | None = None, backend: str = "auto",
                  max_pixels: int | None = None, tta: bool = False, quality: int | None = None,
                  denoiser: ModelCache | None = None, sigma: float | None = None,
                  noise_profiles: NoiseProfiles | None = None, compare: bool = False, overwrite: bool = False,
-                 strength: float = 1.0, chroma_strength: float | None = None) -> dict:
-    """Read ``src``, upscale by ``scale`` (1 < scale <= 4, :func:`n3cli.api.upscale`), write ``dst``
+                 strength: float = 1.0, chroma_strength: float | None = None, width: int | None = None,
+                 height: int | None = None) -> dict:
+    """Read ``src``, upscale by ``scale`` (1 < scale <= 4, :func:`n3cli.api.upscale`) or, with
+    ``scale`` None, to ``width`` or ``height`` pixels (the other side in proportion), write ``dst``
     atomically (bit depth kept; alpha is upscaled bicubically without the model). ``model``: a
-    runner, or a name or path loaded for :func:`n3cli.pipelines.sr.sr_factor`. Returns ``{"model", "backend"}``. ``max_pixels``:
+    runner, or a name or path. Returns ``{"model", "backend", "scale"}``. ``max_pixels``:
     see :func:`n3cli.io.images.read_image`; ``tta``: see :func:`n3cli.api.upscale`; ``quality``:
     JPEG, WebP and HEIC outputs (:func:`n3cli.io.images.write_image`).
 
@@ -52,18 +54,23 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float, m
 
     if denoiser is None and (sigma is not None or strength != 1.0 or chroma_strength is not None):
         raise N3Error("sigma, strength and chroma_strength are the denoiser's: they need a denoiser")
+    target = {"to_width": width, "to_height": height}
+    if scale is not None:
+        scale_for(1, 1, scale, **target)  # a bad scale fails before any work
     cmp, skipped = _compare_target(src, dst, compare, overwrite)
+    if not hasattr(model, "run"):
+        model = load_upscaler(model, None if scale is None else sr_factor(scale), device, backend)
     if is_raw_path(src):
-        res = _upscale_raw(src, dst, scale, model, tile, overlap, device, on_tile, backend, tta, quality, denoiser,
+        res = _upscale_raw(src, dst, scale, target, model, tile, overlap, on_tile, tta, quality, denoiser,
                            noise_profiles, cmp, strength, chroma_strength)
         return {**res, **skipped}
-    runner = model if hasattr(model, "run") else load_upscaler(model, sr_factor(scale), device, backend)
     img = read_image(src, max_pixels)
-    pixels, res = img.pixels, dict(skipped)
+    s = scale_for(*img.pixels.shape[:2], scale, **target, name=str(src))
+    pixels, res = img.pixels, {"scale": s, **skipped}
     if denoiser is not None:
         pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
         res.update({"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}})
-    out = upscale(runner, pixels, scale, tile, overlap, on_tile, tta)
+    out = upscale(model, pixels, s, tile, overlap, on_tile, tta)
     if cmp:
         res["compare"] = _write_enlargement_compare(cmp, img.pixels, out)
     alpha = img.alpha
@@ -72,7 +79,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float, m
         a = np.clip(resize_to(alpha.astype(np.float64) / peak, *out.shape[:2]), 0, 1) * peak
         alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
     write_image(dst, replace(img, pixels=out, alpha=alpha), quality=quality)
-    return {"model": runner.info.name, "backend": runner.describe(), **res}
+    return {"model": model.info.name, "backend": model.describe(), **res}
 
 
 def _compare_target(src, dst, compare: bool, overwrite: bool) -> tuple[str | None, dict]:
@@ -91,7 +98,7 @@ def _write_enlargement_compare(path: str, small: np.ndarray, big: np.ndarray) ->
     return write_compare(path, *enlargement_crops(small, big))
 
 
-def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, backend, tta, quality,
+def _upscale_raw(src, dst, scale: float | None, target: dict, runner: Runner, tile, overlap, on_tile, tta, quality,
                  denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None, cmp: str | None,
                  strength: float = 1.0, chroma_strength: float | None = None) -> dict:
     from ..pipelines.raw import (
@@ -103,14 +110,14 @@ def _upscale_raw(src, dst, scale: int, model, tile, overlap, device, on_tile, ba
 
     if Path(dst).suffix.lower() not in DEVELOPED_EXTS:  # before the slow part
         raise N3Error(f"{src}: an enlarged raw file is written developed: give {dst} the extension .tif, .png or .jpg")
-    runner = model if hasattr(model, "run") else load_upscaler(model, sr_factor(scale), device, backend)
     raw_model = denoiser.for_raw() if denoiser is not None else None
     raw, rgb, used = develop_raw_file(src, raw_model, tile, overlap, on_tile, noise_profiles, tta, strength,
                                       chroma_strength)
-    out = np.clip(upscale(runner, rgb, scale, tile, overlap, on_tile, tta), 0.0, 1.0)
-    done = f"denoised, enlarged x{scale:g}" if raw_model is not None else f"enlarged x{scale:g}"
+    s = scale_for(*rgb.shape[:2], scale, **target, name=str(src))
+    out = np.clip(upscale(runner, rgb, s, tile, overlap, on_tile, tta), 0.0, 1.0)
+    done = f"denoised, enlarged x{s:.4g}" if raw_model is not None else f"enlarged x{s:.4g}"
     write_raw_output(dst, src, raw, None, out, quality, done)
-    res = {"model": runner.info.name, "backend": runner.describe()}
+    res = {"model": runner.info.name, "backend": runner.describe(), "scale": s}
     if used:
         res["denoise_model"] = used.pop("model")
         res.update(used)

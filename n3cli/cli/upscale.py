@@ -22,9 +22,13 @@ from .common import (
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default=None,
               help="Output file (one input) or folder (several inputs, folders, globs). Without it, --suffix writes beside each input.")
-@click.option("-s", "--scale", type=click.FloatRange(1, 4, min_open=True), required=True,
+@click.option("-s", "--scale", type=click.FloatRange(1, 4, min_open=True), default=None,
               help="Enlargement factor: 2, 3 or 4, or one between (1.5, 2.5, ...: the model enlarges by the next "
                    "whole factor, then the result is shrunk to this one).")
+@click.option("--width", "to_width", type=click.IntRange(min=1), default=None, metavar="PX",
+              help="Instead of --scale: enlarge each image to this width (the height in proportion; up to 4x).")
+@click.option("--height", "to_height", type=click.IntRange(min=1), default=None, metavar="PX",
+              help="Instead of --scale: enlarge each image to this height (the width in proportion; up to 4x).")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx SR model. "
                    "Default: the shipped model for the scale.")
@@ -62,7 +66,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -76,6 +80,7 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength,
       n3 upscale small.png -o big.png --scale 2
       n3 upscale shots/ -o big/ --scale 4 --ext tif
       n3 upscale small.png -o big.png --scale 1.5       # x2 by the model, then shrunk to x1.5
+      n3 upscale shots/ -o print/ --width 6000          # each photo to 6000 px wide
       n3 upscale shots/*.png --scale 2 --suffix _x2   # beside the inputs
       n3 upscale phone.jpg -o big.jpg --scale 2 --denoise   # a noisy photo: denoised first
       n3 upscale phone.jpg -o big.jpg -s 2 --denoise --strength 0.5 --chroma-strength 1   # keep half the grain
@@ -88,20 +93,22 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength,
     from ..api import WRITE_EXTS, is_image_path, is_raw_path, plan_jobs
     from .batchrun import run_batch, run_on_cluster
 
-    s = int(scale) if float(scale).is_integer() else float(scale)
+    if (scale is not None) + (to_width is not None) + (to_height is not None) != 1:
+        fail("give one of --scale, --width and --height")
+    s = None if scale is None else int(scale) if float(scale).is_integer() else float(scale)
     if not denoise and (sigma is not None or photo_noise != "auto" or strength != 1.0 or chroma_strength is not None):
         fail("--sigma, --noise, --strength and --chroma-strength are the denoiser's: add --denoise")
     try:
         jobs = plan_jobs(inputs, output, recursive, lambda p: is_image_path(p) or is_raw_path(p), ext,
                          lambda e: e in WRITE_EXTS, default_ext=lambda f: ".tif" if is_raw_path(f) else f.suffix,
                          suffix=suffix or "")
-        runner = api.load_upscaler(model, api.sr_factor(s), device, backend, precision)
+        runner = api.load_upscaler(model, None if s is None else api.sr_factor(s), device, backend, precision)
         denoiser = api.ModelCache(None, device, backend, precision, photo_noise) if denoise else None
         profiles = api.find_noise_profiles() if denoise else None
     except N3Error as e:
         fail(str(e))
     if ray_address:
-        options = {"scale": s, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
+        options = {"scale": s, "width": to_width, "height": to_height, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
                    "quality": quality, "compare": compare, "overwrite": overwrite}
         if denoise:
             options.update(denoise=True, sigma=sigma, photo_noise=photo_noise, noise_profiles=profiles,
@@ -116,13 +123,14 @@ def upscale(inputs, output, scale, model, denoise, photo_noise, sigma, strength,
         used = api.upscale_file(job.src, job.dst, s, runner, tile, overlap, on_tile=rep.on_tile(),
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality,
                                 denoiser=denoiser, sigma=sigma, noise_profiles=profiles, compare=compare,
-                                overwrite=overwrite, strength=strength, chroma_strength=chroma_strength)
+                                overwrite=overwrite, strength=strength, chroma_strength=chroma_strength,
+                                width=to_width, height=to_height)
         if "warning" in used:
             rep.say(f"note: {job.src}: {used['warning']}")
         if "compare_skipped" in used:
             rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
         also = f" and {used['compare']}" if "compare" in used else ""
-        return f"wrote {job.dst}{also} (x{s:g}) with {used['model']}{denoised_by(used)}", used
+        return f"wrote {job.dst}{also} (x{used['scale']:.4g}) with {used['model']}{denoised_by(used)}", used
 
     run_batch(jobs, process, "upscale", overwrite, quiet, as_json)
 

@@ -35,6 +35,25 @@ def sr_factor(scale: float) -> int:
     return max(2, math.ceil(scale - 1e-9))
 
 
+def scale_for(height: int, width: int, scale: float | None = None, to_width: int | None = None,
+              to_height: int | None = None, name: str = "") -> float:
+    """The factor that enlarges a ``height`` x ``width`` image by ``scale``, or to ``to_width`` or
+    ``to_height`` pixels (the other side in proportion); N3Error outside (1, 4], naming the image
+    ``name`` where given."""
+    if (scale is not None) + (to_width is not None) + (to_height is not None) != 1:
+        raise N3Error("give one of a scale, a width and a height")
+    if scale is not None:
+        s, what = float(scale), f"scale {scale:g}"
+    elif to_width is not None:
+        s, what = to_width / width, f"width {to_width} px is x{to_width / width:.3g} of {width} px"
+    else:
+        s, what = to_height / height, f"height {to_height} px is x{to_height / height:.3g} of {height} px"
+    if not 1.0 < s <= 4.0:
+        raise N3Error(f"{name}: {what}: n3 enlarges by more than 1 and at most 4 times" if name else
+                      f"{what}: n3 enlarges by more than 1 and at most 4 times")
+    return s
+
+
 def output_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The size of an image enlarged by ``scale``: ``ceil(side * scale)``, as MATLAB's imresize."""
     return math.ceil(round(height * scale, 6)), math.ceil(round(width * scale, 6))
@@ -83,7 +102,10 @@ def upscale(model: Any, pixels: np.ndarray, scale: float, tile: int | None = Non
     (8x the time).
     """
     k = sr_factor(scale)
-    runner = LowResRunner(as_runner(model), k)
+    runner = as_runner(model)
+    if k not in model_scales(runner.info):
+        raise N3Error(f"{runner.path}: trained for x{'/x'.join(map(str, model_scales(runner.info)))}, not x{k}")
+    runner = LowResRunner(runner, k)
     pixels, restore = as_float_image(pixels)
     out = _upscale(runner, pixels, k, tile, overlap, on_tile, tta)
     if k != scale:

@@ -331,3 +331,30 @@ def test_shipped_sr_models_beat_bicubic_between_whole_scales(name):
     y = lambda a: rgb_to_ycbcr(np.clip(a, 0, 1))[..., 0][crop]  # noqa: E731
     gain = psnr(y(out), y(clean)) - psnr(y(imresize(lr, 1.5)), y(clean))
     assert gain > 0.5, f"{name} x1.5: {gain:.2f} dB over bicubic"
+
+
+def test_width_or_height_sets_the_output_size_and_a_batch_reports_what_it_cannot_reach(sr_model, tmp_path):
+    """--width: each image to that width (x2.5 by the model at x3 and shrunk, x3 exactly); an image
+    that would shrink or grow past 4x fails alone, in one line naming it."""
+    import json
+
+    from PIL import Image as PILImage
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for name, (h, w) in {"a.png": (40, 60), "b.png": (60, 50), "c.png": (200, 300), "d.png": (20, 30)}.items():
+        PILImage.fromarray(np.rint(image(h, w, 3) * 255).astype(np.uint8)).save(d / name)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["upscale", "-q", str(d), "-o", str(out), "--width", "150", "-m", str(sr_model),
+                                   "--json"])
+    assert res.exit_code == 1, res.output
+    assert "c.png: width 150 px is x0.5 of 300 px" in res.output and "d.png: width 150 px is x5 of 30 px" in res.output
+    assert {p.name: PILImage.open(p).size for p in out.iterdir()} == {"a.png": (150, 100), "b.png": (150, 180)}
+    scales = {Path(r["input"]).name: r.get("scale") for r in map(json.loads, res.stdout.splitlines())}
+    assert scales == {"a.png": 2.5, "b.png": 3.0, "c.png": None, "d.png": None}
+    res = CliRunner().invoke(cli, ["upscale", "-q", str(d / "a.png"), "-o", str(tmp_path / "h.png"), "--height", "100",
+                                   "-m", str(sr_model)])
+    assert res.exit_code == 0 and PILImage.open(tmp_path / "h.png").size == (150, 100), res.output
+    for args in (["--width", "150", "-s", "2"], []):
+        res = CliRunner().invoke(cli, ["upscale", str(d / "a.png"), "-o", str(tmp_path / "x.png"), *args])
+        assert res.exit_code == 2 and "--width" in res.output and not (tmp_path / "x.png").exists()
