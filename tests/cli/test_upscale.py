@@ -254,6 +254,11 @@ def test_a_ray_worker_denoises_first_as_the_local_run_does(tmp_path):
     assert status == "done" and "denoised first with n3net-color" in line, line
     assert rec["denoise_model"] == "n3net-color" and rec["sigma"] == 12.0
     assert (tmp_path / "ray.png").read_bytes() == local.read_bytes()
+    # --width: the factor is each image's, and the worker's model serves every factor
+    worker = ImageWorker("upscale", None, {"scale": None, "width": 200}, "cpu")
+    status, line, _, rec = worker.run(str(src), str(tmp_path / "w.png"), False)
+    assert status == "done" and rec["scale"] == pytest.approx(200 / 128) and "(x1.562)" in line, line
+    assert read_image(tmp_path / "w.png").pixels.shape[:2] == (200, 200)
 
 
 def test_compare_puts_the_result_beside_the_same_region_enlarged_bicubically(sr_model, tmp_path):
