@@ -84,14 +84,14 @@ def load_upscaler(model: str | os.PathLike | None = None, scale: int | None = 2,
     """Load a super-resolution model for ``scale`` by name or path (None: the shipped one);
     ``scale`` None: for whichever of its scales each image needs (checked by
     :func:`n3cli.api.upscale`); ``precision``: see :func:`load_denoiser`."""
-    from ..pipelines.sr import model_scales
+    from ..pipelines.sr import require_scale
 
     path = resolve_model(model, f"sr_x{scale or 2}", backend)
     runner = open_runner(path, backend_for(path, backend), device, precision)
     if runner.info.task != "sr":
         raise N3Error(f"{path}: a {runner.info.task} model, not a super-resolution model")
-    if scale is not None and scale not in model_scales(runner.info):
-        raise N3Error(f"{path}: trained for x{'/x'.join(map(str, model_scales(runner.info)))}, not x{scale}")
+    if scale is not None:
+        require_scale(runner, scale)
     return runner
 
 

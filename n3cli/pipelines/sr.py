@@ -25,6 +25,12 @@ def model_scales(info) -> list[int]:
     return [int(s) for s in info.extra.get("scales", [info.scale])]
 
 
+def require_scale(runner: Runner, factor: int) -> None:
+    """N3Error unless the SR model ``runner`` was trained for ``factor``."""
+    if factor not in model_scales(runner.info):
+        raise N3Error(f"{runner.path}: trained for x{'/x'.join(map(str, model_scales(runner.info)))}, not x{factor}")
+
+
 def sr_factor(scale: float) -> int:
     """The model's whole factor for an enlargement by ``scale`` (1 < scale <= 4): ``scale`` when
     whole, else the next whole factor and at least 2; the result is then shrunk to ``scale``
@@ -103,8 +109,7 @@ def upscale(model: Any, pixels: np.ndarray, scale: float, tile: int | None = Non
     """
     k = sr_factor(scale)
     runner = as_runner(model)
-    if k not in model_scales(runner.info):
-        raise N3Error(f"{runner.path}: trained for x{'/x'.join(map(str, model_scales(runner.info)))}, not x{k}")
+    require_scale(runner, k)
     runner = LowResRunner(runner, k)
     pixels, restore = as_float_image(pixels)
     out = _upscale(runner, pixels, k, tile, overlap, on_tile, tta)
