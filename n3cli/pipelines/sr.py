@@ -19,6 +19,9 @@ from ..imaging.resize import imresize, resize_to
 from ..runtime.runner import Runner, run_image
 from .arrays import as_float_image, as_runner
 
+ROWS = 256
+"""Rows of the enlargement turned from YCbCr to RGB at a time (float64 only for those)."""
+
 
 def model_scales(info) -> list[int]:
     """Scale factors an SR model was trained for."""
@@ -125,5 +128,8 @@ def _upscale(runner, pixels: np.ndarray, scale: int, tile, overlap, on_tile, tta
     y = run_image(runner, x, tile, overlap, on_tile, scale=scale, tta=tta)[0, 0]
     if C == 1:
         return np.ascontiguousarray(y[:, :, None], dtype=np.float32)
-    chroma = imresize(ycc[:, :, 1:], scale)
-    return np.ascontiguousarray(ycbcr_to_rgb(np.concatenate([y[:, :, None], chroma], 2)), dtype=np.float32)
+    chroma = resize_to(ycc[:, :, 1:], *y.shape)  # float32, in strips: no float64 copy of the enlargement
+    rgb = np.empty((*y.shape, 3), np.float32)
+    for r0 in range(0, y.shape[0], ROWS):
+        rgb[r0 : r0 + ROWS] = ycbcr_to_rgb(np.concatenate([y[r0 : r0 + ROWS, :, None], chroma[r0 : r0 + ROWS]], 2))
+    return rgb
