@@ -53,9 +53,10 @@ def estimate_sigma(pixels: np.ndarray, patch: int = 7, max_patches: int = 200_00
     win = np.lib.stride_tricks.sliding_window_view(img, (patch, patch), axis=(0, 1))  # (H', W', C, p, p)
     rows, cols = win.shape[:2]
     n = rows * cols
-    # only the sampled patches are copied: all of a 12 MP image's would take 4.7 GB in float64
+    # only the sampled patches are copied (all of a 12 MP image's would take 4.7 GB in float64), in
+    # the image's own precision: chunks are widened to float64 where they are used (_CHUNK)
     pick = np.arange(n) if n <= max_patches else np.random.default_rng(seed).choice(n, max_patches, replace=False)
-    X = win[pick // cols, pick % cols].reshape(len(pick), C * patch * patch).astype(np.float64)
+    X = win[pick // cols, pick % cols].reshape(len(pick), C * patch * patch)
     sigma = _tail_sigma(X)
     if method == "weak-texture":
         sigma = _weak_texture_sigma(X, patch, sigma)
@@ -74,14 +75,14 @@ def _tail_sigma(X: np.ndarray, keep: np.ndarray | None = None) -> float:
     return float(np.sqrt(lam[-1]))
 
 
-_CHUNK = 16384  # patches at a time: no copy of all the samples (200,000 x 49 in float64 is 78 MB)
+_CHUNK = 16384  # patches at a time, in float64: no float64 copy of all the samples (200,000 x 49 is 78 MB)
 
 
 def _covariance(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
     d = X.shape[1]
     total, outer, count = np.zeros(d), np.zeros((d, d)), 0
     for i in range(0, len(X), _CHUNK):
-        x = X[i : i + _CHUNK]
+        x = X[i : i + _CHUNK].astype(np.float64)
         if keep is not None:
             x = x[keep[i : i + _CHUNK]]
         total += x.sum(0)
@@ -96,7 +97,7 @@ def _weak_texture_sigma(X: np.ndarray, patch: int, sigma: float) -> float:
     explains, until it settles; ``sigma`` itself when too few such patches remain."""
     energy = np.empty(len(X))
     for i in range(0, len(X), _CHUNK):
-        P = X[i : i + _CHUNK].reshape(-1, patch, patch)
+        P = X[i : i + _CHUNK].astype(np.float64).reshape(-1, patch, patch)
         e = (np.diff(P, axis=2) ** 2).sum((1, 2)) + (np.diff(P, axis=1) ** 2).sum((1, 2))
         e[((P == 0.0) | (P == 1.0)).any((1, 2))] = np.inf  # clipped (0 or 1 exactly): no noise there to read
         energy[i : i + _CHUNK] = e

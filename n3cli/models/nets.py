@@ -26,6 +26,10 @@ class DnCNNStage(nn.Module):
                        nn.ReLU(inplace=True)]
         self.body = nn.Sequential(*layers)
         self.conv2 = nn.Conv2d(features, cout, 3, padding=1, bias=True)
+        if self.conv1.weight.is_meta:
+            # Built only to count parameters (models.registry): nothing to draw, and random draws on
+            # the meta device import torch's compiler stack (75 MB of RSS, a second of start-up).
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")

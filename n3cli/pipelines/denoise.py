@@ -91,15 +91,18 @@ def _denoise(runner: Runner, pixels: np.ndarray, sigma, tile, overlap, on_tile, 
                        on_tile, tta)
         return np.ascontiguousarray((out - mid) / np.float32(gain) + mid, dtype=np.float32)
     x = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)[None]
+    constants: tuple[float, ...] = ()
     if info.takes_noise_map:
         if sigma is None:
             sigma = estimate_level(info, pixels)
         smap = np.asarray(sigma, dtype=np.float32)
-        smap = np.broadcast_to(smap, (H, W)) if smap.ndim == 0 else smap
-        if smap.shape != (H, W):
+        if smap.ndim == 0:  # one level: added to each tile as it runs, not as a full-size plane
+            constants = (float(smap / np.float32(255.0)),)
+        elif smap.shape != (H, W):
             raise N3Error(f"noise map of shape {smap.shape} does not match the image {H}x{W}")
-        x = np.concatenate([x, (smap / np.float32(255.0))[None, None]], axis=1)
-    y = run_image(runner, x, tile, overlap, on_tile, tta=tta)
+        else:
+            x = np.concatenate([x, (smap / np.float32(255.0))[None, None]], axis=1)
+    y = run_image(runner, x, tile, overlap, on_tile, tta=tta, constants=constants)
     return np.ascontiguousarray(y[0, :C].transpose(1, 2, 0), dtype=np.float32)
 
 

@@ -221,11 +221,12 @@ STRIP_ROWS = 256
 def _denoise_layout(model: Runner, mosaic: np.ndarray, pattern: str, noise: NoiseParams, tile: int | None,
                     overlap: int | None, on_tile: Callable[[int, int], None] | None) -> np.ndarray:
     """One pass of the model over ``mosaic`` in CFA layout ``pattern``."""
-    from ..imaging.raw_noise import raw_network_input
+    from ..imaging.raw_noise import raw_noise_maps
 
     planes, offset = pack(mosaic, pattern)
-    x = raw_network_input(planes, noise.a, noise.b)[None]
-    return unpack(run_image(model, x, tile, overlap, on_tile)[0, :4], offset, mosaic)
+    x = np.ascontiguousarray(planes, dtype=np.float32)[None]
+    return unpack(run_image(model, x, tile, overlap, on_tile, constants=raw_noise_maps(noise.a, noise.b))[0, :4],
+                  offset, mosaic)
 
 
 def _output_ext(dst: str | os.PathLike) -> str:

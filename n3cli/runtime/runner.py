@@ -7,7 +7,7 @@ accelerator runs out of memory. NumPy only: the ONNX path never imports torch.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -57,20 +57,24 @@ TTA_VIEWS = 8  # the four rotations of the image and of its mirror image
 
 
 def run_image(runner: Runner, x: np.ndarray, tile: int | None = None, overlap: int | None = None,
-              on_tile: Callable[[int, int], None] | None = None, scale: int = 1, tta: bool = False) -> np.ndarray:
+              on_tile: Callable[[int, int], None] | None = None, scale: int = 1, tta: bool = False,
+              constants: Sequence[float] = ()) -> np.ndarray:
     """Run ``runner`` on a ``(1, C, H, W)`` image of any size; returns ``(1, C', H*scale, W*scale)``.
 
     The image is mirror-padded to the network's size multiple (so tiled and whole-image runs see
     the same patch grid) and, when smaller than the network's minimum (or than a fixed graph
     size), mirror-padded around its centre up to it; the padding is cropped from the result.
     ``tta``: the mean of the results on the image's eight rotations and mirror images, each turned
-    back (test-time augmentation: 8x the time, for a little more quality).
+    back (test-time augmentation: 8x the time, for a little more quality). ``constants``: planes of
+    these values the network takes after the image's channels (a noise level map), appended to each
+    tile as it runs: the result of appending them to ``x``, without a full-size copy of the image
+    and its maps (a 24 MP raw file's noise maps took 290 MB in float64).
     """
     if not tta:
-        return _run_image(runner, x, tile, overlap, on_tile, scale)
+        return _run_image(runner, x, tile, overlap, on_tile, scale, constants)
     total, progress = None, tta_progress(on_tile)
     for view in range(TTA_VIEWS):
-        y = _run_image(runner, dihedral(x, view), tile, overlap, progress, scale)
+        y = _run_image(runner, dihedral(x, view), tile, overlap, progress, scale, constants)
         y = dihedral(y, view, inverse=True)
         total = y.astype(np.float32) if total is None else total + y
     return total / np.float32(TTA_VIEWS)
@@ -101,8 +105,9 @@ def dihedral(x: np.ndarray, view: int, inverse: bool = False) -> np.ndarray:
 
 
 def _run_image(runner: Runner, x: np.ndarray, tile: int | None, overlap: int | None,
-               on_tile: Callable[[int, int], None] | None, scale: int) -> np.ndarray:
+               on_tile: Callable[[int, int], None] | None, scale: int, constants: Sequence[float] = ()) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
+    run = _with_constants(runner.run, constants) if len(constants) else runner.run
     H, W = x.shape[-2:]
     mult = max(1, runner.size_multiple)
     overlap = runner.context if overlap is None else overlap
@@ -121,7 +126,7 @@ def _run_image(runner: Runner, x: np.ndarray, tile: int | None, overlap: int | N
     batch = 1 if runner.fixed_size else max(1, runner.tiles_per_forward(tile, overlap))
     while True:
         try:
-            y = run_tiled(runner.run, xp, tile, overlap, align=mult, min_size=runner.min_size, scale=scale,
+            y = run_tiled(run, xp, tile, overlap, align=mult, min_size=runner.min_size, scale=scale,
                           on_tile=on_tile, fixed=runner.fixed_size, batch=batch)
             break
         except TileMemoryError:
@@ -133,6 +138,16 @@ def _run_image(runner: Runner, x: np.ndarray, tile: int | None, overlap: int | N
             tile = max(MIN_TILE, tile // 2)
     top, left = ch // 2 * scale, cw // 2 * scale
     return y[..., top : top + H * scale, left : left + W * scale]
+
+
+def _with_constants(run: Callable[[np.ndarray], np.ndarray], values: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+    planes = np.asarray(values, dtype=np.float32)[None, :, None, None]
+
+    def run_with(x: np.ndarray) -> np.ndarray:
+        b, _, h, w = x.shape
+        return run(np.concatenate([x, np.broadcast_to(planes, (b, planes.shape[1], h, w))], axis=1))
+
+    return run_with
 
 
 def _pad_end(x: np.ndarray, ph: int, pw: int) -> np.ndarray:

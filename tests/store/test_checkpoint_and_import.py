@@ -217,6 +217,19 @@ def test_model_files_that_declare_huge_or_bad_networks_are_refused_before_buildi
         load_model(f)
 
 
+@pytest.mark.slow
+def test_loading_a_model_does_not_import_torchs_compiler_stack():
+    """Counting a config's parameters on the meta device used to draw the initial weights there,
+    which imports torch._dynamo and sympy: 75 MB more RSS and a second more for every `n3` call."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from n3cli import api; api.load_denoiser(None, 'rgb', 'cpu'); "
+            "api.load_upscaler(None, scale=2); print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_import_errors_end_on_a_whole_sentence():
     from n3cli.errors import first_sentences
 
