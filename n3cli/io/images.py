@@ -190,13 +190,20 @@ def _read_tiff(path: Path, check):
     return arr, icc, exif
 
 
+_STRIP = 256  # rows quantised at a time
+
+
 def to_array(img: Image, pixels: np.ndarray | None = None, dtype: np.dtype | None = None) -> np.ndarray:
     """Quantise float pixels (default: the image's own) back to ``dtype`` with alpha re-attached."""
     px = img.pixels if pixels is None else pixels
     dtype = np.dtype(dtype or img.dtype)
     if dtype.kind == "u":
         m = np.iinfo(dtype).max
-        out = np.clip(np.rint(np.clip(px, 0.0, 1.0) * m), 0, m).astype(dtype)
+        out = np.empty(px.shape, dtype)
+        for i in range(0, px.shape[0], _STRIP):  # float temporaries of a strip, not of the image
+            f = np.clip(px[i : i + _STRIP], 0.0, 1.0)
+            f *= m
+            out[i : i + _STRIP] = np.rint(f, out=f)
     else:
         out = px.astype(dtype)
     if img.alpha is not None:
