@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import N3Error, describe_error
 from ..imaging.estimate import estimate_sigma
-from ..pipelines.denoise import denoise, estimate_level
+from ..pipelines.denoise import denoise, estimate_level, stretch_gain
 from ..pipelines.sr import scale_for, sr_factor, upscale
 from ..runtime.runner import Runner
 from ..store.noise_profiles import NoiseProfiles, default_path
@@ -190,6 +190,9 @@ def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, t
         used = estimate_level(loaded.info, pixels, kind.kind if kind is not None else None)
     out = denoise(loaded, pixels, used, tile, overlap, strength, on_tile, tta, chroma_strength)
     res = {"model": loaded.info.name, "sigma": used if leveled else None, "backend": loaded.describe()}
+    gain = stretch_gain(loaded.info, pixels, used)[0]  # what denoise() applied, for the report
+    if gain != 1.0:
+        res["stretch"] = round(gain, 3)
     if kind is not None:
         res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
     return out, res

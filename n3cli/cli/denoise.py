@@ -160,6 +160,8 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         notes = [f"sigma {used['sigma']:.1f}"] if used["sigma"] is not None else []
         if "noise_kind" in used:
             notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
+        if "stretch" in used:
+            notes.append(f"brightened x{used['stretch']:.1f} for the model")
         note = f" ({', '.join(notes)})" if notes else ""
         return f"wrote {job.dst}{also} with {used['model']}{note}", used
 

@@ -144,4 +144,6 @@ def denoised_by(used: dict) -> str:
         notes.append(f"noise {used['noise']}")
     if "noise_kind" in used:
         notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
+    if "stretch" in used:
+        notes.append(f"brightened x{used['stretch']:.1f} for the model")
     return f", denoised first with {used['denoise_model']}" + (f" ({', '.join(notes)})" if notes else "")

@@ -27,7 +27,8 @@ def test_twelve_bit_data_in_a_sixteen_bit_file_is_denoised_as_well_as_full_range
     src = tmp_path / "cell.tif"
     write_image(src, api_image(np.clip(noisy, 0, 4095) / 65535))
     out = tmp_path / "clean.tif"
-    api.denoise_file(src, out, model=api.ModelCache("n3net-gray", "cpu"))
+    used = api.denoise_file(src, out, model=api.ModelCache("n3net-gray", "cpu"))
+    assert used["stretch"] == 16.0  # reported (`--json`, the log line)
     got = read_image(out)
     assert got.dtype == np.uint16
     truth = counts / 65535
@@ -45,8 +46,10 @@ def api_image(pixels):
     return Image(pixels.astype(np.float32), np.dtype(np.uint16))
 
 
-def test_full_range_images_and_the_real_noise_model_are_left_as_they_are(gray):
+def test_full_range_images_and_the_real_noise_model_are_left_as_they_are(gray, tmp_path):
     img = read_image(EXAMPLE).pixels[:96, :96]
+    used = api.denoise_file(EXAMPLE.parent / "astronaut_noisy.png", tmp_path / "a.png", model=api.ModelCache(None, "cpu"))
+    assert "stretch" not in used
     assert api.stretch_gain(gray.info, img, None) == (1.0, None)
     np.testing.assert_array_equal(api.denoise(gray, img[:, :, :1], sigma=10), api.denoise(gray, img[:, :, :1], sigma=10,
                                                                                          stretch=False))
