@@ -46,3 +46,19 @@ def as_float_image(pixels: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray
     if a.ndim == 2:
         return f[:, :, None], lambda y: restore(y[:, :, 0])
     return f, restore
+
+
+MAX_STRETCH = 16.0
+"""The most an image is brightened for a model: 12-bit data in a 16-bit file."""
+MIN_STRETCH = 1.25  # brighter images (nearly every photo) go as they are
+
+
+def range_gain(pixels: np.ndarray) -> float:
+    """The gain that brings an image's brightest value to white, for models that learned on images
+    spanning black to white (up to :data:`MAX_STRETCH`); 1 for images brighter than
+    1/:data:`MIN_STRETCH` of white. Measured in ``benchmarks/stretch.py`` (denoising) and
+    ``benchmarks/upscale_dark.py`` (enlarging)."""
+    hi = float(pixels.max())
+    if not hi > 0 or 1.0 / hi < MIN_STRETCH:
+        return 1.0
+    return min(1.0 / hi, MAX_STRETCH)

@@ -13,7 +13,7 @@ from ..imaging.estimate import estimate_sigma
 from ..imaging.strength import blend
 from ..runtime.runner import Runner, run_image
 from ..store.modelinfo import ModelInfo
-from .arrays import as_float_image, as_runner
+from .arrays import MIN_STRETCH, as_float_image, as_runner, range_gain
 
 
 def noise_estimator(info: ModelInfo, kind: str | None = None) -> str:
@@ -80,11 +80,6 @@ def denoise(
     return restore(blend(pixels, out, strength, chroma_strength))
 
 
-MAX_STRETCH = 16.0
-"""The most an image is brightened for a Gaussian-noise model: 12-bit data in a 16-bit file."""
-MIN_STRETCH = 1.25  # brighter images (nearly every photo) go as they are
-
-
 def stretch_gain(info: ModelInfo | None, pixels: np.ndarray, sigma) -> tuple[float, Any]:
     """The gain that brings an image's brightest value to white for a Gaussian noise-map model, and
     the noise level (0-255, of ``pixels`` as they are) it needs, read here when not given.
@@ -92,18 +87,19 @@ def stretch_gain(info: ModelInfo | None, pixels: np.ndarray, sigma) -> tuple[flo
     The models learned on images that span black to white; on one that spans a sixteenth of it
     (12-bit data in a 16-bit file) with the same noise relative to its range, n3net-gray was 3.6 dB
     worse than on that image brightened (BSD68 crops, ``benchmarks/stretch.py``). 1 for images
-    brighter than 1/:data:`MIN_STRETCH`, for the real-noise and fixed-sigma models, and no more
-    than keeps the noise within the model's trained range."""
+    brighter than 1/:data:`~n3cli.pipelines.arrays.MIN_STRETCH` (:func:`~n3cli.pipelines.arrays.range_gain`),
+    for the real-noise and fixed-sigma models, and no more than keeps the noise within the model's
+    trained range."""
     if info is None or not info.takes_noise_map or info.noise.get("trained_on") == "camera":
         return 1.0, sigma
-    hi = float(pixels.max())
-    if not hi > 0 or 1.0 / hi < MIN_STRETCH:
+    gain = range_gain(pixels)
+    if gain == 1.0:
         return 1.0, sigma
     if sigma is None:
         sigma = estimate_level(info, pixels)
     top = float(info.noise.get("sigma_range", [0.0, 255.0])[1])
     level = float(np.max(sigma))
-    gain = min(1.0 / hi, MAX_STRETCH, top / level if level > 0 else MAX_STRETCH)
+    gain = min(gain, top / level) if level > 0 else gain
     return (gain if gain >= MIN_STRETCH else 1.0), sigma
 
 

@@ -17,7 +17,7 @@ from ..errors import N3Error
 from ..imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..imaging.resize import imresize, resize_to
 from ..runtime.runner import Runner, run_image
-from .arrays import as_float_image, as_runner
+from .arrays import as_float_image, as_runner, range_gain
 
 ROWS = 256
 """Rows of the enlargement turned from YCbCr to RGB at a time (float64 only for those)."""
@@ -100,7 +100,7 @@ class LowResRunner:
 
 
 def upscale(model: Any, pixels: np.ndarray, scale: float, tile: int | None = None, overlap: int | None = None,
-            on_tile: Callable[[int, int], None] | None = None, tta: bool = False) -> np.ndarray:
+            on_tile: Callable[[int, int], None] | None = None, tta: bool = False, stretch: bool = True) -> np.ndarray:
     """Enlarge an image by ``scale``: H x W x C (C = 1 or 3) or H x W, float in [0, 1] (returned
     float32) or uint8/uint16 (returned in the same type); the result is :func:`output_size`.
 
@@ -108,14 +108,21 @@ def upscale(model: Any, pixels: np.ndarray, scale: float, tile: int | None = Non
     upsampled bicubically. Gray images go to the model directly. Tiles are planned on the input.
     A scale between whole ones (1.5, 2.5, ...) runs the model at :func:`sr_factor` and shrinks
     the result. ``tta``: average the results on the image's eight rotations and mirror images
-    (8x the time).
+    (8x the time). ``stretch``: an image whose brightest value is far below white is enlarged
+    brightened to it and scaled back (:func:`~n3cli.pipelines.arrays.range_gain`: at 1/16 of the
+    range, x2 on Set5 + Set14[:5], vdsr-sr fell below bicubic, 30.06 against 30.30 dB; brightened 32.40).
     """
     k = sr_factor(scale)
     runner = as_runner(model)
     require_scale(runner, k)
     runner = LowResRunner(runner, k)
     pixels, restore = as_float_image(pixels)
-    out = _upscale(runner, pixels, k, tile, overlap, on_tile, tta)
+    gain = range_gain(pixels) if stretch else 1.0
+    if gain == 1.0:
+        out = _upscale(runner, pixels, k, tile, overlap, on_tile, tta)
+    else:
+        out = _upscale(runner, pixels * np.float32(gain), k, tile, overlap, on_tile, tta)
+        out /= np.float32(gain)
     if k != scale:
         out = resize_to(out, *output_size(*pixels.shape[:2], scale))
     return restore(out)
