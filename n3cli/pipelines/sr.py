@@ -110,7 +110,8 @@ def upscale(model: Any, pixels: np.ndarray, scale: float, tile: int | None = Non
     the result. ``tta``: average the results on the image's eight rotations and mirror images
     (8x the time). ``stretch``: an image whose brightest value is far below white is enlarged
     brightened to it and scaled back (:func:`~n3cli.pipelines.arrays.range_gain`: at 1/16 of the
-    range, x2 on Set5 + Set14[:5], vdsr-sr fell below bicubic, 30.06 against 30.30 dB; brightened 32.40).
+    range, x2 on Set5 + Set14, vdsr-sr fell below bicubic, 30.98 against 31.15 dB; brightened 33.46,
+    as at full range; ``benchmarks/upscale_dark.py``).
     """
     k = sr_factor(scale)
     runner = as_runner(model)
