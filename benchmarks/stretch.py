@@ -4,9 +4,11 @@ Gaussian-noise models on them as they are, and brightened to white first (`n3 de
 
 Each clean crop is scaled to ``fraction`` of full range, given white Gaussian noise of sigma
 relative to that range (sigma x fraction in 0-255 units), and denoised with the estimated level;
-PSNR against the scaled clean crop, peak = fraction.
+PSNR against the scaled clean crop, peak = fraction. ``--bits 8``: the noisy crop as an 8-bit
+file holds it (clipped, rounded to 1/255), a dark photo's case.
 
     python benchmarks/stretch.py [--count 12] [--crop 256] [--fractions 1 0.7 0.35 0.0625] [--sigmas 15 25]
+                                 [--sets BSD68:gray CBSD68:rgb] [--bits 8]
 """
 from __future__ import annotations
 
@@ -34,13 +36,15 @@ def main() -> None:
     ap.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.7, 0.35, 0.0625])
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0])
     ap.add_argument("--sets", nargs="+", default=["BSD68:gray", "CBSD68:rgb"])
+    ap.add_argument("--bits", type=int, choices=[8], default=None, help="quantise the noisy input to 8 bits")
     a = ap.parse_args()
     for spec in a.sets:
         name, color = spec.split(":")
         model = api.load_denoiser(None, color, "cpu")
         files = sorted((DATA / name).iterdir())[: a.count]
         clean = [read_image(f).pixels[: a.crop, : a.crop] for f in files]
-        print(f"{name} ({model.info.name}), {len(clean)} crops of {a.crop} px, estimated sigma; PSNR dB")
+        held = ", the noisy input in 8 bits" if a.bits else ""
+        print(f"{name} ({model.info.name}), {len(clean)} crops of {a.crop} px{held}, estimated sigma; PSNR dB")
         for s in a.sigmas:
             for f in a.fractions:
                 rng = np.random.default_rng(int(s * 1000 + f * 100))
@@ -48,6 +52,8 @@ def main() -> None:
                 for x in clean:
                     x = x * np.float32(f)
                     y = x + rng.standard_normal(x.shape).astype(np.float32) * np.float32(s * f / 255)
+                    if a.bits:
+                        y = (np.rint(np.clip(y, 0, 1) * 255) / 255).astype(np.float32)
                     gains.append(api.stretch_gain(model.info, y, None)[0])
                     p = api.denoise(model, y, stretch=False)
                     plain.append(psnr(p, x, f))
