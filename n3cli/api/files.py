@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import N3Error, describe_error
 from ..imaging.estimate import estimate_sigma
 from ..pipelines.denoise import denoise, estimate_level, stretch_gain
-from ..pipelines.sr import scale_for, sr_factor, upscale
+from ..pipelines.sr import output_size, scale_for, sr_factor, upscale
 from ..runtime.runner import Runner
 from ..store.noise_profiles import NoiseProfiles, default_path
 from .loading import ModelCache, load_upscaler
@@ -48,9 +48,9 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | 
     :func:`denoise_file`'s rules for it (``"compare"`` or ``"compare_skipped"`` returned)."""
     from dataclasses import replace
 
-    from ..imaging.resize import resize_to
-    from ..io.images import read_image, write_image
+    from ..io.images import Image, read_image, write_image
     from ..io.raw import is_raw_path
+    from ..io.stacks import open_stack
 
     if denoiser is None and (sigma is not None or strength != 1.0 or chroma_strength is not None):
         raise N3Error("sigma, strength and chroma_strength are the denoiser's: they need a denoiser")
@@ -64,22 +64,40 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | 
         res = _upscale_raw(src, dst, scale, target, model, tile, overlap, on_tile, tta, quality, denoiser,
                            noise_profiles, cmp, strength, chroma_strength)
         return {**res, **skipped}
+
+    def enlarge(img: Image, s: float, progress, chosen=None) -> tuple[Image, dict]:
+        pixels, res = img.pixels, {"scale": s}
+        if denoiser is not None:
+            pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, strength, progress, tta,
+                                          chroma_strength, chosen)
+            res.update({"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}})
+        return replace(img, pixels=upscale(model, pixels, s, tile, overlap, progress, tta),
+                       alpha=_enlarged_alpha(img.alpha, *output_size(*img.pixels.shape[:2], s))), res
+
+    stack = open_stack(src, max_pixels)
+    if stack is not None:
+        s = scale_for(stack.height, stack.width, scale, **target, name=str(src))
+        res = _stack_job(stack, dst, lambda img, progress, chosen: enlarge(img, s, progress, chosen),
+                         on_tile, cmp, denoiser, output_size(stack.height, stack.width, s))
+        return {"model": model.info.name, "backend": model.describe(), **res, **skipped}
     img = read_image(src, max_pixels)
     s = scale_for(*img.pixels.shape[:2], scale, **target, name=str(src))
-    pixels, res = img.pixels, {"scale": s, **skipped}
-    if denoiser is not None:
-        pixels, used = _denoise_photo(denoiser, pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
-        res.update({"denoise_model": used.pop("model"), **{k: v for k, v in used.items() if k != "backend"}})
-    out = upscale(model, pixels, s, tile, overlap, on_tile, tta)
+    out, res = enlarge(img, s, on_tile)
     if cmp:
-        res["compare"] = _write_enlargement_compare(cmp, img.pixels, out)
-    alpha = img.alpha
-    if alpha is not None:
-        peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
-        a = np.clip(resize_to(alpha.astype(np.float64) / peak, *out.shape[:2]), 0, 1) * peak
-        alpha = (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
-    write_image(dst, replace(img, pixels=out, alpha=alpha), quality=quality)
-    return {"model": model.info.name, "backend": model.describe(), **res}
+        res["compare"] = _write_enlargement_compare(cmp, img.pixels, out.pixels)
+    write_image(dst, out, quality=quality)
+    return {"model": model.info.name, "backend": model.describe(), **res, **skipped}
+
+
+def _enlarged_alpha(alpha: np.ndarray | None, height: int, width: int) -> np.ndarray | None:
+    """Alpha enlarged bicubically (not by the model) to ``height`` x ``width``, in its own type."""
+    if alpha is None:
+        return None
+    from ..imaging.resize import resize_to
+
+    peak = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
+    a = np.clip(resize_to(alpha.astype(np.float64) / peak, height, width), 0, 1) * peak
+    return (a if alpha.dtype.kind == "f" else np.rint(a)).astype(alpha.dtype)
 
 
 def _compare_target(src, dst, compare: bool, overwrite: bool) -> tuple[str | None, dict]:
@@ -155,6 +173,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     """
     from ..io.images import read_image, write_image
     from ..io.raw import is_raw_path
+    from ..io.stacks import open_stack
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
     cmp, skipped = _compare_target(src, dst, compare, overwrite)
@@ -167,6 +186,14 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
+    stack = open_stack(src, max_pixels)
+    if stack is not None:
+        def clean(img, progress, chosen):
+            out, used = _denoise_photo(cache, img.pixels, sigma, tile, overlap, strength, progress, tta,
+                                       chroma_strength, chosen)
+            return img.with_pixels(out), used
+
+        return {**_stack_job(stack, dst, clean, on_tile, cmp, cache), **skipped}
     img = read_image(src, max_pixels)
     out, res = _denoise_photo(cache, img.pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
     write_image(dst, img, out, quality)
@@ -180,10 +207,12 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 
 def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, tile: int | None,
                    overlap: int | None, strength: float = 1.0, on_tile: Callable[[int, int], None] | None = None,
-                   tta: bool = False, chroma_strength: float | None = None) -> tuple[np.ndarray, dict]:
-    """A photo's pixels denoised by the model ``cache`` picks for them, at ``sigma`` or the level
-    read from them, and what was used (``model``, ``sigma``, ``backend``, ``noise_kind``, ...)."""
-    loaded, kind = cache.for_image(pixels)
+                   tta: bool = False, chroma_strength: float | None = None,
+                   chosen: tuple | None = None) -> tuple[np.ndarray, dict]:
+    """A photo's pixels denoised by the model ``cache`` picks for them (``chosen``: what
+    ``cache.for_image`` picked before, for a stack's later frames), at ``sigma`` or the level read
+    from them, and what was used (``model``, ``sigma``, ``backend``, ``noise_kind``, ...)."""
+    loaded, kind = chosen or cache.for_image(pixels)
     leveled = loaded.info.takes_noise_map or loaded.info.noise.get("kind") == "fixed"  # both use the level
     used = sigma
     if leveled and sigma is None:
@@ -196,6 +225,49 @@ def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, t
     if kind is not None:
         res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
     return out, res
+
+
+def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] | None, cmp: str | None,
+               cache: ModelCache | None, size: tuple[int, int] | None = None) -> dict:
+    """A TIFF stack through ``work(frame, on_tile, chosen) -> (new frame, what was used)`` one frame
+    at a time, written to ``dst`` as a stack (frames of ``size``, default the input's). The model
+    ``cache`` picks for the first frame does every frame (one look through the stack); the noise
+    level is read per frame. Returns frame 1's record with ``"frames"`` and, where a level was read
+    or the frames were brightened, their median as ``"sigma"`` and each frame's as ``"frame_sigmas"``
+    (``"frame_stretch"``). ``cmp``: frame 1's comparison, written after the stack."""
+    from .. import __version__
+    from ..io.stacks import read_frames, write_stack
+    from ..pipelines.compare import centre_crop, enlargement_crops, write_compare
+
+    records: list[dict] = []
+    crops: list = []
+    chosen = None
+
+    def frames():
+        nonlocal chosen
+        for i, img in enumerate(read_frames(stack)):
+            if chosen is None and cache is not None:
+                chosen = cache.for_image(img.pixels)
+            progress = None if on_tile is None else (lambda d, t, i=i: on_tile(i * t + d, stack.frames * t))
+            out, used = work(img, progress, chosen)
+            records.append(used)
+            if cmp and i == 0:  # the regions it shows, not two whole frames kept through the stack
+                crops.extend(enlargement_crops(img.pixels, out.pixels) if size else
+                             (centre_crop(img.pixels).copy(), centre_crop(out.pixels).copy()))
+            yield out, out.pixels
+
+    write_stack(dst, stack, frames(), *(size or (None, None)), software=f"n3 {__version__}")
+    res = {**records[0], "frames": stack.frames}
+    sigmas = [r.get("sigma") for r in records]
+    if all(v is not None for v in sigmas):
+        res["sigma"], res["frame_sigmas"] = float(np.median(sigmas)), [float(v) for v in sigmas]
+    stretch = [r.get("stretch", 1.0) for r in records]
+    res.pop("stretch", None)
+    if any(v != 1.0 for v in stretch):
+        res["frame_stretch"] = stretch
+    if cmp:
+        res["compare"] = write_compare(cmp, *crops)
+    return res
 
 
 def run_job(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool, work: Callable[[], tuple[str, dict]],
@@ -250,7 +322,8 @@ def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = Non
     """What `n3 denoise --print-noise` prints for one file: for an image ``"kind"`` (``gaussian`` or
     ``real``) and ``"reason"``, its noise kind (:func:`n3cli.imaging.noise_kind.noise_kind`), and
     ``"sigma"`` (0-255 units) as read for the model ``--noise auto`` gives that kind (the real-noise
-    model's map is the all-patches reading), with the ``"estimator"`` method; for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
+    model's map is the all-patches reading), with the ``"estimator"`` method (a TIFF stack: the median
+of its frames' readings, and ``"frames"``, ``"frame_sigmas"``); for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
     ``"sources"``: what every source the file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
     from ..io.images import read_image
     from ..io.raw import is_raw_path, read_raw
@@ -261,11 +334,20 @@ def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = Non
         p = noise_params(raw, noise, noise_profiles)
         return {"a": p.a, "b": p.b, "source": p.source, "sources": noise_candidates(raw, noise_profiles)}
     from ..imaging.noise_kind import noise_kind
+    from ..io.stacks import open_stack, read_frames
 
-    px = read_image(path, max_pixels).pixels
-    kind = noise_kind(px)
-    method = "all-patches" if kind.kind == "real" else "weak-texture"
-    return {"sigma": estimate_sigma(px, method=method), "estimator": method, "kind": kind.kind, "reason": kind.reason}
+    stack = open_stack(path, max_pixels)
+    frames = read_frames(stack) if stack is not None else iter([read_image(path, max_pixels)])
+    sigmas, kind, method = [], None, ""
+    for img in frames:
+        if kind is None:  # a stack's first frame picks its model (see _stack_job)
+            kind = noise_kind(img.pixels)
+            method = "all-patches" if kind.kind == "real" else "weak-texture"
+        sigmas.append(estimate_sigma(img.pixels, method=method))
+    res = {"sigma": float(np.median(sigmas)), "estimator": method, "kind": kind.kind, "reason": kind.reason}
+    if stack is not None:
+        res.update(frames=stack.frames, frame_sigmas=sigmas)
+    return res
 
 
 def find_noise_profiles(path: str | os.PathLike | None = None) -> NoiseProfiles | None:

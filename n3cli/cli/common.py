@@ -89,3 +89,19 @@ def max_pixels_option(fn):
                         show_default=True,
                         help="Refuse images whose header declares more pixels than this, before decoding them "
                              "(0: no limit); the whole image is held in memory, several float32 copies of it.")(fn)
+
+
+def frames_note(used: dict) -> str:
+    """"N frames, sigma LO-HI" for a TIFF stack's record (the noise read per frame), else ""."""
+    if "frames" not in used:
+        return ""
+    levels = used.get("frame_sigmas")
+    return f"{used['frames']} frames" + (f", sigma {min(levels):.1f}-{max(levels):.1f}" if levels else "")
+
+
+def stretch_note(used: dict) -> list[str]:
+    """How many of a stack's frames were brightened for the model (``frame_stretch``), as a note."""
+    gains = used.get("frame_stretch")
+    if not gains:
+        return []
+    return [f"{sum(g != 1.0 for g in gains)} of {len(gains)} frames brightened for the model"]

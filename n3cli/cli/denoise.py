@@ -10,11 +10,13 @@ from .common import (
     backend_option,
     device_option,
     fail,
+    frames_note,
     json_lines_option,
     max_pixels_option,
     precision_option,
     quality_option,
     ray_options,
+    stretch_note,
     tile_options,
     tta_option,
 )
@@ -68,8 +70,9 @@ from .common import (
 @ray_options
 def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
             quality, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
-    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit, BMP, WebP, HEIC) and camera raw files
-    (DNG, CR2, NEF, ARW, RAF, ORF, RW2, ... with a Bayer sensor).
+    """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit/float, BMP, WebP, HEIC), TIFF stacks
+    (frame by frame, into a stack of the same shape) and camera raw files (DNG, CR2, NEF, ARW, RAF,
+    ORF, RW2, ... with a Bayer sensor).
 
     Raw files are denoised on the mosaic; the output's extension picks what is written:
     .dng the clean mosaic (levels, CFA, colour metadata kept), .tif a 16-bit developed sRGB
@@ -158,10 +161,13 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
             state["warned"] = True
             rep.say(f"note: {used['model']} takes no noise level; --sigma is ignored")
         notes = [f"sigma {used['sigma']:.1f}"] if used["sigma"] is not None else []
+        if "frames" in used:
+            notes = [frames_note(used)]
         if "noise_kind" in used:
             notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
         if "stretch" in used:
             notes.append(f"brightened x{used['stretch']:.1f} for the model")
+        notes += stretch_note(used)
         note = f" ({', '.join(notes)})" if notes else ""
         return f"wrote {job.dst}{also} with {used['model']}{note}", used
 
@@ -188,7 +194,7 @@ def _print_noise(inputs, recursive, ab, max_pixels: int, profiles, as_json: bool
                     n["sources"] = {k: {"a": a, "b": b} for k, (a, b) in n["sources"].items()}
                 click.echo(json.dumps({"input": str(f), **n}))
             elif "sigma" in n:
-                click.echo(f"{f}\tsigma={n['sigma']:.2f}\t{n['reason']}")
+                click.echo(f"{f}\tsigma={n['sigma']:.2f}\t{n['reason']}" + (f"\t{frames_note(n)}" if "frames" in n else ""))
             else:
                 click.echo(f"{f}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
                 for source, (a, b) in n.get("sources", {}).items():

@@ -13,6 +13,7 @@ from .common import (
     precision_option,
     quality_option,
     ray_options,
+    stretch_note,
     tile_options,
     tta_option,
 )
@@ -73,7 +74,8 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
     The model refines the bicubic-upsampled luma; colour is upsampled bicubically, alpha too
     (without the model). Bit depth, ICC profile and EXIF are kept. --tile and --overlap are in
     input pixels. Camera raw files are developed (as `n3 denoise` develops them; with --denoise,
-    their mosaic denoised first) and enlarged to a developed image: .tif 16-bit by default.
+    their mosaic denoised first) and enlarged to a developed image: .tif 16-bit by default. A TIFF
+    stack is enlarged frame by frame into a stack (its pixel size divided by the factor).
 
     \b
     Examples:
@@ -130,7 +132,8 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
         if "compare_skipped" in used:
             rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
         also = f" and {used['compare']}" if "compare" in used else ""
-        return f"wrote {job.dst}{also} (x{used['scale']:.4g}) with {used['model']}{denoised_by(used)}", used
+        frames = f", {used['frames']} frames" if "frames" in used else ""
+        return f"wrote {job.dst}{also} (x{used['scale']:.4g}{frames}) with {used['model']}{denoised_by(used)}", used
 
     run_batch(jobs, process, "upscale", overwrite, quiet, as_json)
 
@@ -140,10 +143,13 @@ def denoised_by(used: dict) -> str:
     if "denoise_model" not in used:
         return ""
     notes = [f"sigma {used['sigma']:.1f}"] if used.get("sigma") is not None else []
+    if "frame_sigmas" in used:
+        notes = [f"sigma {min(used['frame_sigmas']):.1f}-{max(used['frame_sigmas']):.1f}"]
     if "noise" in used:
         notes.append(f"noise {used['noise']}")
     if "noise_kind" in used:
         notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
     if "stretch" in used:
         notes.append(f"brightened x{used['stretch']:.1f} for the model")
+    notes += stretch_note(used)
     return f", denoised first with {used['denoise_model']}" + (f" ({', '.join(notes)})" if notes else "")

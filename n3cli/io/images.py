@@ -84,10 +84,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image:
         raise
     except Exception as e:
         raise ImageError(f"{path}: cannot read image ({_first_line(e)})") from None
-    return _from_array(arr, icc, exif, path)
+    return from_array(arr, icc, exif, path)
 
 
-def _from_array(arr: np.ndarray, icc: bytes | None, exif: bytes | None, path: Path) -> Image:
+def from_array(arr: np.ndarray, icc: bytes | None, exif: bytes | None, path: Path) -> Image:
+    """An :class:`Image` from decoded samples (H x W or H x W x C, C in 1-4; uint8, uint16 or float);
+    ImageError naming ``path`` for other layouts and types, and for non-finite values."""
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.size == 0:
@@ -168,26 +170,34 @@ def _read_tiff(path: Path, check):
     import tifffile
 
     from .native_stderr import quiet_logger
+    from .stacks import series_frames
 
     with quiet_logger("tifffile"), tifffile.TiffFile(path) as tf:
         series = tf.series[0] if tf.series else None
-        if series is not None and len(series.pages) > 1:  # a stack: reading page 1 would drop the rest
-            raise ImageError(f"{path}: a stack of {len(series.pages)} images (multi-page TIFF); n3 takes one "
-                             "image per file (split it, e.g. with tifffile or ImageMagick)")
+        frames = series_frames(series) if series is not None else 1
+        if frames > 1:  # a stack: reading page 1 would drop the rest
+            raise ImageError(f"{path}: a stack of {frames} images (multi-page TIFF); n3 denoise and "
+                             "n3 upscale take stacks, this takes one image")
         page = tf.pages[0]
         check(page.imagewidth, page.imagelength)
-        arr = page.asarray()
+        arr = tiff_page_array(page.asarray(), page.photometric)
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
-        photometric = page.photometric
         from .metadata import exif_bytes, tags_from_tiff
 
         exif = exif_bytes(tags_from_tiff(page.tags, skip=(274,)))  # pixels are read as stored
+    return arr, icc, exif
+
+
+def tiff_page_array(arr: np.ndarray, photometric) -> np.ndarray:
+    """A decoded TIFF page's samples as H x W (x C): planar storage interleaved, white-is-zero turned."""
+    import tifffile
+
     if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar storage
     if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
         arr = np.iinfo(arr.dtype).max - arr if arr.dtype.kind == "u" else 1.0 - arr
-    return arr, icc, exif
+    return arr
 
 
 _STRIP = 256  # rows quantised at a time

@@ -12,12 +12,17 @@ def side_by_side(before: np.ndarray, after: np.ndarray, size: int = 512, gap: in
     [0, 1], the same shape), left and right of a white gap; H x (2*size + gap) x C."""
     if before.shape != after.shape:
         raise ValueError(f"shapes differ: {before.shape} and {after.shape}")
-    h, w = before.shape[:2]
+    before, after = centre_crop(before, size), centre_crop(after, size)
+    sep = np.ones((before.shape[0], gap, before.shape[2]), np.float32)
+    return np.concatenate([before, sep, after], axis=1).clip(0, 1).astype(np.float32)
+
+
+def centre_crop(a: np.ndarray, size: int = 512) -> np.ndarray:
+    """The centre ``size`` x ``size`` of ``a`` (all of a side shorter than that), a view."""
+    h, w = a.shape[:2]
     ch, cw = min(size, h), min(size, w)
     y, x = (h - ch) // 2, (w - cw) // 2
-    crop = (slice(y, y + ch), slice(x, x + cw))
-    sep = np.ones((ch, gap, before.shape[2]), np.float32)
-    return np.concatenate([before[crop], sep, after[crop]], axis=1).clip(0, 1).astype(np.float32)
+    return a[y : y + ch, x : x + cw]
 
 
 def enlargement_crops(small: np.ndarray, big: np.ndarray, size: int = 512) -> tuple[np.ndarray, np.ndarray]:

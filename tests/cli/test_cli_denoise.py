@@ -38,9 +38,9 @@ def noisy_file(path, c=3, dtype=np.uint8, alpha=False, sigma=25, seed=0):
         tifffile.imwrite(path, arr, photometric="rgb" if c == 3 else "minisblack",
                          extrasamples=["unassalpha"] if alpha else None)
     elif dtype == np.uint16 or alpha and c == 1:
-        from n3cli.io.images import _from_array, write_image
+        from n3cli.io.images import from_array, write_image
 
-        write_image(path, _from_array(arr, None, None, path))
+        write_image(path, from_array(arr, None, None, path))
     else:
         PILImage.fromarray(arr).save(path, **({"quality": 98, "subsampling": 0} if path.suffix == ".jpg" else {}))
     return clean, a

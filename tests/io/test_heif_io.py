@@ -68,12 +68,12 @@ def test_ten_bit_heif_is_sixteen_bit_over_the_full_range_and_written_back_with_t
 
 @pytest.mark.parametrize("c,dtype", [(1, np.uint8), (1, np.uint16), (2, np.uint8), (4, np.uint8)])
 def test_gray_and_alpha_layouts_are_written_and_read_back(tmp_path, c, dtype):
-    from n3cli.io.images import _from_array
+    from n3cli.io.images import from_array
 
     m = np.iinfo(dtype).max
     gray = _scene()[:, :, :1]
     arr = np.rint(np.concatenate([gray] * (3 if c == 4 else 1) + ([gray[::-1]] if c in (2, 4) else []), 2) * m).astype(dtype)
-    img = _from_array(arr, None, None, None)
+    img = from_array(arr, None, None, None)
     write_image(tmp_path / "g.heic", img)
     back = read_image(tmp_path / "g.heic")
     assert back.dtype == dtype

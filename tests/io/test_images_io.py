@@ -42,9 +42,9 @@ def test_lossless_round_trip_keeps_depth_channels_and_alpha(tmp_path, ext, dtype
 
 
 def _image_from(a):
-    from n3cli.io.images import _from_array
+    from n3cli.io.images import from_array
 
-    return _from_array(a, None, None, None)
+    return from_array(a, None, None, None)
 
 
 def test_jpeg_keeps_icc_and_exif_orientation_without_rotating(tmp_path):
