@@ -11,7 +11,7 @@ Nothing here imports torch until a torch model is loaded.
 from ..io.atomic import remove_stale_parts
 from ..io.camera_jpeg import parse_crop
 from ..io.folders import Job, expand_inputs, plan_jobs, same_file
-from ..io.images import MAX_PIXELS, WRITE_EXTS, is_image_path
+from ..io.images import MAX_PIXELS, WRITE_EXTS, check_depth, is_image_path
 from ..io.raw import is_raw_path
 from ..pipelines.denoise import denoise, run_model, stretch_gain
 from ..pipelines.raw import RAW_OUTPUT_EXTS, parse_noise
@@ -58,8 +58,8 @@ from .queue import describe_score, promote_run, queue_status, run_queue
 from .train import build_match_datastore, load_training_config, run_training
 
 __all__ = [
-    "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "count_images",
-    "denoise", "denoise_file", "evaluate_denoise", "evaluate_flat_noise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
+    "Job", "MAX_PIXELS", "ModelCache", "RAW_OUTPUT_EXTS", "RayDenoiser", "WRITE_EXTS", "build_match_datastore", "check_depth",
+    "count_images", "denoise", "denoise_file", "evaluate_denoise", "evaluate_flat_noise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
     "evaluate_upscale",
     "default_noise_profiles_path", "describe_score", "expand_inputs", "export_model", "find_noise_profiles", "import_checkpoint", "is_image_path", "is_raw_path", "job_record", "keep_freed_memory",
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files",

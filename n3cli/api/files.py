@@ -24,7 +24,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | 
                  denoiser: ModelCache | None = None, sigma: float | None = None,
                  noise_profiles: NoiseProfiles | None = None, compare: bool = False, overwrite: bool = False,
                  strength: float = 1.0, chroma_strength: float | None = None, width: int | None = None,
-                 height: int | None = None) -> dict:
+                 height: int | None = None, depth: str | None = None) -> dict:
     """Read ``src``, upscale by ``scale`` (1 < scale <= 4, :func:`n3cli.api.upscale`) or, with
     ``scale`` None, to ``width`` or ``height`` pixels (the other side in proportion), write ``dst``
     atomically (bit depth kept; alpha is upscaled bicubically without the model). ``model``: a
@@ -45,13 +45,15 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | 
 
     ``compare`` also writes ``<dst>.compare.png``: the centre of the result, at most 512 px a side,
     beside the same region of the input enlarged bicubically (raw files: as developed), under
-    :func:`denoise_file`'s rules for it (``"compare"`` or ``"compare_skipped"`` returned)."""
+    :func:`denoise_file`'s rules for it (``"compare"`` or ``"compare_skipped"`` returned).
+    ``depth``: the output's samples, ``8``, ``16`` or ``float`` (:func:`n3cli.io.images.write_image`)."""
     from dataclasses import replace
 
-    from ..io.images import Image, read_image, write_image
+    from ..io.images import Image, check_depth, read_image, write_image
     from ..io.raw import is_raw_path
     from ..io.stacks import open_stack
 
+    check_depth(dst, depth)  # before any work
     if denoiser is None and (sigma is not None or strength != 1.0 or chroma_strength is not None):
         raise N3Error("sigma, strength and chroma_strength are the denoiser's: they need a denoiser")
     target = {"to_width": width, "to_height": height}
@@ -62,7 +64,7 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | 
         model = load_upscaler(model, None if scale is None else sr_factor(scale), device, backend)
     if is_raw_path(src):
         res = _upscale_raw(src, dst, scale, target, model, tile, overlap, on_tile, tta, quality, denoiser,
-                           noise_profiles, cmp, strength, chroma_strength)
+                           noise_profiles, cmp, strength, chroma_strength, depth)
         return {**res, **skipped}
 
     def enlarge(img: Image, s: float, progress, chosen=None) -> tuple[Image, dict]:
@@ -78,14 +80,14 @@ def upscale_file(src: str | os.PathLike, dst: str | os.PathLike, scale: float | 
     if stack is not None:
         s = scale_for(stack.height, stack.width, scale, **target, name=str(src))
         res = _stack_job(stack, dst, lambda img, progress, chosen: enlarge(img, s, progress, chosen),
-                         on_tile, cmp, denoiser, output_size(stack.height, stack.width, s))
+                         on_tile, cmp, denoiser, output_size(stack.height, stack.width, s), depth)
         return {"model": model.info.name, "backend": model.describe(), **res, **skipped}
     img = read_image(src, max_pixels)
     s = scale_for(*img.pixels.shape[:2], scale, **target, name=str(src))
     out, res = enlarge(img, s, on_tile)
     if cmp:
         res["compare"] = _write_enlargement_compare(cmp, img.pixels, out.pixels)
-    write_image(dst, out, quality=quality)
+    write_image(dst, out, quality=quality, depth=depth)
     return {"model": model.info.name, "backend": model.describe(), **res, **skipped}
 
 
@@ -118,7 +120,7 @@ def _write_enlargement_compare(path: str, small: np.ndarray, big: np.ndarray) ->
 
 def _upscale_raw(src, dst, scale: float | None, target: dict, runner: Runner, tile, overlap, on_tile, tta, quality,
                  denoiser: ModelCache | None, noise_profiles: NoiseProfiles | None, cmp: str | None,
-                 strength: float = 1.0, chroma_strength: float | None = None) -> dict:
+                 strength: float = 1.0, chroma_strength: float | None = None, depth: str | None = None) -> dict:
     from ..pipelines.raw import (
         DEVELOPED_EXTS,
         develop_raw_file,
@@ -134,7 +136,7 @@ def _upscale_raw(src, dst, scale: float | None, target: dict, runner: Runner, ti
     s = scale_for(*rgb.shape[:2], scale, **target, name=str(src))
     out = np.clip(upscale(runner, rgb, s, tile, overlap, on_tile, tta), 0.0, 1.0)
     done = f"denoised, enlarged x{s:.4g}" if raw_model is not None else f"enlarged x{s:.4g}"
-    write_raw_output(dst, src, raw, None, out, quality, done)
+    write_raw_output(dst, src, raw, None, out, quality, done, depth)
     res = {"model": runner.info.name, "backend": runner.describe(), "scale": s}
     if used:
         res["denoise_model"] = used.pop("model")
@@ -151,7 +153,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
                  max_pixels: int | None = None, tta: bool = False,
                  noise_profiles: NoiseProfiles | None = None, chroma_strength: float | None = None,
-                 quality: int | None = None) -> dict:
+                 quality: int | None = None, depth: str | None = None) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -169,9 +171,10 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     ``max_pixels``: see :func:`n3cli.io.images.read_image`. ``tta``, ``chroma_strength``: see
     :func:`n3cli.api.denoise` (raw files: :func:`n3cli.pipelines.raw.denoise_mosaic`, each view in the
     CFA layout it turns into; :func:`n3cli.pipelines.raw.blend_mosaic`). ``quality``: JPEG, WebP
-    and HEIC outputs (:func:`n3cli.io.images.write_image`).
+    and HEIC outputs; ``depth``: the output's samples, ``8``, ``16`` or ``float`` (default the
+    input's; :func:`n3cli.io.images.write_image`).
     """
-    from ..io.images import read_image, write_image
+    from ..io.images import check_depth, read_image, write_image
     from ..io.raw import is_raw_path
     from ..io.stacks import open_stack
 
@@ -182,10 +185,11 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 
         loaded = cache.for_raw()
         used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta,
-                                chroma_strength, quality)
+                                chroma_strength, quality, depth)
         return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
+    check_depth(dst, depth)
     stack = open_stack(src, max_pixels)
     if stack is not None:
         def clean(img, progress, chosen):
@@ -193,10 +197,10 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                                        chroma_strength, chosen)
             return img.with_pixels(out), used
 
-        return {**_stack_job(stack, dst, clean, on_tile, cmp, cache), **skipped}
+        return {**_stack_job(stack, dst, clean, on_tile, cmp, cache, depth=depth), **skipped}
     img = read_image(src, max_pixels)
     out, res = _denoise_photo(cache, img.pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
-    write_image(dst, img, out, quality)
+    write_image(dst, img, out, quality, depth)
     res.update(skipped)
     if cmp:
         from ..pipelines.compare import write_compare
@@ -228,7 +232,7 @@ def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, t
 
 
 def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] | None, cmp: str | None,
-               cache: ModelCache | None, size: tuple[int, int] | None = None) -> dict:
+               cache: ModelCache | None, size: tuple[int, int] | None = None, depth: str | None = None) -> dict:
     """A TIFF stack through ``work(frame, on_tile, chosen) -> (new frame, what was used)`` one frame
     at a time, written to ``dst`` as a stack (frames of ``size``, default the input's). The model
     ``cache`` picks for the first frame does every frame (one look through the stack); the noise
@@ -256,7 +260,7 @@ def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] |
                              (centre_crop(img.pixels).copy(), centre_crop(out.pixels).copy()))
             yield out, out.pixels
 
-    write_stack(dst, stack, frames(), *(size or (None, None)), software=f"n3 {__version__}")
+    write_stack(dst, stack, frames(), *(size or (None, None)), software=f"n3 {__version__}", depth=depth)
     res = {**records[0], "frames": stack.frames}
     sigmas = [r.get("sigma") for r in records]
     if all(v is not None for v in sigmas):

@@ -47,6 +47,24 @@ quality_option = click.option(
     help="JPEG, WebP and HEIC outputs: the encoder's quality (lossless PNG and TIFF ignore it).")
 
 
+depth_option = click.option(
+    "--depth", type=click.Choice(["8", "16", "float"]), default=None,
+    help="Output samples: 8 or 16 bits, or 32-bit float [default: the input's; raw files: 16-bit TIFF, else "
+         "8-bit]. 16 (.png, .tif) keeps the gradations a denoised 8-bit photo has between its levels; float "
+         "(.tif) the model's values unrounded.")
+
+
+def check_depths(jobs, depth: str | None) -> None:
+    """Fail the command (exit 2) before any work when an output's format cannot hold ``--depth``."""
+    from ..api import check_depth
+
+    try:
+        for job in jobs:
+            check_depth(job.dst, depth)
+    except N3Error as e:
+        fail(str(e))
+
+
 precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
     help="bf16: convolutions in bfloat16 (for GPUs; the N³ blocks stay float32, a tile that comes out "

@@ -8,6 +8,8 @@ import click
 from ..errors import N3Error
 from .common import (
     backend_option,
+    check_depths,
+    depth_option,
     device_option,
     fail,
     frames_note,
@@ -60,6 +62,7 @@ from .common import (
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @quality_option
+@depth_option
 @json_lines_option
 @tta_option
 @tile_options
@@ -69,14 +72,14 @@ from .common import (
 @precision_option
 @ray_options
 def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
-            quality, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
+            quality, depth, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit/float, BMP, WebP, HEIC), TIFF stacks
     (frame by frame, into a stack of the same shape) and camera raw files (DNG, CR2, NEF, ARW, RAF,
     ORF, RW2, ... with a Bayer sensor).
 
     Raw files are denoised on the mosaic; the output's extension picks what is written:
     .dng the clean mosaic (levels, CFA, colour metadata kept), .tif a 16-bit developed sRGB
-    image, .png/.jpg developed 8-bit (PNG 16-bit).
+    image, .png/.jpg developed 8-bit (--depth 16: a 16-bit PNG).
 
     \b
     Examples:
@@ -120,6 +123,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")
     except N3Error as e:
         fail(str(e))
+    check_depths(jobs, depth)
     from .. import api
 
     try:
@@ -135,7 +139,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength,
                    "chroma_strength": chroma_strength, "noise": ab,
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
-                   "photo_noise": photo_noise, "noise_profiles": profiles, "quality": quality}
+                   "photo_noise": photo_noise, "noise_profiles": profiles, "quality": quality, "depth": depth}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
@@ -146,7 +150,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles,
-                                chroma_strength=chroma_strength, quality=quality)
+                                chroma_strength=chroma_strength, quality=quality, depth=depth)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")

@@ -6,6 +6,8 @@ import click
 from ..errors import N3Error
 from .common import (
     backend_option,
+    check_depths,
+    depth_option,
     device_option,
     fail,
     json_lines_option,
@@ -59,6 +61,7 @@ from .common import (
                    "enlarged bicubically.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
 @quality_option
+@depth_option
 @json_lines_option
 @tta_option
 @tile_options
@@ -67,7 +70,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
-def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, as_json, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, depth, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -104,6 +107,7 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
         jobs = plan_jobs(inputs, output, recursive, lambda p: is_image_path(p) or is_raw_path(p), ext,
                          lambda e: e in WRITE_EXTS, default_ext=lambda f: ".tif" if is_raw_path(f) else f.suffix,
                          suffix=suffix or "")
+        check_depths(jobs, depth)
         runner = api.load_upscaler(model, None if s is None else api.sr_factor(s), device, backend, precision)
         denoiser = api.ModelCache(None, device, backend, precision, photo_noise) if denoise else None
         profiles = api.find_noise_profiles() if denoise else None
@@ -111,7 +115,7 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
         fail(str(e))
     if ray_address:
         options = {"scale": s, "width": to_width, "height": to_height, "tile": tile, "overlap": overlap, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
-                   "quality": quality, "compare": compare, "overwrite": overwrite}
+                   "quality": quality, "depth": depth, "compare": compare, "overwrite": overwrite}
         if denoise:
             options.update(denoise=True, sigma=sigma, photo_noise=photo_noise, noise_profiles=profiles,
                            strength=strength, chroma_strength=chroma_strength)
@@ -126,7 +130,7 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, quality=quality,
                                 denoiser=denoiser, sigma=sigma, noise_profiles=profiles, compare=compare,
                                 overwrite=overwrite, strength=strength, chroma_strength=chroma_strength,
-                                width=to_width, height=to_height)
+                                width=to_width, height=to_height, depth=depth)
         if "warning" in used:
             rep.say(f"note: {job.src}: {used['warning']}")
         if "compare_skipped" in used:

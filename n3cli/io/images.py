@@ -237,11 +237,31 @@ QUALITY = 95
 """The lossy outputs' (JPEG, WebP, HEIC) default quality."""
 
 
+DEPTHS = {"8": np.dtype(np.uint8), "16": np.dtype(np.uint16), "float": np.dtype(np.float32)}
+"""What ``depth`` may ask of an output: 8 or 16 bits per sample, or 32-bit float."""
+_DEPTH_EXTS = {"16": (".png", ".tif", ".tiff"), "float": (".tif", ".tiff")}
+
+
+def check_depth(path: str | os.PathLike, depth: str | None) -> None:
+    """ImageError when ``path``'s format cannot hold samples of ``depth`` (see :data:`DEPTHS`)."""
+    if depth is None or depth == "8":
+        return
+    if depth not in DEPTHS:
+        raise ImageError(f"depth {depth!r}: give 8, 16 or float")
+    if Path(path).suffix.lower() == ".dng":
+        raise ImageError(f"{path}: a DNG keeps the camera's own samples; --depth is for developed and photo outputs")
+    if Path(path).suffix.lower() not in _DEPTH_EXTS[depth]:
+        need = " or ".join(_DEPTH_EXTS[depth][:-1])
+        raise ImageError(f"{path}: {Path(path).suffix or 'this format'} cannot hold {depth}-bit samples; "
+                         f"--depth {depth} needs {need}".replace("float-bit", "float"))
+
+
 def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None = None,
-                quality: int | None = None) -> None:
+                quality: int | None = None, depth: str | None = None) -> None:
     """Write atomically (temporary file + rename). Bit depth follows the source where the format
     holds it: JPEG, BMP and WebP are 8-bit (WebP lossy, gray stored as RGB); HEIC is 8-bit, or
     10-bit from a 16-bit or float source; float sources become 16-bit PNG or float32 TIFF.
+    ``depth`` (``8``, ``16`` or ``float``, :func:`check_depth`) sets it instead.
     ``quality`` (1-100, default :data:`QUALITY`): JPEG, WebP and HEIC; lossless formats ignore it."""
     from .atomic import atomic_write
 
@@ -249,7 +269,8 @@ def write_image(path: str | os.PathLike, img: Image, pixels: np.ndarray | None =
     ext = path.suffix.lower()
     if ext not in WRITE_EXTS:
         raise ImageError(f"{path}: unsupported output type {ext or '(none)'} (use .png, .jpg, .tif, .bmp, .webp or .heic)")
-    dtype = img.dtype
+    check_depth(path, depth)
+    dtype = DEPTHS[depth] if depth else img.dtype
     if ext in (".jpg", ".jpeg", ".bmp", ".webp"):
         dtype = np.dtype(np.uint8)
     elif ext in (".png", ".heic", ".heif") and dtype.kind == "f":

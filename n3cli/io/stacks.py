@@ -131,18 +131,23 @@ def _frame(tf, series, i: int, frames: int) -> np.ndarray:
 
 
 def write_stack(path: str | os.PathLike, stack: Stack, frames: Iterable[tuple[Image, np.ndarray]],
-                height: int | None = None, width: int | None = None, software: str | None = None) -> None:
+                height: int | None = None, width: int | None = None, software: str | None = None,
+                depth: str | None = None) -> None:
     """Write ``frames`` (each an input frame and its new float pixels, in order) as a stack shaped
     like ``stack``, atomically; frames of ``height`` x ``width`` (default the input's) scale the
-    pixel size with them. Bit depth and alpha follow the input frames (as ``write_image`` keeps them)."""
+    pixel size with them. Bit depth (``depth``: see :func:`n3cli.io.images.write_image`, else the
+    input's) and alpha follow the input frames."""
     import tifffile
 
     from .atomic import atomic_write
+    from .images import DEPTHS, check_depth
 
     path = Path(path)
     if path.suffix.lower() not in TIFF_EXTS:
         raise ImageError(f"{stack.path}: a stack of {stack.frames} images is written as a TIFF stack: give the "
                          "output the extension .tif")
+    check_depth(path, depth)
+    dtype = DEPTHS[depth] if depth else stack.dtype
     h, w = height or stack.height, width or stack.width
     shape = (*stack.lead_shape, h, w) + ((stack.samples,) if stack.samples > 1 else ())
     axes = stack.lead_axes + "YX" + ("S" if stack.samples > 1 else "")
@@ -152,7 +157,7 @@ def write_stack(path: str | os.PathLike, stack: Stack, frames: Iterable[tuple[Im
 
     def pages() -> Iterator[np.ndarray]:
         for img, pixels in frames:
-            arr = to_array(img, pixels, stack.dtype)
+            arr = to_array(img, pixels, dtype)
             written[0] += 1
             yield np.ascontiguousarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
 
@@ -169,7 +174,7 @@ def write_stack(path: str | os.PathLike, stack: Stack, frames: Iterable[tuple[Im
         kw.update(resolution=resolution, resolutionunit=stack.resolution_unit)
 
     def write(tmp: str) -> None:
-        tifffile.imwrite(tmp, pages(), shape=shape, dtype=stack.dtype, **kw)
+        tifffile.imwrite(tmp, pages(), shape=shape, dtype=dtype, **kw)
         if written[0] != stack.frames:
             raise ImageError(f"{stack.path}: {written[0]} of {stack.frames} frames came back")
 

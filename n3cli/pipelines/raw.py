@@ -247,13 +247,14 @@ def developed(src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None, 
 
 
 def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawImage, mosaic: np.ndarray | None,
-                     rgb: np.ndarray | None = None, quality: int | None = None, done: str = "denoised") -> None:
+                     rgb: np.ndarray | None = None, quality: int | None = None, done: str = "denoised",
+                     depth: str | None = None) -> None:
     """Write the denoised ``mosaic`` by ``dst``'s extension: ``.dng`` the mosaic itself;
     ``.tif/.tiff`` 16-bit sRGB developed by LibRaw with the camera's white balance; ``.png``,
     ``.jpg`` and ``.bmp`` the same developed 8-bit (``rgb``, float in [0, 1]: that developed image
-    instead; ``quality``: JPEG and HEIC, see :func:`n3cli.io.images.write_image`). ``done``: what
-    the Software tag says n3 did. Atomic."""
-    from ..io.images import Image, write_image
+    instead; ``quality``: JPEG and HEIC, ``depth``: a developed output's 8, 16 or float samples,
+    see :func:`n3cli.io.images.write_image`). ``done``: what the Software tag says n3 did. Atomic."""
+    from ..io.images import DEPTHS, Image, check_depth, write_image
 
     ext = _output_ext(dst)
     if ext == ".dng":
@@ -264,12 +265,13 @@ def write_raw_output(dst: str | os.PathLike, src: str | os.PathLike, raw: RawIma
     from .. import __version__
     from ..io.metadata import exif_bytes, srgb_icc
 
-    bits = 16 if ext in (".tif", ".tiff") else 8
+    check_depth(dst, depth)
+    bits = (8 if depth == "8" else 16) if depth else 16 if ext in (".tif", ".tiff") else 8
     # LibRaw turns the pixels upright, so the orientation tag stays behind
     exif = exif_bytes({**raw.tags, 271: raw.make, 272: raw.model, 305: f"n3 {__version__} ({done})"})
     rgb = developed(src, raw, mosaic, bits) if rgb is None else rgb  # (clipped as it is quantised)
-    write_image(dst, Image(rgb, np.dtype(np.uint16 if bits == 16 else np.uint8), icc=srgb_icc(), exif=exif),
-                quality=quality)
+    dtype = DEPTHS[depth] if depth else np.dtype(np.uint16 if bits == 16 else np.uint8)
+    write_image(dst, Image(rgb, dtype, icc=srgb_icc(), exif=exif), quality=quality)
 
 
 def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runner,
@@ -277,15 +279,19 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
                      overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                      strength: float = 1.0, compare: str | None = None,
                      profiles: NoiseProfiles | None = None, tta: bool = False,
-                     chroma_strength: float | None = None, quality: int | None = None) -> dict[str, Any]:
+                     chroma_strength: float | None = None, quality: int | None = None,
+                     depth: str | None = None) -> dict[str, Any]:
     """Read the raw file ``src``, denoise its mosaic with the RAW ``model``, write ``dst``
     (format from the extension, see :func:`write_raw_output`); ``profiles``: the user's noise
     profiles (:func:`noise_params`); ``tta``, ``chroma_strength``: see :func:`denoise_mosaic`;
-    ``quality``: see :func:`write_raw_output`. Returns ``{"model", "noise"}``
+    ``quality``, ``depth``: see :func:`write_raw_output`. Returns ``{"model", "noise"}``
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
     written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason, or that
     the noise was guessed)."""
     ext = _output_ext(dst)  # before the slow part
+    from ..io.images import check_depth
+
+    check_depth(dst, depth)
     raw = read_raw(src)
     params = noise_params(raw, noise, profiles)
     if ext == ".dng":  # not rendered yet: split in linear camera RGB (:func:`blend_mosaic`)
@@ -295,7 +301,7 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
         clean, rgb, noisy_rgb = _denoised_developed(src, raw, model, params, tile, overlap, on_tile, tta, strength,
                                                     chroma_strength)
         noisy_rgb = noisy_rgb if compare else None  # a 24 MP image is 288 MB a copy
-    write_raw_output(dst, src, raw, clean, rgb, quality)
+    write_raw_output(dst, src, raw, clean, rgb, quality, depth=depth)
     used = _used(model, params)
     if compare:
         from .compare import write_compare

@@ -88,6 +88,16 @@ def test_tiff_output_is_16_bit_developed_rgb_and_png_8_bit(tmp_path):
     assert np.abs(np.diff(right, axis=1)).mean() < np.abs(np.diff(left, axis=1)).mean()  # less grain
 
 
+def test_depth_sets_a_developed_outputs_samples_and_a_dng_keeps_its_own(tmp_path):
+    src = tmp_path / "noisy.dng"
+    make_dng(src, "RGGB")
+    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "c.png"), "--depth", "16", "-q"])
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "c.png").dtype == np.uint16  # 8-bit without it
+    res = CliRunner().invoke(cli, ["denoise", str(src), "-o", str(tmp_path / "c.dng"), "--depth", "16", "-q"])
+    assert res.exit_code == 2 and "a DNG keeps the camera's own samples" in res.stderr
+
+
 def test_noise_comes_from_the_option_then_the_noise_profile_then_the_estimator(tmp_path):
     from n3cli.pipelines.raw import noise_params
 
