@@ -326,9 +326,10 @@ def noise_level(path: str | os.PathLike, noise: tuple[float, float] | None = Non
     """What `n3 denoise --print-noise` prints for one file: for an image ``"kind"`` (``gaussian`` or
     ``real``) and ``"reason"``, its noise kind (:func:`n3cli.imaging.noise_kind.noise_kind`), and
     ``"sigma"`` (0-255 units) as read for the model ``--noise auto`` gives that kind (the real-noise
-    model's map is the all-patches reading), with the ``"estimator"`` method (a TIFF stack: the median
-of its frames' readings, and ``"frames"``, ``"frame_sigmas"``); for a raw file ``{"a", "b", "source"}`` (``noise`` given: those, as "given") and
-    ``"sources"``: what every source the file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
+    model's map is the all-patches reading), with the ``"estimator"`` method (a TIFF stack: the
+    median of its frames' readings, and ``"frames"``, ``"frame_sigmas"``); for a raw file ``{"a",
+    "b", "source"}`` (``noise`` given: those, as "given") and ``"sources"``: what every source the
+    file offers reads (:func:`n3cli.pipelines.raw.noise_candidates`)."""
     from ..io.images import read_image
     from ..io.raw import is_raw_path, read_raw
     from ..pipelines.raw import noise_candidates, noise_params

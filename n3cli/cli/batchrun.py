@@ -10,6 +10,20 @@ import click
 
 from ..errors import N3Error
 
+_SHOWN: dict[str, str] = {}
+
+
+def show_as(path: str, name: str) -> None:
+    """Name ``path`` ``name`` in every message and record of this run (a temporary file that
+    stands for standard input or output)."""
+    _SHOWN[path] = name
+
+
+def shown(text: str) -> str:
+    for path, name in _SHOWN.items():
+        text = text.replace(path, name)
+    return text
+
 
 class Reporter:
     """Messages that do not break the progress bar."""
@@ -18,6 +32,7 @@ class Reporter:
         self.bar = bar
 
     def say(self, msg: str, err: bool = False) -> None:
+        msg = shown(msg)
         if self.bar is not None:
             self.bar.write(msg, file=sys.stderr)
         else:
@@ -71,7 +86,7 @@ def json_records(enabled: bool) -> Callable[[dict], None] | None:
         return None
 
     def emit(rec: dict) -> None:
-        click.echo(json.dumps(rec, ensure_ascii=False))
+        click.echo(shown(json.dumps(rec, ensure_ascii=False)))
         sys.stdout.flush()
 
     return emit
@@ -110,7 +125,7 @@ def run_batch(jobs, process: Callable[[Any, Reporter], tuple[str, dict]], verb: 
     click.echo(f"{past} {tally['done']}, skipped {tally['skipped']}, failed {len(failed)}", err=True)
     if len(jobs) > 1:  # a single file's error was just printed
         for msg in failed:
-            click.echo(f"  failed: {msg}", err=True)
+            click.echo(f"  failed: {shown(msg)}", err=True)
     sys.exit(1 if failed else 0)
 
 

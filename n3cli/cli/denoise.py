@@ -22,12 +22,13 @@ from .common import (
     tile_options,
     tta_option,
 )
+from .stdio import with_stdio
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default=None,
-              help="Output file (one input) or folder (several inputs, folders, globs). Without it, --suffix writes beside each input.")
+              help="Output file (one input), folder (several inputs, folders, globs) or - (standard output; the input - is standard input). Without it, --suffix writes beside each input.")
 @click.option("-m", "--model", default=None, metavar="NAME|FILE",
               help="Shipped model name (see `n3 models`), a .safetensors or an .onnx file. Default: the shipped gray, colour or RAW model matching each input.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
@@ -71,6 +72,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
+@with_stdio(lambda f: ".dng" if _raw(f) else f.suffix)
 def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
             quality, depth, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit/float, BMP, WebP, HEIC), TIFF stacks
@@ -93,6 +95,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
       n3 denoise noisy.png -o clean.png --backend onnx
       n3 denoise phone/*.jpg -o cleaned/ --noise real   # always the real camera noise model
       n3 denoise photo.dng -o clean.tif --strength 0.6 --chroma-strength 1   # keep some grain, no colour noise
+      magick in.heic png:- | n3 denoise - -o - > clean.png   # standard input and output
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -178,6 +181,12 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
     run_batch(jobs, process, "denoise", overwrite, quiet, as_json)
 
 
+def _raw(path) -> bool:
+    from ..api import is_raw_path
+
+    return is_raw_path(path)
+
+
 def _accept(path) -> bool:
     from ..api import is_image_path, is_raw_path
 
@@ -188,6 +197,7 @@ def _print_noise(inputs, recursive, ab, max_pixels: int, profiles, as_json: bool
     import json
 
     from ..api import expand_inputs, noise_level
+    from .batchrun import shown
 
     bad = 0
     for f, _ in expand_inputs(inputs, recursive, _accept):
@@ -196,18 +206,18 @@ def _print_noise(inputs, recursive, ab, max_pixels: int, profiles, as_json: bool
             if as_json:  # one object per file: what the lines below say
                 if "sources" in n:
                     n["sources"] = {k: {"a": a, "b": b} for k, (a, b) in n["sources"].items()}
-                click.echo(json.dumps({"input": str(f), **n}))
+                click.echo(shown(json.dumps({"input": str(f), **n})))
             elif "sigma" in n:
-                click.echo(f"{f}\tsigma={n['sigma']:.2f}\t{n['reason']}" + (f"\t{frames_note(n)}" if "frames" in n else ""))
+                click.echo(f"{shown(str(f))}\tsigma={n['sigma']:.2f}\t{n['reason']}" + (f"\t{frames_note(n)}" if "frames" in n else ""))
             else:
-                click.echo(f"{f}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
+                click.echo(f"{shown(str(f))}\ta={n['a']:.4g}\tb={n['b']:.4g}\t({n['source']})")
                 for source, (a, b) in n.get("sources", {}).items():
                     if source != n["source"]:  # what the other sources read, for comparison
                         click.echo(f"  also\ta={a:.4g}\tb={b:.4g}\t({source})")
         except (N3Error, ValueError) as e:
             bad += 1
             msg = str(e) if str(f) in str(e) else f"{f}: {e}"  # always the file
-            click.echo(f"error: {msg}", err=True)
+            click.echo(shown(f"error: {msg}"), err=True)
             if as_json:
-                click.echo(json.dumps({"input": str(f), "error": msg}))
+                click.echo(shown(json.dumps({"input": str(f), "error": msg})))
     sys.exit(1 if bad else 0)

@@ -19,12 +19,13 @@ from .common import (
     tile_options,
     tta_option,
 )
+from .stdio import with_stdio
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", default=None,
-              help="Output file (one input) or folder (several inputs, folders, globs). Without it, --suffix writes beside each input.")
+              help="Output file (one input), folder (several inputs, folders, globs) or - (standard output; the input - is standard input). Without it, --suffix writes beside each input.")
 @click.option("-s", "--scale", type=click.FloatRange(1, 4, min_open=True), default=None,
               help="Enlargement factor: 2, 3 or 4, or one between (1.5, 2.5, ...: the model enlarges by the next "
                    "whole factor, then the result is shrunk to this one).")
@@ -70,6 +71,7 @@ from .common import (
 @backend_option
 @precision_option
 @ray_options
+@with_stdio(lambda f: ".tif" if _raw(f) else f.suffix)
 def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, depth, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
@@ -157,3 +159,9 @@ def denoised_by(used: dict) -> str:
         notes.append(f"brightened x{used['stretch']:.1f} for the model")
     notes += stretch_note(used)
     return f", denoised first with {used['denoise_model']}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _raw(path) -> bool:
+    from ..api import is_raw_path
+
+    return is_raw_path(path)

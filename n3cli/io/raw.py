@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ImageError
 
 RAW_EXTS = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
-            ".pef", ".kdc", ".dcr", ".mrw", ".3fr", ".iiq", ".erf", ".mos", ".srw", ".x3f", ".rwl"}
+            ".pef", ".kdc", ".dcr", ".mrw", ".3fr", ".iiq", ".erf", ".mos", ".srw", ".x3f", ".rwl", ".raw"}
 _CFA_CODES = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes
 
 
