@@ -62,6 +62,8 @@ def with_stdio(default_ext: Callable[[Path], str]):
 def _check(inputs: list[str], output: str | None, kw: dict) -> None:
     if "-" in inputs and len(inputs) > 1:
         fail("- (standard input) must be the only input")
+    if kw.get("ray_address") not in (None, "local"):  # its workers elsewhere cannot read this machine's files
+        fail("standard input and output stay on this machine: --ray with - takes only `local`")
     if "-" in inputs and output is None and not kw.get("print_noise"):
         fail("standard input has no folder to write beside: give -o FILE or -o -")
     if output == "-":

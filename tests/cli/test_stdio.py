@@ -63,7 +63,7 @@ def test_bad_input_and_bad_usage_leave_standard_output_empty(tmp_path):
     assert res.exit_code == 2 and "standard input is empty" in res.stderr
     for args in (["denoise", "-", src, "-o", tmp_path / "o"], ["denoise", "-", "-o", "-", "--json"],
                  ["denoise", src, src, "-o", "-"], ["denoise", "-", "-o", "-", "--compare"],
-                 ["denoise", "-", "--suffix", "_c"]):
+                 ["denoise", "-", "--suffix", "_c"], ["denoise", "-", "-o", "-", "--ray", "auto"]):
         res = run(args, src.read_bytes())
         assert res.exit_code == 2 and res.stdout_bytes == b"", args
     res = run(["denoise", "-", "-o", "-", "--ext", "jpg", "--depth", "16"], src.read_bytes())
