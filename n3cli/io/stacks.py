@@ -4,7 +4,8 @@ read and written one frame at a time, so a stack of any length needs the memory 
 A stack is the first image series of a TIFF file (tifffile's reading of it) when it holds more
 than one page. Each page is a frame: gray (an ImageJ channel is a frame of its own) or RGB(A).
 The output keeps the series' shape, axes, sample type and pixel size (resolution tags; ImageJ's
-spacing, unit, frame interval, display ranges, labels and LUTs); OME-XML is not carried.
+spacing, unit, frame interval, display ranges, labels and LUTs; an OME-TIFF's physical pixel
+sizes, time step and channel names, written as OME-TIFF again).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Stack:
     resolution: tuple[float, float] | None = None  # pixels per unit, x and y
     resolution_unit: int | None = None  # TIFF's: 1 none, 2 inch, 3 centimetre
     compressed: bool = False
+    ome: dict | None = None  # an OME-TIFF's physical sizes, time step, channel names (tifffile's keys)
 
 
 def is_stack_path(path: str | os.PathLike) -> bool:
@@ -73,14 +75,45 @@ def open_stack(path: str | os.PathLike, max_pixels: int | None = None) -> Stack 
                 raise ImageError(f"{path}: unsupported stack frames of {samples} samples per pixel")
             res = key.resolution if 282 in key.tags and 283 in key.tags else None
             imagej = dict(tf.imagej_metadata) if tf.is_imagej and tf.imagej_metadata else None
-            return Stack(path, int(np.prod(series.shape[:lead])), tuple(series.shape[:lead]), series.axes[:lead],
+            lead_shape, lead_axes = tuple(series.shape[:lead]), series.axes[:lead]
+            ome = _ome_metadata(tf.ome_metadata, lead_shape, lead_axes) if tf.is_ome and not imagej else None
+            return Stack(path, int(np.prod(lead_shape)), lead_shape, lead_axes,
                          int(height), int(width), int(samples), np.dtype(series.dtype), imagej,
                          tuple(map(float, res)) if res else None, int(key.resolutionunit) if res else None,
-                         key.compression != 1)
+                         key.compression != 1, ome)
     except ImageError:
         raise
     except Exception as e:
         raise ImageError(f"{path}: cannot read image ({_first_line(e)})") from None
+
+
+_OME_KEEP = ("PhysicalSizeX", "PhysicalSizeXUnit", "PhysicalSizeY", "PhysicalSizeYUnit", "PhysicalSizeZ",
+             "PhysicalSizeZUnit", "TimeIncrement", "TimeIncrementUnit")
+
+
+def _ome_metadata(xml: str | None, lead_shape: tuple[int, ...], lead_axes: str) -> dict | None:
+    """What of the first image's OME-XML an output carries, as tifffile's OME writer takes it; None
+    where the layout is one OME cannot describe (tifffile's own axes such as I or Q)."""
+    import xml.etree.ElementTree as ET
+
+    if not xml or not set(lead_axes) <= set("TZC"):
+        return None
+    try:
+        pixels = next(e for e in ET.fromstring(xml).iter() if e.tag.rsplit("}", 1)[-1] == "Pixels")
+    except (ET.ParseError, StopIteration):
+        return None
+    meta: dict = {}
+    for key in _OME_KEEP:
+        if key in pixels.attrib:
+            value = pixels.attrib[key]
+            try:
+                meta[key] = value if key.endswith("Unit") else float(value)
+            except ValueError:
+                continue
+    names = [c.get("Name") for c in pixels if c.tag.rsplit("}", 1)[-1] == "Channel"]
+    if "C" in lead_axes and len(names) == lead_shape[lead_axes.index("C")] and all(names):
+        meta["Channel"] = {"Name": names}
+    return meta
 
 
 def series_frames(series) -> int:
@@ -168,6 +201,12 @@ def write_stack(path: str | os.PathLike, stack: Stack, frames: Iterable[tuple[Im
             if isinstance(meta.get(k), (int, float)):
                 meta[k] = meta[k] * gain
         kw.update(imagej=True, metadata={**meta, "axes": axes})
+    elif stack.ome is not None:
+        meta = dict(stack.ome)
+        for k in ("PhysicalSizeX", "PhysicalSizeY"):  # a pixel's size shrinks with the enlargement
+            if k in meta:
+                meta[k] = meta[k] / gain
+        kw.update(ome=True, metadata={**meta, "axes": axes}, compression="zlib" if stack.compressed else None)
     else:
         kw.update(metadata={"axes": axes}, compression="zlib" if stack.compressed else None)
     if resolution:

@@ -151,3 +151,23 @@ def test_one_gray_image_with_a_channel_axis_is_one_image_and_frames_may_keep_one
     assert stack.frames == 3 and (stack.height, stack.width, stack.samples) == (64, 80, 1)
     got = np.stack([f.pixels for f in read_frames(stack)])
     np.testing.assert_array_equal(np.rint(got * 65535).astype(np.uint16), frames)
+
+
+def test_ome_tiff_keeps_its_physical_sizes_time_step_and_channel_names(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    src = tmp_path / "cells.ome.tif"
+    clean = scenes(6)[..., 0]
+    tifffile.imwrite(src, noisy(clean, np.uint16).reshape(3, 2, 64, 80), ome=True,
+                     metadata={"axes": "TCYX", "PhysicalSizeX": 0.2, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": 0.25,
+                               "PhysicalSizeYUnit": "µm", "TimeIncrement": 5.0, "TimeIncrementUnit": "s",
+                               "Channel": {"Name": ["DAPI", "GFP"]}})
+    for args, out, size in ((["denoise"], "d.ome.tif", (0.2, 0.25)), (["upscale", "-s", "2"], "u.ome.tif", (0.1, 0.125))):
+        res = CliRunner().invoke(cli, [*args, "-q", str(src), "-o", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+        with tifffile.TiffFile(tmp_path / out) as t:
+            assert t.is_ome and t.series[0].axes == "TCYX"
+            px = next(e for e in ET.fromstring(t.ome_metadata).iter() if e.tag.endswith("}Pixels"))
+            assert (float(px.get("PhysicalSizeX")), float(px.get("PhysicalSizeY"))) == size
+            assert px.get("PhysicalSizeXUnit") == "µm" and float(px.get("TimeIncrement")) == 5.0
+            assert [c.get("Name") for c in px if c.tag.endswith("}Channel")] == ["DAPI", "GFP"]
