@@ -19,6 +19,10 @@ def show_as(path: str, name: str) -> None:
     _SHOWN[path] = name
 
 
+def forget_shown(path: str) -> None:
+    _SHOWN.pop(path, None)
+
+
 def shown(text: str) -> str:
     for path, name in _SHOWN.items():
         text = text.replace(path, name)

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .batchrun import show_as
+from .batchrun import forget_shown, show_as
 from .common import fail
 
 STDIN, STDOUT = "<stdin>", "<stdout>"
@@ -53,6 +53,8 @@ def with_stdio(default_ext: Callable[[Path], str]):
                 raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+                for path in (kw["inputs"][0], str(result)):
+                    forget_shown(path)
 
         return run
 

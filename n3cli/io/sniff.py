@@ -16,7 +16,8 @@ def guess_ext(path: str | os.PathLike) -> str:
     """The extension n3 reads the file at ``path`` by: ``.png``, ``.jpg``, ``.bmp``, ``.webp``,
     ``.heic`` or ``.tif`` for images; ``.dng``, or ``.raw`` for other camera raw files (LibRaw
     reads those by their content). A TIFF-based raw file (NEF, CR2, KDC, ...) is told from a TIFF
-    image by LibRaw's reading of it; what is none of these is tried as a raw file."""
+    image by its structure (:func:`_tiff_kind`), then by LibRaw opening it; what is none of these
+    is tried as a raw file."""
     with open(path, "rb") as f:
         head = f.read(32)
     for magic, ext in _MAGIC:

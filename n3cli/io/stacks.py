@@ -63,7 +63,8 @@ def open_stack(path: str | os.PathLike, max_pixels: int | None = None) -> Stack 
             if series is None or series_frames(series) <= 1:
                 return None
             key = series.keyframe
-            lead = len(_lead_shape(series))
+            lead_shape = _lead_shape(series)
+            lead_axes = series.axes[: len(lead_shape)]
             planar = key.planarconfig == tifffile.PLANARCONFIG.SEPARATE and len(key.shape) == 3
             samples = (key.shape[0] if planar else key.shape[-1]) if len(key.shape) == 3 else 1
             height, width = (key.shape[1:] if planar else key.shape[:2])
@@ -75,7 +76,6 @@ def open_stack(path: str | os.PathLike, max_pixels: int | None = None) -> Stack 
                 raise ImageError(f"{path}: unsupported stack frames of {samples} samples per pixel")
             res = key.resolution if 282 in key.tags and 283 in key.tags else None
             imagej = dict(tf.imagej_metadata) if tf.is_imagej and tf.imagej_metadata else None
-            lead_shape, lead_axes = tuple(series.shape[:lead]), series.axes[:lead]
             ome = _ome_metadata(tf.ome_metadata, lead_shape, lead_axes) if tf.is_ome and not imagej else None
             return Stack(path, int(np.prod(lead_shape)), lead_shape, lead_axes,
                          int(height), int(width), int(samples), np.dtype(series.dtype), imagej,
