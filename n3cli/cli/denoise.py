@@ -59,6 +59,10 @@ from .stdio import with_stdio
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("--print-noise", is_flag=True,
               help="Only print each image's noise: sigma (0-255 units) or, for raw files, a and b and their source.")
+@click.option("--burst", is_flag=True,
+              help="The inputs are photos of one scene (a burst, or a TIFF time series): register them onto the "
+                   "first, merge them where they agree and denoise the merge into one photo (-o FILE). Moving "
+                   "things are taken from the first photo alone.")
 @click.option("--compare", is_flag=True,
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
@@ -73,7 +77,7 @@ from .stdio import with_stdio
 @precision_option
 @ray_options
 @with_stdio(lambda f: ".dng" if _raw(f) else f.suffix)
-def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, compare, quiet,
+def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, burst, compare, quiet,
             quality, depth, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit/float, BMP, WebP, HEIC), TIFF stacks
     (frame by frame, into a stack of the same shape) and camera raw files (DNG, CR2, NEF, ARW, RAF,
@@ -96,6 +100,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
       n3 denoise phone/*.jpg -o cleaned/ --noise real   # always the real camera noise model
       n3 denoise photo.dng -o clean.tif --strength 0.6 --chroma-strength 1   # keep some grain, no colour noise
       magick in.heic png:- | n3 denoise - -o - > clean.png   # standard input and output
+      n3 denoise --burst IMG_1201.jpg IMG_1202.jpg IMG_1203.jpg -o clean.jpg   # a hand-held burst, merged
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -119,8 +124,22 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         profiles = None if (noise_profiles or "").lower() == "none" else find_noise_profiles(noise_profiles)
     except N3Error as e:
         fail(str(e))
+    if burst and (print_noise or ray_address or workers or gpus_per_worker):
+        fail("--burst makes one photo on this machine: it does not go with --print-noise or --ray")
     if print_noise:
         return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6), profiles, as_json)
+    if burst:
+        from .. import api
+        from .burst import run_burst
+
+        try:
+            cache = api.ModelCache(model, device, backend, precision, photo_noise)
+        except N3Error as e:
+            fail(str(e))
+        run = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "tta": tta,
+               "chroma_strength": chroma_strength, "quality": quality, "depth": depth,
+               "max_pixels": int(max_megapixels * 1e6), "compare": compare}
+        return run_burst(inputs, output, recursive, ext, suffix, cache, run, overwrite, quiet, as_json)
     try:
         jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",
                          default_ext=lambda f: ".dng" if is_raw_path(f) else f.suffix, suffix=suffix or "")

@@ -69,8 +69,9 @@ def _check(inputs: list[str], output: str | None, kw: dict) -> None:
     if "-" in inputs and output is None and not kw.get("print_noise"):
         fail("standard input has no folder to write beside: give -o FILE or -o -")
     if output == "-":
-        if len(inputs) != 1 or Path(inputs[0]).is_dir() or any(c in inputs[0] for c in "*?["):
-            fail("-o - (standard output) takes one input image")
+        one = len(inputs) == 1 and not Path(inputs[0]).is_dir() and not any(c in inputs[0] for c in "*?[")
+        if not one and not kw.get("burst"):
+            fail("-o - (standard output) takes one input image (or a --burst)")
         if kw.get("as_json"):
             fail("--json prints on standard output, which -o - fills with the image")
         if kw.get("compare"):

@@ -1,0 +1,60 @@
+"""`n3 denoise --burst FRAMES... -o OUT`: photos of one scene merged into one clean photo."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import fail
+
+
+def burst_output(first: Path, output: str | None, ext: str | None, suffix: str | None) -> Path:
+    """Where a burst's result goes: ``-o FILE``, else beside the first frame with ``--suffix``."""
+    if output is not None:
+        out = Path(output)
+        if out.is_dir() or output.endswith(("/", "\\")):
+            fail(f"--burst writes one photo: give -o a file name, not the folder {output}")
+        if ext is not None and out.suffix.lower().lstrip(".") != ext:
+            fail(f"--ext {ext} does not match -o {output}")
+        return out
+    if not suffix:
+        fail("--burst writes one photo: give -o FILE (or --suffix to write it beside the first frame)")
+    return first.with_name(f"{first.stem}{suffix}{'.' + ext if ext else first.suffix}")
+
+
+def run_burst(inputs, output, recursive: bool, ext, suffix, cache, run: dict, overwrite: bool, quiet: bool,
+              as_json: bool) -> None:
+    """Expand the inputs into frames (files, folders, globs; sorted by name within each), merge
+    and denoise them as one job of :func:`~n3cli.cli.batchrun.run_batch` (its rules, lines,
+    ``--json`` record and exit codes); ``run``: :func:`n3cli.api.burst_file`'s other arguments."""
+    from ..api import Job, burst_file, expand_inputs, same_file
+
+    frames = [f for f, _ in expand_inputs(inputs, recursive, _accept)]
+    if not frames:
+        fail("no photos found in the inputs")
+    dst = burst_output(frames[0], output, ext, suffix)
+    from .batchrun import run_batch
+
+    def process(job, rep) -> tuple[str, dict]:
+        def on_frame(i: int, rec: dict) -> None:
+            if not rec["used"]:
+                rep.say(f"note: {rec['input']} {rec['reason']}: left out")
+
+        used = burst_file(frames, job.dst, cache, on_tile=rep.on_tile(), overwrite=overwrite, on_frame=on_frame, **run)
+        also = f" and {used['compare']}" if "compare" in used else ""
+        if "compare_skipped" in used:
+            rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
+        notes = [f"{used['merged']} of {used['frames']} frames merged"]
+        if used.get("sigma") is not None:
+            notes.append(f"sigma {used['sigma']:.1f} one frame, {used['sigma_merged']:.1f} merged")
+        if "noise_kind" in used:
+            notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
+        return f"wrote {job.dst}{also} with {used['model']} ({', '.join(notes)})", used
+
+    clash = next((f for f in frames if same_file(f, dst)), None)
+    error = f"{clash}: output would overwrite an input; choose another -o" if clash is not None else None
+    run_batch([Job(frames[0], dst, error)], process, "denoise", overwrite, quiet, as_json)
+
+
+def _accept(path) -> bool:  # raw files too, for burst_file to say why it does not take them
+    from ..api import is_image_path, is_raw_path
+
+    return is_image_path(path) or is_raw_path(path)
