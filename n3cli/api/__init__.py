@@ -14,7 +14,7 @@ from ..io.folders import Job, expand_inputs, plan_jobs, same_file
 from ..io.images import MAX_PIXELS, WRITE_EXTS, check_depth, is_image_path
 from ..io.raw import is_raw_path
 from ..io.sniff import guess_ext
-from ..pipelines.burst import denoise_burst, merge_burst
+from ..pipelines.burst import denoise_burst, merge_burst, merge_raw_burst
 from ..pipelines.denoise import denoise, run_model, stretch_gain
 from ..pipelines.raw import RAW_OUTPUT_EXTS, parse_noise
 from ..pipelines.sr import sr_factor, upscale
@@ -65,7 +65,7 @@ __all__ = [
     "count_images", "denoise", "denoise_burst", "denoise_file", "evaluate_denoise", "evaluate_flat_noise", "evaluate_matching", "evaluate_raw_denoise", "evaluate_real_noise",
     "evaluate_upscale",
     "default_noise_profiles_path", "describe_score", "expand_inputs", "export_model", "find_noise_profiles", "guess_ext", "import_checkpoint", "is_image_path", "is_raw_path", "job_record", "keep_freed_memory",
-    "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files", "merge_burst",
+    "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files", "merge_burst", "merge_raw_burst",
     "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_crop", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_mosaics", "read_pairs", "read_photos", "read_raw_pairs", "remove_stale_parts", "resolve_model",
     "run_job", "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "sr_factor", "stretch_gain", "upscale",
     "upscale_file",

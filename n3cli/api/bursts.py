@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import N3Error
+from ..store.noise_profiles import NoiseProfiles
 from .loading import ModelCache
 
 
@@ -15,7 +16,8 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
                chroma_strength: float | None = None, quality: int | None = None, depth: str | None = None,
                max_pixels: int | None = None, compare: bool = False, overwrite: bool = False,
                on_frame: Callable[[int, dict], None] | None = None, device: str = "auto",
-               backend: str = "auto") -> dict:
+               backend: str = "auto", noise: tuple[float, float] | None = None,
+               noise_profiles: NoiseProfiles | None = None) -> dict:
     """Merge the photos ``srcs`` of one scene (the first is the reference: the output shows the
     scene as it was then) and denoise the merge (:func:`n3cli.pipelines.burst.denoise_burst`);
     write ``dst`` atomically with the first photo's metadata. One TIFF stack may stand for the
@@ -27,7 +29,13 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
     blurred) is left out and said so in ``"frame_records"``. Returns what
     :func:`~n3cli.pipelines.burst.denoise_burst` used, with ``"model"``, ``"backend"`` and the
     noise's kind where it was read. ``compare``: ``<dst>.compare.png``, the first photo beside
-    the result (see :func:`n3cli.api.denoise_file`). Raw files are not taken: merge them developed.
+    the result (see :func:`n3cli.api.denoise_file`).
+
+    Camera raw files (all of the burst, one camera) are merged on their mosaics
+    (:func:`n3cli.pipelines.burst.merge_raw_burst`) and denoised by the RAW model, told how much
+    the merge lowered the noise at each photosite; ``dst`` is a DNG or a developed image, as
+    :func:`n3cli.api.denoise_file` writes a raw file. ``noise`` (a, b) and ``noise_profiles`` give
+    one frame's noise as they do there (``sigma`` does not apply); ``"noise"`` is returned.
     """
     from ..io.folders import same_file
     from ..io.images import check_depth, write_image
@@ -39,15 +47,20 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
     if not srcs:
         raise N3Error("a burst needs photos")
     for s in srcs:
-        if is_raw_path(s):
-            raise N3Error(f"{s}: raw files are not merged as a burst; develop them first or denoise them one by one")
         if same_file(s, Path(dst)):
             raise N3Error(f"{s}: output would overwrite an input; choose another -o")
+    raws = [is_raw_path(s) for s in srcs]
+    if any(raws) and not all(raws):
+        odd = srcs[raws.index(not raws[0])]
+        raise N3Error(f"{odd}: a burst is all raw files or all photos; {srcs[0]} is {'' if raws[0] else 'not '}raw")
+    cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
+    if raws[0]:
+        return _raw_burst(srcs, dst, cache, noise, noise_profiles, tile, overlap, strength, on_tile, tta,
+                          chroma_strength, quality, depth, compare, overwrite, on_frame)
     if Path(dst).suffix.lower() == ".dng":
-        raise N3Error(f"{dst}: a burst is written as a photo (.png, .jpg, .tif, ...), not a DNG")
+        raise N3Error(f"{dst}: a burst of photos is written as a photo (.png, .jpg, .tif, ...), not a DNG")
     check_depth(dst, depth)
     cmp, skipped = _compare_target(srcs[0], dst, compare, overwrite)
-    cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
     frames = _frames(srcs, max_pixels)
     first, name = next(frames)
     loaded, kind = cache.for_image(first.pixels)
@@ -60,13 +73,8 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
                               "a burst's frames are one size")
             yield img.pixels
 
-    def said(i: int, rec: dict) -> None:
-        rec["input"] = str(srcs[i]) if len(srcs) > 1 else f"{srcs[0]} frame {i + 1}"
-        if on_frame is not None:
-            on_frame(i, rec)
-
     out, used = denoise_burst(loaded, pixels(), sigma, tile, overlap, strength, on_tile, tta, chroma_strength,
-                              kind.kind if kind is not None else None, said)
+                              kind.kind if kind is not None else None, _naming(srcs, on_frame))
     write_image(dst, first, out, quality, depth)
     res = {"model": loaded.info.name, "backend": loaded.describe(), **used, **skipped}
     if kind is not None:
@@ -76,6 +84,49 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
 
         res["compare"] = write_compare(cmp, first.pixels, out)
     return res
+
+
+def _raw_burst(srcs: list[Path], dst, cache: ModelCache, noise, profiles, tile, overlap, strength: float, on_tile,
+               tta: bool, chroma_strength, quality, depth, compare: bool, overwrite: bool, on_frame) -> dict:
+    from ..io.raw import read_raw
+    from ..pipelines.burst import merge_raw_burst
+    from ..pipelines.raw import check_raw_output, noise_params, write_denoised_raw
+    from .files import _compare_target
+
+    check_raw_output(dst, depth)  # before any work
+    if len(srcs) < 2:
+        raise N3Error(f"{srcs[0]}: a burst needs two raw files or more")
+    cmp, skipped = _compare_target(srcs[0], dst, compare, overwrite)
+    loaded = cache.for_raw()
+    first = read_raw(srcs[0])
+    params = noise_params(first, noise, profiles)  # one frame's, as the first file says
+
+    def mosaics():
+        yield first
+        for s in srcs[1:]:
+            raw = read_raw(s)
+            if raw.mosaic.shape != first.mosaic.shape or raw.pattern != first.pattern:
+                raise N3Error(f"{s}: a {raw.mosaic.shape[1]}x{raw.mosaic.shape[0]} {raw.pattern} mosaic, the first "
+                              f"frame ({srcs[0]}) a {first.mosaic.shape[1]}x{first.mosaic.shape[0]} {first.pattern} one: "
+                              "a burst is one camera's frames")
+            yield raw
+
+    merged, factor, records = merge_raw_burst(mosaics(), _naming(srcs, on_frame))
+    used = write_denoised_raw(srcs[0], dst, merged, loaded, params, tile, overlap, on_tile, strength, cmp, tta,
+                              chroma_strength, quality, depth, factor)
+    return {**used, "backend": loaded.describe(), "frames": 1 + len(records),
+            "merged": 1 + sum(r["used"] for r in records), "frame_records": records, **skipped}
+
+
+def _naming(srcs: list[Path], on_frame):
+    """The frame callback that adds each record's ``"input"``: its file, or the stack and frame."""
+
+    def said(i: int, rec: dict) -> None:
+        rec["input"] = str(srcs[i]) if len(srcs) > 1 else f"{srcs[0]} frame {i + 1}"
+        if on_frame is not None:
+            on_frame(i, rec)
+
+    return said
 
 
 def _size(pixels) -> str:

@@ -43,6 +43,10 @@ def run_burst(inputs, output, recursive: bool, ext, suffix, cache, run: dict, ov
         if "compare_skipped" in used:
             rep.say(f"skip {used['compare_skipped']} (exists; --overwrite to replace)")
         notes = [f"{used['merged']} of {used['frames']} frames merged"]
+        if "noise" in used:
+            notes.append(f"noise {used['noise']} one frame")
+        if "warning" in used:
+            rep.say(f"note: {job.src}: {used['warning']}")
         if used.get("sigma") is not None:
             notes.append(f"sigma {used['sigma']:.1f} one frame, {used['sigma_merged']:.1f} merged")
         if "noise_kind" in used:

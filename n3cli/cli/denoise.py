@@ -60,9 +60,9 @@ from .stdio import with_stdio
 @click.option("--print-noise", is_flag=True,
               help="Only print each image's noise: sigma (0-255 units) or, for raw files, a and b and their source.")
 @click.option("--burst", is_flag=True,
-              help="The inputs are photos of one scene (a burst, or a TIFF time series): register them onto the "
-                   "first, merge them where they agree and denoise the merge into one photo (-o FILE). Moving "
-                   "things are taken from the first photo alone.")
+              help="The inputs are photos or raw files of one scene (a burst, or a TIFF time series): register "
+                   "them onto the first, merge them where they agree and denoise the merge into one output "
+                   "(-o FILE; raw files: a DNG or developed). Moving things are taken from the first frame alone.")
 @click.option("--compare", is_flag=True,
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
@@ -138,7 +138,8 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
             fail(str(e))
         run = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength, "tta": tta,
                "chroma_strength": chroma_strength, "quality": quality, "depth": depth,
-               "max_pixels": int(max_megapixels * 1e6), "compare": compare}
+               "max_pixels": int(max_megapixels * 1e6), "compare": compare, "noise": ab,
+               "noise_profiles": profiles}
         return run_burst(inputs, output, recursive, ext, suffix, cache, run, overwrite, quiet, as_json)
     try:
         jobs = plan_jobs(inputs, output, recursive, _accept, ext, lambda e: e in WRITE_EXTS or e == ".dng",

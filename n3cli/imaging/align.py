@@ -1,10 +1,11 @@
-"""Registering one photo of a burst onto another: a homography from SIFT matches, and the warp.
+"""Registering one photo of a burst onto another (a homography), and the warp onto its grid.
 
 Hand-held bursts move by a few pixels and turn by a fraction of a degree between frames; over a
-scene far from the lens that is a homography. The matches are found on a smoothed, reduced copy
-(noise makes SIFT find grain, and a reduced copy is faster and already averages the noise away)
-stretched to its own tonal range (low-light bursts, the ones worth merging, are dark), and the
-homography is brought back to full size: at the reduced scale its error is a fraction of a pixel.
+scene far from the lens that is a homography. SIFT matches give the turn and shift, and ECC
+(Evangelidis & Psarakis 2008: every pixel's brightness aligned) refines them into a homography.
+Both work on a smoothed, reduced copy (noise makes SIFT find grain, and a reduced copy is faster
+and already averages the noise away) stretched to its own tonal range (low-light bursts, the ones
+worth merging, are dark); the homography is then brought back to full size.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ MATCH_SIDE = 1600
 MIN_INLIERS = 12
 """Fewer RANSAC inliers than this and the frame is not registered."""
 ECC_DRIFT = 8.0
-"""ECC may move SIFT's homography's corners by at most this many pixels (reduced scale)."""
+"""ECC may move the keypoints' answer's corners by at most this many pixels (reduced scale)."""
 STEP = 4
 """:func:`resampled_variance` is computed on every STEP-th pixel and interpolated."""
 MAX_ZOOM = 0.1
@@ -30,8 +31,7 @@ def _reduced(pixels: np.ndarray, scale: float, lo: float, hi: float) -> np.ndarr
     stretched to 0..1 (float32)."""
     import cv2
 
-    g = to_gray(pixels)[:, :, 0].astype(np.float32) if pixels.ndim == 3 else pixels.astype(np.float32)
-    g = cv2.GaussianBlur(g, (0, 0), 1.0)
+    g = cv2.GaussianBlur(to_gray(pixels)[:, :, 0].astype(np.float32), (0, 0), 1.0)
     if scale < 1.0:
         g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return np.clip((g - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
@@ -44,15 +44,15 @@ def _uint8(g: np.ndarray) -> np.ndarray:
 class Registrar:
     """Registers frames onto one reference; the reference's features are found once.
 
-    ``reference``: H x W x C float in [0, 1]."""
+    ``reference`` and the frames: H x W x C (C = 1 or 3) float in [0, 1]."""
 
     def __init__(self, reference: np.ndarray, match_side: int = MATCH_SIDE) -> None:
         import cv2
 
         self.shape = reference.shape[:2]
         self.scale = min(1.0, match_side / max(self.shape))
-        luma = to_gray(reference)[:, :, 0] if reference.ndim == 3 else reference
-        self.lo, self.hi = (float(v) for v in np.percentile(luma[:: 4, :: 4], (0.5, 99.5)))
+        luma = to_gray(reference)[:: 4, :: 4]
+        self.lo, self.hi = (float(v) for v in np.percentile(luma, (0.5, 99.5)))
         self._sift = cv2.SIFT_create(nfeatures=4000)
         self._small = _reduced(reference, self.scale, self.lo, self.hi)
         self._kp, self._desc = self._sift.detectAndCompute(_uint8(self._small), None)
@@ -84,14 +84,14 @@ class Registrar:
             return None, count
         H = np.vstack([A, [0.0, 0.0, 1.0]])
         H = self._refine(small, H)
-        S = np.diag([self.scale, self.scale, 1.0])
+        s, c = self.scale, 0.5 * (self.scale - 1.0)  # resize's pixel centres: x_small = s * x + c
+        S = np.float64([[s, 0, c], [0, s, c], [0, 0, 1]])
         H = np.linalg.inv(S) @ H @ S  # back to full-size pixel coordinates
         H /= H[2, 2]
         zoom = np.linalg.det(H[:2, :2])
         if not (1 - MAX_ZOOM) ** 2 < zoom < (1 + MAX_ZOOM) ** 2 or np.abs(H[2, :2]).max() * max(self.shape) > MAX_ZOOM:
             return None, count
         return H, count
-
 
     def _refine(self, small: np.ndarray, H: np.ndarray) -> np.ndarray:
         """``H`` (reduced scale) refined by ECC, which aligns every pixel's brightness rather than

@@ -153,8 +153,13 @@ def outside_training_range(info: ModelInfo, noise: NoiseParams) -> str | None:
 
 def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int | None = None,
                    overlap: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                   strength: float = 1.0, tta: bool = False, chroma_strength: float | None = None) -> np.ndarray:
+                   strength: float = 1.0, tta: bool = False, chroma_strength: float | None = None,
+                   factor: np.ndarray | None = None) -> np.ndarray:
     """The denoised mosaic (same shape and CFA layout as ``raw.mosaic``, normalised, not clipped).
+
+    ``factor``: a map of the mosaic's shape by which the noise's standard deviation is lower than
+    ``noise`` says at each photosite (a merged burst, :func:`n3cli.pipelines.burst.merge_raw_burst`);
+    the model's noise maps are scaled by it.
 
     Rows or columns outside the RGGB-aligned area (at most one per side) are kept as they were.
     ``strength`` blends with the noisy mosaic (1: fully denoised); ``chroma_strength`` keeps the
@@ -165,7 +170,7 @@ def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int |
     if model.info.task != "raw":
         raise N3Error(f"{model.info.name}: a {model.info.task} model, not a RAW denoiser")
     if not tta:
-        y = _denoise_layout(model, raw.mosaic, raw.pattern, noise, tile, overlap, on_tile)
+        y = _denoise_layout(model, raw.mosaic, raw.pattern, noise, tile, overlap, on_tile, factor)
     else:
         progress, (h, w) = tta_progress(on_tile), raw.mosaic.shape
         # a turned view's top-left cell is one of the mosaic's corner cells, which depend only on
@@ -174,7 +179,8 @@ def denoise_mosaic(model: Runner, raw: RawImage, noise: NoiseParams, tile: int |
         y = np.zeros(raw.mosaic.shape, np.float32)
         for view in range(TTA_VIEWS):
             pattern = "".join(dihedral(layout, view)[:2, :2].ravel())
-            out = _denoise_layout(model, dihedral(raw.mosaic, view), pattern, noise, tile, overlap, progress)
+            out = _denoise_layout(model, dihedral(raw.mosaic, view), pattern, noise, tile, overlap, progress,
+                                  None if factor is None else dihedral(factor, view))
             y += dihedral(out, view, inverse=True)
         y /= np.float32(TTA_VIEWS)
     return blend_mosaic(raw, y, strength, chroma_strength)
@@ -219,14 +225,22 @@ STRIP_ROWS = 256
 
 
 def _denoise_layout(model: Runner, mosaic: np.ndarray, pattern: str, noise: NoiseParams, tile: int | None,
-                    overlap: int | None, on_tile: Callable[[int, int], None] | None) -> np.ndarray:
-    """One pass of the model over ``mosaic`` in CFA layout ``pattern``."""
+                    overlap: int | None, on_tile: Callable[[int, int], None] | None,
+                    factor: np.ndarray | None = None) -> np.ndarray:
+    """One pass of the model over ``mosaic`` in CFA layout ``pattern`` (``factor``: see
+    :func:`denoise_mosaic`)."""
     from ..imaging.raw_noise import raw_noise_maps
 
     planes, offset = pack(mosaic, pattern)
-    x = np.ascontiguousarray(planes, dtype=np.float32)[None]
-    return unpack(run_image(model, x, tile, overlap, on_tile, constants=raw_noise_maps(noise.a, noise.b))[0, :4],
-                  offset, mosaic)
+    maps = raw_noise_maps(noise.a, noise.b)
+    if factor is None:
+        x = np.ascontiguousarray(planes, dtype=np.float32)[None]
+        y = run_image(model, x, tile, overlap, on_tile, constants=maps)
+    else:
+        f = pack(factor, pattern)[0].mean(axis=0)
+        x = np.concatenate([planes, f[None] * np.float32(maps[0]), f[None] * np.float32(maps[1])]).astype(np.float32)
+        y = run_image(model, x[None], tile, overlap, on_tile)
+    return unpack(y[0, :4], offset, mosaic)
 
 
 def _output_ext(dst: str | os.PathLike) -> str:
@@ -288,19 +302,36 @@ def denoise_raw_file(src: str | os.PathLike, dst: str | os.PathLike, model: Runn
     (and ``"compare"``: ``compare``, the path the side-by-side crop of both developments was
     written to, when one is given; ``"warning"``: :func:`outside_training_range`'s reason, or that
     the noise was guessed)."""
-    ext = _output_ext(dst)  # before the slow part
+    check_raw_output(dst, depth)  # before the slow part
+    raw = read_raw(src)
+    return write_denoised_raw(src, dst, raw, model, noise_params(raw, noise, profiles), tile, overlap, on_tile,
+                              strength, compare, tta, chroma_strength, quality, depth)
+
+
+def check_raw_output(dst: str | os.PathLike, depth: str | None = None) -> None:
+    """N3Error unless ``dst`` is a raw file's output (:func:`write_raw_output`) that holds ``depth``."""
     from ..io.images import check_depth
 
+    _output_ext(dst)
     check_depth(dst, depth)
-    raw = read_raw(src)
-    params = noise_params(raw, noise, profiles)
+
+
+def write_denoised_raw(src: str | os.PathLike, dst: str | os.PathLike, raw: RawImage, model: Runner,
+                       params: NoiseParams, tile: int | None = None, overlap: int | None = None,
+                       on_tile: Callable[[int, int], None] | None = None, strength: float = 1.0,
+                       compare: str | None = None, tta: bool = False, chroma_strength: float | None = None,
+                       quality: int | None = None, depth: str | None = None,
+                       factor: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`denoise_raw_file` on ``raw``, read from ``src`` (or made from it: a merged burst,
+    with ``factor`` as :func:`denoise_mosaic` takes it), at the noise ``params``."""
+    ext = _output_ext(dst)
     if ext == ".dng":  # not rendered yet: split in linear camera RGB (:func:`blend_mosaic`)
-        clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength, tta, chroma_strength)
+        clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, strength, tta, chroma_strength, factor)
         noisy_rgb = rgb = None
     else:
         clean, rgb, noisy_rgb = _denoised_developed(src, raw, model, params, tile, overlap, on_tile, tta, strength,
-                                                    chroma_strength)
-        noisy_rgb = noisy_rgb if compare else None  # a 24 MP image is 288 MB a copy
+                                                    chroma_strength, factor)
+        noisy_rgb = noisy_rgb if compare and factor is None else None  # a 24 MP image is 288 MB a copy
     write_raw_output(dst, src, raw, clean, rgb, quality, depth=depth)
     used = _used(model, params)
     if compare:
@@ -342,14 +373,14 @@ def develop_raw_file(src: str | os.PathLike, model: Runner | None = None, tile: 
 
 
 def _denoised_developed(src, raw: RawImage, model: Runner, params: NoiseParams, tile, overlap, on_tile, tta: bool,
-                        strength: float, chroma_strength: float | None
+                        strength: float, chroma_strength: float | None, factor: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """For a developed output: (the denoised mosaic at ``strength``, then None, None), or where
     ``chroma_strength`` differs, (the fully denoised mosaic, the result split into luminance and
     colour on the image as developed, as a photo is, and the input's development)."""
     split = chroma_strength is not None and chroma_strength != strength
-    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, 1.0 if split else strength, tta)
+    clean = denoise_mosaic(model, raw, params, tile, overlap, on_tile, 1.0 if split else strength, tta, factor=factor)
     if not split:
         return clean, None, None
-    noisy_rgb = developed(src, raw, None)
+    noisy_rgb = developed(src, raw, None if factor is None else raw.mosaic)  # a burst: its merge
     return clean, blend(noisy_rgb, developed(src, raw, clean), strength, chroma_strength), noisy_rgb

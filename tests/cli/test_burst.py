@@ -97,7 +97,7 @@ def test_bad_bursts_fail_in_one_line_and_write_nothing(tmp_path):
     assert res.exit_code == 1 and "overwrite an input" in error_line(res)
     (tmp_path / "shot.dng").write_bytes(b"II*\0")
     res = run("--burst", *frames, tmp_path / "shot.dng", "-o", out)
-    assert res.exit_code == 1 and "raw files are not merged" in error_line(res)
+    assert res.exit_code == 1 and "all raw files or all photos" in error_line(res)
     for usage in (["-o", tmp_path], [], ["-o", out, "--print-noise"]):
         res = run("--burst", *frames, *usage)
         assert res.exit_code == 2 and "--burst" in error_line(res)
