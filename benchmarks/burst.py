@@ -5,6 +5,7 @@ and denoised, on synthetic bursts of CBSD68 images.
     python benchmarks/burst.py --speed 12 [--frames 8]   # registering and merging 12 MP frames: time, memory
     python benchmarks/burst.py --maps [--frames 4] [--noise gaussian25]   # which noise level the merge is given
     python benchmarks/burst.py --raw [--frames 4]        # raw bursts: merged on the mosaic, n3net-raw
+    python benchmarks/burst.py --speed 24 --raw --frames 4   # the same timing for 24 MP raw mosaics
 
 Each burst: the clean image moved by a random hand shake per frame (shift up to 6 px, turn up
 to 0.5 degrees, bicubic; the first frame unmoved) with a grey square that walks 25 px a frame
@@ -87,10 +88,10 @@ def main() -> None:
                     help="compare the noise levels the merge can be given (no moving square)")
     ap.add_argument("--raw", action="store_true", help="raw bursts at three camera noise levels")
     a = ap.parse_args()
+    if a.speed:
+        return speed(a.shared, a.speed, max(a.frames), a.raw)
     if a.raw:
         return raw_bursts(a)
-    if a.speed:
-        return speed(a.shared, a.speed, max(a.frames))
     if a.maps:
         return maps(a)
     from n3cli import api
@@ -200,15 +201,17 @@ def _rggb(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def speed(shared: str, megapixels: float, n: int) -> None:
+def speed(shared: str, megapixels: float, n: int, raw: bool = False) -> None:
     """Seconds per frame to register and merge a burst of ``n`` colour frames of ``megapixels``
-    (a CBSD68 image enlarged to 4:3, shaken, sigma 25), and the peak memory of the process."""
+    (a CBSD68 image enlarged to 4:3, shaken, sigma 25; ``raw``: RGGB mosaics of that many
+    photosites, merged by merge_raw_burst), and the peak memory of the process."""
     import resource
 
     import cv2
 
     from n3cli import api
     from n3cli.api.evaluate import read_images
+    from n3cli.io.raw import RawImage
 
     w = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
     h = int(round(w * 3 / 4))
@@ -223,14 +226,15 @@ def speed(shared: str, megapixels: float, n: int) -> None:
                 M = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-0.5, 0.5), 1.0)
                 M[:, 2] += rng.uniform(-6, 6, 2)
                 c = cv2.warpAffine(big, M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-            yield (c + rng.normal(0, 25 / 255, c.shape)).astype(np.float32)
+            noisy = (c + rng.normal(0, 25 / 255, c.shape)).astype(np.float32)
+            yield RawImage(_rggb(noisy), "RGGB", np.zeros((2, 2)), 1.0) if raw else noisy
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    _, _, records = api.merge_burst(frames())
+    _, _, records = (api.merge_raw_burst if raw else api.merge_burst)(frames())
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{w}x{h} colour, {n} frames ({sum(r['used'] for r in records) + 1} merged): "
+    print(f"{w}x{h} {'RGGB mosaic' if raw else 'colour'}, {n} frames ({sum(r['used'] for r in records) + 1} merged): "
           f"{seconds:.1f} s, {seconds / (n - 1):.2f} s per added frame "
           f"(making the frames included), peak RSS {peak:.0f} MB (before: {before:.0f} MB)")
 
