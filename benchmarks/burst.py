@@ -6,6 +6,7 @@ and denoised, on synthetic bursts of CBSD68 images.
     python benchmarks/burst.py --maps [--frames 4] [--noise gaussian25]   # which noise level the merge is given
     python benchmarks/burst.py --raw [--frames 4]        # raw bursts: merged on the mosaic, n3net-raw
     python benchmarks/burst.py --speed 24 --raw --frames 4   # the same timing for 24 MP raw mosaics
+    python benchmarks/burst.py --plateau --count 4       # plain means of 1-32 tripod frames of camera noise
 
 Each burst: the clean image moved by a random hand shake per frame (shift up to 6 px, turn up
 to 0.5 degrees, bicubic; the first frame unmoved) with a grey square that walks 25 px a frame
@@ -87,7 +88,11 @@ def main() -> None:
     ap.add_argument("--maps", action="store_true",
                     help="compare the noise levels the merge can be given (no moving square)")
     ap.add_argument("--raw", action="store_true", help="raw bursts at three camera noise levels")
+    ap.add_argument("--plateau", action="store_true",
+                    help="PSNR of plain means of 1, 4, 16 and 32 still frames of camera noise (no model)")
     a = ap.parse_args()
+    if a.plateau:
+        return plateau(a)
     if a.speed:
         return speed(a.shared, a.speed, max(a.frames), a.raw)
     if a.raw:
@@ -154,6 +159,19 @@ def maps(a) -> None:
                 rows.append([psnr(api.denoise(runner, merged, lv), target) for lv in levels])
             m = np.mean(rows, axis=0)
             print(f"  {noise:<12} N={n}: " + ", ".join(f"{name} {v:.2f}" for name, v in zip(names, m)), flush=True)
+
+
+def plateau(a) -> None:
+    """Developed camera noise is not zero-mean (the tone curve bends it, 8-bit rounding and JPEG
+    add their own), so a plain mean of still frames levels off short of the clean image."""
+    from n3cli.api.evaluate import read_images
+
+    images = [np.ascontiguousarray(im[:320, :320])
+              for _, im in read_images(Path(a.shared) / "datasets" / "CBSD68", "rgb")[a.first : a.first + a.count]]
+    print(f"CBSD68[{a.first}:{a.first + len(images)}] 320x320 crops, camera noise, still frames: PSNR of the plain mean of")
+    for k, img in enumerate(images):
+        frames, target = noisy_burst(shaken(img, 32, np.random.default_rng(k), shake=False, subject=False), "camera", k)
+        print("  " + ", ".join(f"{n} frames {psnr(np.mean(frames[:n], axis=0), target):.2f}" for n in (1, 4, 16, 32)))
 
 
 RAW_LEVELS = ((4e-3, 2e-5), (1.6e-2, 8e-5), (4e-2, 2e-4))
