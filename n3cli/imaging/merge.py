@@ -3,10 +3,11 @@
 Averaging N frames of a still scene divides the noise's variance by N. Where something moved
 (a walker, leaves, a misregistered edge) the frames disagree and an average would show each
 position at once; there a frame's weight falls to nothing and the reference stays as it was. A
-frame's disagreement is judged on the smoothed difference to the reference in units of that
-difference's own spread (its median absolute deviation) among the pixels of like brightness:
-the noise, measured as it is, correlated or not, growing with brightness or not, without a
-model of it. Most of a burst is still, so the median reads the noise and not the motion.
+frame's disagreement is judged on the smoothed difference to the reference and on its local
+energy (the smoothed squared difference), each in units of its own spread (the median absolute
+deviation) among the pixels of like brightness: the noise, measured as it is, correlated or
+not, growing with brightness or not, without a model of it. Most of a burst is still, so the
+median reads the noise and not the motion.
 
 What the merge returns besides the image is how much each pixel was averaged: the factor by
 which its noise's standard deviation fell (1 where only the reference counts), counting what
