@@ -42,9 +42,10 @@ class Reporter:
         else:
             click.echo(msg, err=True)
 
-    def on_tile(self) -> Callable[[int, int], None] | None:
+    def on_tile(self, desc: str = "  tiles", unit: str = "tile") -> Callable[[int, int], None] | None:
         """A callback that shows one image's tiles as a second bar under the batch's, with the
-        ETA of that image (a single large photo would otherwise show no progress until done)."""
+        ETA of that image (a single large photo would otherwise show no progress until done);
+        ``desc`` and ``unit`` name other steps (a burst's frames)."""
         if self.bar is None:
             return None
         from tqdm import tqdm
@@ -59,7 +60,7 @@ class Reporter:
             if inner is None:
                 if total <= 1:
                     return
-                inner = tqdm(total=total, unit="tile", desc="  tiles", leave=False, position=1,
+                inner = tqdm(total=total, unit=unit, desc=desc, leave=False, position=1,
                              dynamic_ncols=True, file=sys.stderr)
             inner.update(done - inner.n)
             if done >= total:

@@ -34,9 +34,13 @@ def run_burst(inputs, output, recursive: bool, ext, suffix, cache, run: dict, ov
     from .batchrun import run_batch
 
     def process(job, rep) -> tuple[str, dict]:
+        registering = rep.on_tile("  frames", "frame") if len(frames) > 1 else None  # a stack's count is its own
+
         def on_frame(i: int, rec: dict) -> None:
             if not rec["used"]:
                 rep.say(f"note: {rec['input']} {rec['reason']}: left out")
+            if registering is not None:
+                registering(i, len(frames) - 1)
 
         used = burst_file(frames, job.dst, cache, on_tile=rep.on_tile(), overwrite=overwrite, on_frame=on_frame, **run)
         also = f" and {used['compare']}" if "compare" in used else ""
