@@ -72,3 +72,25 @@ def test_a_raw_burst_can_be_written_developed_and_refuses_mixed_or_mismatched_fr
     res = run("--burst", *frames, photo, "-o", tmp_path / "bad.dng")
     assert res.exit_code == 1 and "all raw files or all photos" in res.stderr
     assert not (tmp_path / "bad.dng").exists()
+
+
+def test_the_noise_factor_map_turns_with_the_mosaic_under_tta():
+    """A map that halves the noise on the left half only: with the eight views, each half comes
+    out as with that level everywhere (the map turned with each view, not left as it was)."""
+    from n3cli.api import load_raw_denoiser
+    from n3cli.pipelines.raw import NoiseParams, denoise_mosaic
+
+    rng = np.random.default_rng(0)
+    clean = mosaic(unprocess(read_image(ROOT / "examples" / "astronaut_clean.png").pixels[:96, :128],
+                             rng)[0].astype(np.float32), "GRBG")
+    raw = RawImage(add_poisson_gaussian(clean, A, B, rng), "GRBG", np.zeros((2, 2)), 1.0)
+    model = load_raw_denoiser()
+    factor = np.ones(clean.shape, np.float32)
+    factor[:, :64] = 0.5
+    out = denoise_mosaic(model, raw, NoiseParams(A, B, "given"), tta=True, factor=factor)
+    low = denoise_mosaic(model, raw, NoiseParams(A / 4, B / 4, "given"), tta=True)
+    high = denoise_mosaic(model, raw, NoiseParams(A, B, "given"), tta=True)
+    left, right = np.s_[:, :32], np.s_[:, 96:]  # away from where the level changes
+    gap = [np.abs(low[s] - high[s]).mean() for s in (left, right)]
+    off = [np.abs(out[left] - low[left]).mean(), np.abs(out[right] - high[right]).mean()]
+    assert off[0] < 0.2 * gap[0] and off[1] < 0.2 * gap[1], (off, gap)
