@@ -153,7 +153,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
                  noise: tuple[float, float] | None = None, compare: bool = False, overwrite: bool = False,
                  max_pixels: int | None = None, tta: bool = False,
                  noise_profiles: NoiseProfiles | None = None, chroma_strength: float | None = None,
-                 quality: int | None = None, depth: str | None = None) -> dict:
+                 quality: int | None = None, depth: str | None = None, temporal: int = 0) -> dict:
     """Read ``src``, denoise, write ``dst`` atomically (format from its extension, bit depth kept).
 
     Camera raw files (``.dng``, ``.cr2``, ``.nef``, ...) go through the RAW model
@@ -173,6 +173,12 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     CFA layout it turns into; :func:`n3cli.pipelines.raw.blend_mosaic`). ``quality``: JPEG, WebP
     and HEIC outputs; ``depth``: the output's samples, ``8``, ``16`` or ``float`` (default the
     input's; :func:`n3cli.io.images.write_image`).
+
+    ``temporal``: a TIFF time series' frames are each denoised with this many frames on either
+    side registered and merged onto it (:func:`n3cli.pipelines.burst.denoise_burst`, the frame
+    itself the reference, so what moved stays where it was); ``"frame_merged"`` says how many
+    merged for each. On a file that is not a time series it does nothing and says so
+    (``"warning"``).
     """
     from ..io.images import check_depth, read_image, write_image
     from ..io.raw import is_raw_path
@@ -180,17 +186,21 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
 
     cache = model if isinstance(model, ModelCache) else ModelCache(model, device, backend)
     cmp, skipped = _compare_target(src, dst, compare, overwrite)
+    not_series = f"not a time series: --temporal does not apply to {src}"
     if is_raw_path(src):
         from ..pipelines.raw import denoise_raw_file
 
         loaded = cache.for_raw()
         used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta,
                                 chroma_strength, quality, depth)
-        return {**used, **skipped, "backend": loaded.describe()}
+        return {**used, **skipped, "backend": loaded.describe(), **({"warning": not_series} if temporal else {})}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     check_depth(dst, depth)
     stack = open_stack(src, max_pixels)
+    if stack is not None and temporal:
+        return {**_temporal_stack_job(stack, dst, cache, temporal, sigma, tile, overlap, strength, on_tile, tta,
+                                      chroma_strength, cmp, depth), **skipped}
     if stack is not None:
         def clean(img, progress, chosen):
             out, used = _denoise_photo(cache, img.pixels, sigma, tile, overlap, strength, progress, tta,
@@ -202,6 +212,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
     out, res = _denoise_photo(cache, img.pixels, sigma, tile, overlap, strength, on_tile, tta, chroma_strength)
     write_image(dst, img, out, quality, depth)
     res.update(skipped)
+    if temporal:
+        res["warning"] = not_series
     if cmp:
         from ..pipelines.compare import write_compare
 
@@ -232,13 +244,16 @@ def _denoise_photo(cache: ModelCache, pixels: np.ndarray, sigma: float | None, t
 
 
 def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] | None, cmp: str | None,
-               cache: ModelCache | None, size: tuple[int, int] | None = None, depth: str | None = None) -> dict:
+               cache: ModelCache | None, size: tuple[int, int] | None = None, depth: str | None = None,
+               window: int = 0) -> dict:
     """A TIFF stack through ``work(frame, on_tile, chosen) -> (new frame, what was used)`` one frame
     at a time, written to ``dst`` as a stack (frames of ``size``, default the input's). The model
     ``cache`` picks for the first frame does every frame (one look through the stack); the noise
     level is read per frame. Returns frame 1's record with ``"frames"`` and, where a level was read
     or the frames were brightened, their median as ``"sigma"`` and each frame's as ``"frame_sigmas"``
-    (``"frame_stretch"``). ``cmp``: frame 1's comparison, written after the stack."""
+    (``"frame_stretch"``). ``cmp``: frame 1's comparison, written after the stack. ``window``:
+    ``work`` also gets the frames up to that many places either side, nearest first, and each
+    frame's ``"merged"`` count is returned as ``"frame_merged"``."""
     from .. import __version__
     from ..io.stacks import read_frames, write_stack
     from ..pipelines.compare import centre_crop, enlargement_crops, write_compare
@@ -249,11 +264,13 @@ def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] |
 
     def frames():
         nonlocal chosen
-        for i, img in enumerate(read_frames(stack)):
+        source = _windows(read_frames(stack), window, stack.frames) if window else \
+            ((img, None) for img in read_frames(stack))
+        for i, (img, near) in enumerate(source):
             if chosen is None and cache is not None:
                 chosen = cache.for_image(img.pixels)
             progress = None if on_tile is None else (lambda d, t, i=i: on_tile(i * t + d, stack.frames * t))
-            out, used = work(img, progress, chosen)
+            out, used = work(img, progress, chosen, near) if window else work(img, progress, chosen)
             records.append(used)
             if cmp and i == 0:  # the regions it shows, not two whole frames kept through the stack
                 crops.extend(enlargement_crops(img.pixels, out.pixels) if size else
@@ -265,6 +282,10 @@ def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] |
     sigmas = [r.get("sigma") for r in records]
     if all(v is not None for v in sigmas):
         res["sigma"], res["frame_sigmas"] = float(np.median(sigmas)), [float(v) for v in sigmas]
+    if window:  # frame 1's burst figures, replaced by each frame's
+        res.pop("sigma_merged", None)
+        res["frame_merged"] = [r["merged"] for r in records]
+        res.pop("merged", None)
     stretch = [r.get("stretch", 1.0) for r in records]
     res.pop("stretch", None)
     if any(v != 1.0 for v in stretch):
@@ -272,6 +293,47 @@ def _stack_job(stack, dst, work: Callable, on_tile: Callable[[int, int], None] |
     if cmp:
         res["compare"] = write_compare(cmp, *crops)
     return res
+
+
+def _windows(frames, k: int, n: int):
+    """(frame t, the frames within ``k`` places of it, nearest first) for each of ``n`` frames,
+    holding at most 2k + 1 at a time."""
+    it, held, ahead = iter(frames), {}, 0
+    for t in range(n):
+        while ahead <= min(n - 1, t + k):
+            held[ahead] = next(it)
+            ahead += 1
+        for j in [j for j in held if j < t - k]:
+            del held[j]
+        yield held[t], [held[j] for j in sorted((j for j in held if j != t), key=lambda j: (abs(j - t), j))]
+
+
+TEMPORAL_AXES = "TIQ"
+"""The lead axes a stack's frames may run along for --temporal: time, or tifffile's generic pages."""
+
+
+def _temporal_stack_job(stack, dst, cache: ModelCache, k: int, sigma, tile, overlap, strength: float, on_tile,
+                        tta: bool, chroma_strength, cmp: str | None, depth: str | None) -> dict:
+    """A time series denoised frame by frame, each merged first with its ``k`` neighbours either
+    side (:func:`denoise_file`'s ``temporal``)."""
+    from ..pipelines.burst import denoise_burst
+
+    axes = stack.lead_axes.upper()
+    if len(axes) != 1 or axes not in TEMPORAL_AXES:
+        raise N3Error(f"{stack.path}: --temporal takes a time series (frames along one time axis); this stack's "
+                      f"frames run along {stack.lead_axes} {stack.lead_shape}")
+
+    def clean(img, progress, chosen, near):
+        loaded, kind = chosen
+        out, used = denoise_burst(loaded, [img.pixels] + [f.pixels for f in near], sigma, tile, overlap, strength,
+                                  progress, tta, chroma_strength, kind.kind if kind is not None else None)
+        used.pop("frame_records")
+        used.update(model=loaded.info.name, backend=loaded.describe())
+        if kind is not None:
+            used["noise_kind"], used["noise_reason"] = kind.kind, kind.reason
+        return img.with_pixels(out), used
+
+    return {**_stack_job(stack, dst, clean, on_tile, cmp, cache, depth=depth, window=k), "temporal": k}
 
 
 def run_job(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool, work: Callable[[], tuple[str, dict]],

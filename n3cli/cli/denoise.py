@@ -63,6 +63,9 @@ from .stdio import with_stdio
               help="The inputs are photos or raw files of one scene (a burst, or a TIFF time series): register "
                    "them onto the first, merge them where they agree and denoise the merge into one output "
                    "(-o FILE; raw files: a DNG or developed). Moving things are taken from the first frame alone.")
+@click.option("--temporal", type=click.IntRange(0, 8), default=0, metavar="N",
+              help="TIFF time series: denoise each frame with N frames on either side registered and merged "
+                   "onto it (what moved stays as the frame has it); the output has every frame. 0: off.")
 @click.option("--compare", is_flag=True,
               help="Also write OUT.compare.png: the centre 512 px of input and result side by side (raw: both developed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (drawn only when stderr is a terminal).")
@@ -77,7 +80,7 @@ from .stdio import with_stdio
 @precision_option
 @ray_options
 @with_stdio(lambda f: ".dng" if _raw(f) else f.suffix)
-def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, burst, compare, quiet,
+def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, noise_profiles, ext, suffix, recursive, overwrite, print_noise, burst, temporal, compare, quiet,
             quality, depth, as_json, tta, tile, overlap, max_megapixels, device, backend, precision, ray_address, workers, gpus_per_worker):
     """Denoise gray and colour photos (PNG, JPEG, TIFF 8/16-bit/float, BMP, WebP, HEIC), TIFF stacks
     (frame by frame, into a stack of the same shape) and camera raw files (DNG, CR2, NEF, ARW, RAF,
@@ -101,6 +104,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
       n3 denoise photo.dng -o clean.tif --strength 0.6 --chroma-strength 1   # keep some grain, no colour noise
       magick in.heic png:- | n3 denoise - -o - > clean.png   # standard input and output
       n3 denoise --burst IMG_1201.jpg IMG_1202.jpg IMG_1203.jpg -o clean.jpg   # a hand-held burst, merged
+      n3 denoise timelapse.tif -o clean.tif --temporal 2   # each frame helped by 2 on either side
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -124,8 +128,8 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         profiles = None if (noise_profiles or "").lower() == "none" else find_noise_profiles(noise_profiles)
     except N3Error as e:
         fail(str(e))
-    if burst and (print_noise or ray_address or workers or gpus_per_worker):
-        fail("--burst makes one photo on this machine: it does not go with --print-noise or --ray")
+    if burst and (print_noise or ray_address or workers or gpus_per_worker or temporal):
+        fail("--burst makes one photo on this machine: it does not go with --print-noise, --temporal or --ray")
     if print_noise:
         return _print_noise(inputs, recursive, ab, int(max_megapixels * 1e6), profiles, as_json)
     if burst:
@@ -162,7 +166,8 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         options = {"sigma": sigma, "tile": tile, "overlap": overlap, "strength": strength,
                    "chroma_strength": chroma_strength, "noise": ab,
                    "compare": compare, "overwrite": overwrite, "max_pixels": int(max_megapixels * 1e6), "tta": tta,
-                   "photo_noise": photo_noise, "noise_profiles": profiles, "quality": quality, "depth": depth}
+                   "photo_noise": photo_noise, "noise_profiles": profiles, "quality": quality, "depth": depth,
+                   "temporal": temporal}
         return run_on_cluster(jobs, "denoise", ray_address, model, options, overwrite, quiet, device, backend,
                               workers, gpus_per_worker, precision, as_json)
     if workers or gpus_per_worker:
@@ -173,7 +178,7 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         used = api.denoise_file(job.src, job.dst, cache, sigma, tile, overlap, strength, on_tile=rep.on_tile(),
                                 noise=ab, compare=compare, overwrite=overwrite,
                                 max_pixels=int(max_megapixels * 1e6), tta=tta, noise_profiles=profiles,
-                                chroma_strength=chroma_strength, quality=quality, depth=depth)
+                                chroma_strength=chroma_strength, quality=quality, depth=depth, temporal=temporal)
         if not state["backend"]:
             state["backend"] = True
             rep.say(f"running on {used['backend']}")
@@ -190,6 +195,8 @@ def denoise(inputs, output, model, sigma, strength, chroma_strength, noise, nois
         notes = [f"sigma {used['sigma']:.1f}"] if used["sigma"] is not None else []
         if "frames" in used:
             notes = [frames_note(used)]
+        if "frame_merged" in used:
+            notes.append(f"{min(used['frame_merged'])}-{max(used['frame_merged'])} frames merged into each")
         if "noise_kind" in used:
             notes.append("camera noise" if used["noise_kind"] == "real" else "white noise")
         if "stretch" in used:

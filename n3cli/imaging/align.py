@@ -19,6 +19,9 @@ MIN_INLIERS = 12
 """Fewer RANSAC inliers than this and the frame is not registered."""
 ECC_DRIFT = 8.0
 """ECC may move the keypoints' answer's corners by at most this many pixels (reduced scale)."""
+MISFIT_SLACK, MISFIT_PX = 1.5, 0.25
+"""ECC's homography is kept unless its median distance to the inlier matches exceeds the
+keypoints' own by more than this factor plus these pixels (reduced scale)."""
 STEP = 4
 """:func:`resampled_variance` is computed on every STEP-th pixel and interpolated."""
 MAX_ZOOM = 0.1
@@ -83,7 +86,8 @@ class Registrar:
         if A is None or count < MIN_INLIERS:
             return None, count
         H = np.vstack([A, [0.0, 0.0, 1.0]])
-        H = self._refine(small, H)
+        keep = inliers.ravel().astype(bool)
+        H = self._refine(small, H, a[keep], b[keep])
         s, c = self.scale, 0.5 * (self.scale - 1.0)  # resize's pixel centres: x_small = s * x + c
         S = np.float64([[s, 0, c], [0, s, c], [0, 0, 1]])
         H = np.linalg.inv(S) @ H @ S  # back to full-size pixel coordinates
@@ -93,10 +97,12 @@ class Registrar:
             return None, count
         return H, count
 
-    def _refine(self, small: np.ndarray, H: np.ndarray) -> np.ndarray:
+    def _refine(self, small: np.ndarray, H: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``H`` (reduced scale) refined by ECC, which aligns every pixel's brightness rather than
         a few hundred keypoints' positions: on noisy frames the keypoints' answer is off by up to
-        a pixel or more at the corners, ECC's by under a tenth. Unchanged where ECC fails."""
+        a pixel or more at the corners, ECC's by under a tenth. Unchanged where ECC fails, and
+        where its answer fits the inlier matches ``a`` -> ``b`` worse than the keypoints' own: a
+        subject moving across a small frame pulled ECC 4-5 px off the scene behind it."""
         import cv2
 
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-6)
@@ -108,10 +114,18 @@ class Registrar:
         refined = refined.astype(np.float64)
         h, w = small.shape
         corners = np.float64([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]]).T
-        a, b = H @ corners, refined @ corners
-        if not np.isfinite(b).all() or np.abs(a[:2] / a[2] - b[:2] / b[2]).max() > ECC_DRIFT:
-            return H  # ECC wandered off (a large moving subject): the matches' answer stands
+        p, q = H @ corners, refined @ corners
+        if not np.isfinite(q).all() or np.abs(p[:2] / p[2] - q[:2] / q[2]).max() > ECC_DRIFT:
+            return H  # ECC wandered off: the matches' answer stands
+        if _misfit(refined, a, b) > MISFIT_SLACK * _misfit(H, a, b) + MISFIT_PX:
+            return H  # ECC followed something else than the matched scene (a moving subject)
         return refined
+
+
+def _misfit(H: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """The median distance between ``H`` applied to points ``a`` and their matches ``b``."""
+    p = np.c_[a, np.ones(len(a))] @ H.T
+    return float(np.median(np.hypot(*(p[:, :2] / p[:, 2:] - b).T)))
 
 
 def warp(frame: np.ndarray, H: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
