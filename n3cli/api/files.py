@@ -193,7 +193,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, model: ModelCac
         loaded = cache.for_raw()
         used = denoise_raw_file(src, dst, loaded, noise, tile, overlap, on_tile, strength, cmp, noise_profiles, tta,
                                 chroma_strength, quality, depth)
-        return {**used, **skipped, "backend": loaded.describe(), **({"warning": not_series} if temporal else {})}
+        if temporal:  # beside what the raw path may have to say (a guessed noise level)
+            used["warning"] = "; ".join(filter(None, (used.get("warning"), not_series)))
+        return {**used, **skipped, "backend": loaded.describe()}
     if Path(dst).suffix.lower() == ".dng":
         raise N3Error(f"{src}: a DNG holds a camera's raw mosaic; write an sRGB image as .png, .jpg or .tif")
     check_depth(dst, depth)

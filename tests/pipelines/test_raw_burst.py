@@ -94,3 +94,10 @@ def test_the_noise_factor_map_turns_with_the_mosaic_under_tta():
     gap = [np.abs(low[s] - high[s]).mean() for s in (left, right)]
     off = [np.abs(out[left] - low[left]).mean(), np.abs(out[right] - high[right]).mean()]
     assert off[0] < 0.2 * gap[0] and off[1] < 0.2 * gap[1], (off, gap)
+
+
+def test_temporal_on_a_raw_file_is_said_not_to_apply_and_the_file_is_denoised(tmp_path):
+    frames, _ = raw_burst(tmp_path, shakes=SHAKES[:1])
+    res = run(frames[0], "-o", tmp_path / "out.dng", "--temporal", "1")
+    assert res.exit_code == 0 and "not a time series" in res.stderr
+    assert (tmp_path / "out.dng").is_file()
