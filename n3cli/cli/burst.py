@@ -1,4 +1,4 @@
-"""`n3 denoise --burst FRAMES... -o OUT`: photos of one scene merged into one clean photo."""
+"""`n3 denoise --burst FRAMES... -o OUT`: photos (or raw files) of one scene merged into one clean output."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,7 +62,7 @@ def run_burst(inputs, output, recursive: bool, ext, suffix, cache, run: dict, ov
     run_batch([Job(frames[0], dst, error)], process, "denoise", overwrite, quiet, as_json)
 
 
-def _accept(path) -> bool:  # raw files too, for burst_file to say why it does not take them
+def _accept(path) -> bool:  # photos and raw files: burst_file takes either kind, not both at once
     from ..api import is_image_path, is_raw_path
 
     return is_image_path(path) or is_raw_path(path)
