@@ -185,7 +185,7 @@ def raw_bursts(a) -> None:
     PSNR on the clean mosaic, 16 px borders left out. No moving square: the sRGB table tests that."""
     from n3cli import api
     from n3cli.api.evaluate import read_images
-    from n3cli.imaging.raw_noise import add_poisson_gaussian, unprocess
+    from n3cli.imaging.raw_noise import add_poisson_gaussian, mosaic_rggb, unprocess
     from n3cli.io.raw import RawImage
     from n3cli.pipelines.burst import merge_raw_burst
     from n3cli.pipelines.raw import NoiseParams, denoise_mosaic
@@ -200,7 +200,7 @@ def raw_bursts(a) -> None:
             for k, img in enumerate(images):
                 rng = np.random.default_rng(k)
                 lin = unprocess(img, rng)[0].astype(np.float32)
-                cells = [_rggb(c) for c in shaken(lin, n, rng, subject=False)]
+                cells = [mosaic_rggb(c) for c in shaken(lin, n, rng, subject=False)]
                 raws = [RawImage(add_poisson_gaussian(c, *level, rng), "RGGB", np.zeros((2, 2)), 1.0) for c in cells]
                 merged, factor, _ = merge_raw_burst(raws)
                 params = NoiseParams(*level, "given")
@@ -210,13 +210,6 @@ def raw_bursts(a) -> None:
             m = np.mean(rows, axis=0)
             print(f"  N={n} a={level[0]:g} b={level[1]:g}: noisy {m[0]:.2f}, merge {m[1]:.2f}, 1 frame {m[2]:.2f}, "
                   f"burst {m[3]:.2f} ({m[3] - m[2]:+.2f})", flush=True)
-
-
-def _rggb(rgb: np.ndarray) -> np.ndarray:
-    out = rgb[:, :, 1].copy()
-    out[0::2, 0::2] = rgb[0::2, 0::2, 0]
-    out[1::2, 1::2] = rgb[1::2, 1::2, 2]
-    return out
 
 
 def speed(shared: str, megapixels: float, n: int, raw: bool = False) -> None:
@@ -229,6 +222,7 @@ def speed(shared: str, megapixels: float, n: int, raw: bool = False) -> None:
 
     from n3cli import api
     from n3cli.api.evaluate import read_images
+    from n3cli.imaging.raw_noise import mosaic_rggb
     from n3cli.io.raw import RawImage
 
     w = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
@@ -245,7 +239,7 @@ def speed(shared: str, megapixels: float, n: int, raw: bool = False) -> None:
                 M[:, 2] += rng.uniform(-6, 6, 2)
                 c = cv2.warpAffine(big, M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             noisy = (c + rng.normal(0, 25 / 255, c.shape)).astype(np.float32)
-            yield RawImage(_rggb(noisy), "RGGB", np.zeros((2, 2)), 1.0) if raw else noisy
+            yield RawImage(mosaic_rggb(noisy), "RGGB", np.zeros((2, 2)), 1.0) if raw else noisy
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
