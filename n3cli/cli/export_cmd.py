@@ -37,7 +37,7 @@ def export_cmd(model, output, opset, tile, dynamic, fp16, no_verify, overwrite):
     if tile and dynamic:
         fail("--tile and --dynamic exclude each other")
     out = Path(output)
-    click.echo(f"exporting {model} (takes ~30 s for an N³Net) ...", err=True)
+    click.echo(f"exporting {model} (an N³Net takes 1-2 minutes on a small CPU) ...", err=True)
     rep = api.export_model(model, out, opset, tuple(tile) if tile else None, fp16, verify=not no_verify,
                            overwrite=overwrite)
     g = rep["graph"]
