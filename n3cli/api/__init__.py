@@ -15,13 +15,14 @@ from ..io.images import MAX_PIXELS, WRITE_EXTS, check_depth, is_image_path
 from ..io.raw import is_raw_path
 from ..io.sniff import guess_ext
 from ..pipelines.burst import denoise_burst, merge_burst, merge_raw_burst
+from ..pipelines.burst_sr import upscale_burst
 from ..pipelines.denoise import denoise, run_model, stretch_gain
 from ..pipelines.raw import RAW_OUTPUT_EXTS, parse_noise
 from ..pipelines.sr import sr_factor, upscale
 from ..runtime.malloc import keep_freed_memory
 from ..store.noise_profiles import NoiseProfiles
 from ..store.noise_profiles import default_path as default_noise_profiles_path
-from .bursts import burst_file
+from .bursts import burst_file, upscale_burst_file
 from .cluster import RayDenoiser
 from .cluster import run_jobs as run_on_ray
 from .evaluate import (
@@ -68,5 +69,5 @@ __all__ = [
     "load_denoiser", "load_matcher", "load_raw_denoiser", "load_training_config", "load_upscaler", "match_files", "merge_burst", "merge_raw_burst",
     "NoiseProfiles", "noise_level", "noise_profile_reading", "parse_crop", "parse_noise", "plan_jobs", "promote_run", "queue_status", "read_mosaics", "read_pairs", "read_photos", "read_raw_pairs", "remove_stale_parts", "resolve_model",
     "run_job", "run_model", "run_on_ray", "run_queue", "run_training", "same_file", "select_device", "shipped_models", "sr_factor", "stretch_gain", "upscale",
-    "upscale_file",
+    "upscale_burst", "upscale_burst_file", "upscale_file",
 ]

@@ -1,4 +1,5 @@
-"""A burst's files in, one clean photo out (`n3 denoise --burst`)."""
+"""A burst's files in, one output out: one clean photo (`n3 denoise --burst`) or one enlargement
+(`n3 upscale --burst`)."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import N3Error
+from ..runtime.runner import Runner
 from ..store.noise_profiles import NoiseProfiles
 from .loading import ModelCache
 
@@ -83,6 +85,97 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
         from ..pipelines.compare import write_compare
 
         res["compare"] = write_compare(cmp, first.pixels, out)
+    return res
+
+
+def upscale_burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, scale: float | None,
+                       model: Runner | str | None = None, tile: int | None = None, overlap: int | None = None,
+                       on_tile: Callable[[int, int], None] | None = None,
+                       on_frame: Callable[[int, dict], None] | None = None,
+                       on_refine: Callable[[int, int], None] | None = None, device: str = "auto",
+                       backend: str = "auto", max_pixels: int | None = None, quality: int | None = None,
+                       depth: str | None = None, denoiser: ModelCache | None = None, sigma: float | None = None,
+                       strength: float = 1.0, chroma_strength: float | None = None, compare: bool = False,
+                       overwrite: bool = False, width: int | None = None, height: int | None = None) -> dict:
+    """Enlarge the photos ``srcs`` of one scene into one image (the first is the reference) with
+    detail that no single frame holds (:func:`n3cli.pipelines.burst_sr.upscale_burst`); write
+    ``dst`` atomically with the first photo's metadata. One TIFF stack may stand for the frames.
+
+    ``scale``, ``width``, ``height``, ``model``: as :func:`n3cli.api.upscale_file` takes them.
+    ``sigma``: one frame's noise level (0-255, default read from the first), which sets how far
+    the frames may move the model's enlargement. ``denoiser`` (a :class:`ModelCache`): the merge
+    is denoised first, with the model it picks for the first photo, told how much the merge lowered
+    each pixel's noise; ``strength`` and ``chroma_strength`` as for :func:`burst_file`. Returns
+    ``{"model", "backend", "scale", "frames", "merged", "sigma", "frame_records"}`` (and
+    ``"denoise_model"`` with ``--denoise``); ``compare``: ``<dst>.compare.png``, the centre of the
+    result beside the first photo enlarged bicubically."""
+    from dataclasses import replace
+
+    from ..io.folders import same_file
+    from ..io.images import check_depth, write_image
+    from ..io.raw import is_raw_path
+    from ..pipelines.burst import denoise_merge
+    from ..pipelines.burst_sr import upscale_burst
+    from ..pipelines.sr import output_size, scale_for, sr_factor
+    from .files import _compare_target, _enlarged_alpha, _write_enlargement_compare
+    from .loading import load_upscaler
+
+    srcs = [Path(s) for s in srcs]
+    if not srcs:
+        raise N3Error("a burst needs photos")
+    for s in srcs:
+        if same_file(s, Path(dst)):
+            raise N3Error(f"{s}: output would overwrite an input; choose another -o")
+        if is_raw_path(s):
+            raise N3Error(f"{s}: upscale --burst takes photos; develop raw files first (or `n3 denoise --burst` them)")
+    if denoiser is None and (strength != 1.0 or chroma_strength is not None):
+        raise N3Error("strength and chroma_strength are the denoiser's: they need a denoiser")
+    target = {"to_width": width, "to_height": height}
+    if scale is not None:
+        scale_for(1, 1, scale, **target)  # a bad scale fails before any work
+    check_depth(dst, depth)
+    cmp, skipped = _compare_target(srcs[0], dst, compare, overwrite)
+    if not hasattr(model, "run"):
+        model = load_upscaler(model, None if scale is None else sr_factor(scale), device, backend)
+    frames = _frames(srcs, max_pixels)
+    first, name = next(frames)
+    s = scale_for(*first.pixels.shape[:2], scale, **target, name=str(srcs[0]))
+
+    def pixels():
+        yield first.pixels
+        for img, where in frames:
+            if img.pixels.shape != first.pixels.shape:
+                raise N3Error(f"{where}: {_size(img.pixels)}, the first frame ({name}) {_size(first.pixels)}: "
+                              "a burst's frames are one size")
+            yield img.pixels
+
+    res: dict = {}
+    prepare = None
+    if denoiser is not None:
+        loaded, kind = denoiser.for_image(first.pixels)
+        res["denoise_model"] = loaded.info.name
+        if kind is not None:
+            res["noise_kind"], res["noise_reason"] = kind.kind, kind.reason
+        if sigma is None:  # the denoiser's reading, which the refinement then uses too
+            from ..pipelines.arrays import as_float_image
+            from ..pipelines.denoise import estimate_level
+
+            sigma = float(estimate_level(loaded.info, as_float_image(first.pixels)[0],
+                                         kind.kind if kind is not None else None))
+
+        def prepare(reference, merged, factor):
+            out, used = denoise_merge(loaded, reference, merged, factor, sigma, tile, overlap, strength, on_tile,
+                                      kind=kind.kind if kind is not None else None, chroma_strength=chroma_strength)
+            res.update(used)
+            return out
+
+    out, used = upscale_burst(model, pixels(), s, tile, overlap, on_tile, _naming(srcs, on_frame), sigma, prepare,
+                              on_refine)
+    big = replace(first, pixels=out, alpha=_enlarged_alpha(first.alpha, *output_size(*first.pixels.shape[:2], s)))
+    write_image(dst, big, quality=quality, depth=depth)
+    res = {"model": model.info.name, "backend": model.describe(), "scale": s, **used, **res, **skipped}
+    if cmp:
+        res["compare"] = _write_enlargement_compare(cmp, first.pixels, out)
     return res
 
 

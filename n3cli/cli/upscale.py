@@ -44,13 +44,18 @@ from .stdio import with_stdio
               show_default=True, help="With --denoise: the noise, as `n3 denoise --noise` takes it.")
 @click.option("--sigma", type=click.FloatRange(min=0, max=255), default=None,
               help="With --denoise: the photos' noise level in 0-255 units (raw files: the noise read from "
-                   "the file, as `n3 denoise` reads it). Default: estimated per image.")
+                   "the file, as `n3 denoise` reads it); with --burst also without --denoise: one frame's. "
+                   "Default: estimated per image.")
 @click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="With --denoise: how much of the noise to remove (0.5 keeps half the grain); with "
                    "--chroma-strength, the luminance noise's share, as `n3 denoise --strength`.")
 @click.option("--chroma-strength", "chroma_strength", type=click.FloatRange(0, 1), default=None,
               help="With --denoise: how much of the colour noise to remove, apart from the luminance noise "
                    "[default: as --strength].")
+@click.option("--burst", is_flag=True,
+              help="The inputs are photos of one scene (a hand-held burst, or a TIFF time series): register them "
+                   "onto the first and enlarge them into one output (-o FILE) with detail no single frame "
+                   "holds. Moving things are taken from the first frame alone.")
 @click.option("--ext", type=click.Choice(["png", "jpg", "tif", "bmp", "webp", "heic"]), default=None,
               help="Output format in folder mode [default: the input's].")
 @click.option("--suffix", default=None, metavar="TEXT",
@@ -72,7 +77,7 @@ from .stdio import with_stdio
 @precision_option
 @ray_options
 @with_stdio(lambda f: ".tif" if _raw(f) else f.suffix)
-def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_noise, sigma, strength, chroma_strength, ext, suffix, recursive, overwrite, compare, quiet, quality, depth, as_json, tta, tile, overlap, max_megapixels,
+def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_noise, sigma, strength, chroma_strength, burst, ext, suffix, recursive, overwrite, compare, quiet, quality, depth, as_json, tta, tile, overlap, max_megapixels,
             device, backend, precision, ray_address, workers, gpus_per_worker):
     """Enlarge photos (super-resolution) with an N³Net SR model.
 
@@ -92,6 +97,7 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
       n3 upscale phone.jpg -o big.jpg --scale 2 --denoise   # a noisy photo: denoised first
       n3 upscale phone.jpg -o big.jpg -s 2 --denoise --strength 0.5 --chroma-strength 1   # keep half the grain
       n3 upscale photo.dng -o big.tif --scale 2 --denoise   # raw: mosaic denoised, developed, enlarged
+      n3 upscale --burst IMG_12*.jpg -o big.png -s 2   # a hand-held burst: one sharper enlargement
 
     Exit code: 0 if every image was written (or skipped because it exists), 1 if any failed,
     2 for bad usage.
@@ -103,8 +109,25 @@ def upscale(inputs, output, scale, to_width, to_height, model, denoise, photo_no
     if (scale is not None) + (to_width is not None) + (to_height is not None) != 1:
         fail("give one of --scale, --width and --height")
     s = None if scale is None else int(scale) if float(scale).is_integer() else float(scale)
-    if not denoise and (sigma is not None or photo_noise != "auto" or strength != 1.0 or chroma_strength is not None):
+    # --burst reads --sigma without --denoise too: one frame's noise, which sets how far the frames move the result
+    if not denoise and ((sigma is not None and not burst) or photo_noise != "auto" or strength != 1.0
+                        or chroma_strength is not None):
         fail("--sigma, --noise, --strength and --chroma-strength are the denoiser's: add --denoise")
+    if burst:
+        if ray_address or workers or gpus_per_worker or tta:
+            fail("--burst makes one image on this machine: it does not go with --ray or --tta")
+        from .burst import run_upscale_burst
+
+        try:
+            runner = api.load_upscaler(model, None if s is None else api.sr_factor(s), device, backend, precision)
+            denoiser = api.ModelCache(None, device, backend, precision, photo_noise) if denoise else None
+        except N3Error as e:
+            fail(str(e))
+        click.echo(f"running on {runner.describe()}", err=True)
+        run = {"scale": s, "width": to_width, "height": to_height, "model": runner, "tile": tile, "overlap": overlap,
+               "max_pixels": int(max_megapixels * 1e6), "quality": quality, "depth": depth, "compare": compare,
+               "denoiser": denoiser, "sigma": sigma, "strength": strength, "chroma_strength": chroma_strength}
+        return run_upscale_burst(inputs, output, recursive, ext, suffix, run, overwrite, quiet, as_json)
     try:
         jobs = plan_jobs(inputs, output, recursive, lambda p: is_image_path(p) or is_raw_path(p), ext,
                          lambda e: e in WRITE_EXTS, default_ext=lambda f: ".tif" if is_raw_path(f) else f.suffix,

@@ -48,11 +48,13 @@ class Merge:
         self._index: np.ndarray | None = None
         self.frames = 1
 
-    def add(self, frame: np.ndarray, valid: np.ndarray | None = None, variance: np.ndarray | None = None) -> float:
+    def add(self, frame: np.ndarray, valid: np.ndarray | None = None, variance: np.ndarray | None = None,
+            weights: np.ndarray | None = None) -> float:
         """Add a frame registered onto the reference (:func:`n3cli.imaging.align.warp`), with
         ``valid`` where it has data and ``variance`` the share of its noise's variance resampling
-        left (default 1); returns the share of the reference's pixels it counted for."""
-        w = self.weights(frame, valid)
+        left (default 1); returns the share of the reference's pixels it counted for.
+        ``weights``: its :meth:`weights`, where the caller has them already."""
+        w = self.weights(frame, valid) if weights is None else weights
         self._sum += frame * w[:, :, None]
         self._weight += w
         self._squares += w * w * (1.0 if variance is None else variance)

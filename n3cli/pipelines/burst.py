@@ -69,10 +69,22 @@ def denoise_burst(model: Any, frames: Iterable[np.ndarray], sigma: float | None 
         raise N3Error("a burst needs frames") from None
     reference, restore = as_float_image(first)
     merged, factor, records = merge_burst(_chain(reference, it), on_frame)
+    out, used = denoise_merge(model, reference, merged, factor, sigma, tile, overlap, strength, on_tile, tta,
+                              chroma_strength, kind)
+    return restore(out), {"frames": 1 + len(records), "merged": 1 + sum(r["used"] for r in records),
+                          "frame_records": records, **used}
+
+
+def denoise_merge(model: Any, reference: np.ndarray, merged: np.ndarray, factor: np.ndarray,
+                  sigma: float | None = None, tile: int | None = None, overlap: int | None = None,
+                  strength: float = 1.0, on_tile: Callable[[int, int], None] | None = None, tta: bool = False,
+                  chroma_strength: float | None = None, kind: str | None = None) -> tuple[np.ndarray, dict]:
+    """A merge (:func:`merge_burst`) denoised; the arguments as :func:`denoise_burst` takes them,
+    ``reference`` the first frame (float). Returns (float32 result, ``sigma`` and
+    ``sigma_merged`` where the model is told a level)."""
     runner = as_runner(model)
     info = runner.info
-    used: dict = {"frames": 1 + len(records), "merged": 1 + sum(r["used"] for r in records),
-                  "frame_records": records}
+    used: dict = {}
     level: Any = None
     if info.takes_noise_map or info.noise.get("kind") == "fixed":
         single = float(sigma) if sigma is not None else float(estimate_level(info, reference, kind))
@@ -80,8 +92,7 @@ def denoise_burst(model: Any, frames: Iterable[np.ndarray], sigma: float | None 
         used.update(sigma=single, sigma_merged=float(np.median(level)))
         if not info.takes_noise_map:
             level = used["sigma_merged"]
-    out = denoise(runner, merged, level, tile, overlap, strength, on_tile, tta, chroma_strength)
-    return restore(out), used
+    return denoise(runner, merged, level, tile, overlap, strength, on_tile, tta, chroma_strength), used
 
 
 def merge_raw_burst(raws: Iterable[Any], on_frame: Callable[[int, dict], None] | None = None
