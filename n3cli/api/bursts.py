@@ -66,17 +66,8 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
     frames = _frames(srcs, max_pixels)
     first, name = next(frames)
     loaded, kind = cache.for_image(first.pixels)
-
-    def pixels():
-        yield first.pixels
-        for img, where in frames:
-            if img.pixels.shape != first.pixels.shape:
-                raise N3Error(f"{where}: {_size(img.pixels)}, the first frame ({name}) {_size(first.pixels)}: "
-                              "a burst's frames are one size")
-            yield img.pixels
-
-    out, used = denoise_burst(loaded, pixels(), sigma, tile, overlap, strength, on_tile, tta, chroma_strength,
-                              kind.kind if kind is not None else None, _naming(srcs, on_frame))
+    out, used = denoise_burst(loaded, _one_size(first, name, frames), sigma, tile, overlap, strength, on_tile, tta,
+                              chroma_strength, kind.kind if kind is not None else None, _naming(srcs, on_frame))
     write_image(dst, first, out, quality, depth)
     res = {"model": loaded.info.name, "backend": loaded.describe(), **used, **skipped}
     if kind is not None:
@@ -141,14 +132,6 @@ def upscale_burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike
     first, name = next(frames)
     s = scale_for(*first.pixels.shape[:2], scale, **target, name=str(srcs[0]))
 
-    def pixels():
-        yield first.pixels
-        for img, where in frames:
-            if img.pixels.shape != first.pixels.shape:
-                raise N3Error(f"{where}: {_size(img.pixels)}, the first frame ({name}) {_size(first.pixels)}: "
-                              "a burst's frames are one size")
-            yield img.pixels
-
     res: dict = {}
     prepare = None
     if denoiser is not None:
@@ -169,8 +152,8 @@ def upscale_burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike
             res.update(used)
             return out
 
-    out, used = upscale_burst(model, pixels(), s, tile, overlap, on_tile, _naming(srcs, on_frame), sigma, prepare,
-                              on_refine)
+    out, used = upscale_burst(model, _one_size(first, name, frames), s, tile, overlap, on_tile,
+                              _naming(srcs, on_frame), sigma, prepare, on_refine)
     big = replace(first, pixels=out, alpha=_enlarged_alpha(first.alpha, *output_size(*first.pixels.shape[:2], s)))
     write_image(dst, big, quality=quality, depth=depth)
     res = {"model": model.info.name, "backend": model.describe(), "scale": s, **used, **res, **skipped}
@@ -220,6 +203,16 @@ def _naming(srcs: list[Path], on_frame):
             on_frame(i, rec)
 
     return said
+
+
+def _one_size(first, name, frames: Iterator[tuple]) -> Iterator:
+    """The first image's pixels, then each frame's, each checked to be of the first's size."""
+    yield first.pixels
+    for img, where in frames:
+        if img.pixels.shape != first.pixels.shape:
+            raise N3Error(f"{where}: {_size(img.pixels)}, the first frame ({name}) {_size(first.pixels)}: "
+                          "a burst's frames are one size")
+        yield img.pixels
 
 
 def _size(pixels) -> str:

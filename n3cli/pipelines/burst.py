@@ -16,7 +16,8 @@ from .arrays import as_float_image, as_runner
 from .denoise import denoise, estimate_level
 
 
-def merge_burst(frames: Iterable[np.ndarray], on_frame: Callable[[int, dict], None] | None = None
+def merge_burst(frames: Iterable[np.ndarray], on_frame: Callable[[int, dict], None] | None = None,
+                on_merged: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Register every frame onto the first and merge them.
 
@@ -25,19 +26,28 @@ def merge_burst(frames: Iterable[np.ndarray], on_frame: Callable[[int, dict], No
     float32; the factor by which each pixel's noise fell, :meth:`~n3cli.imaging.merge.Merge.result`;
     one record per later frame: ``{"frame", "used"}`` with ``"matches"`` and ``"share"`` (the share
     of the reference's pixels it counted for) where it was registered, else ``"reason"``).
-    ``on_frame(i, record)`` is called as each frame is done."""
+    ``on_frame(i, record)`` is called as each frame is done, and ``on_merged(frame, H, weights)``
+    for each frame merged: the frame as given, its homography (:meth:`~n3cli.imaging.align.
+    Registrar.register`) and its weights on the reference's grid."""
     it = iter(frames)
     try:
         reference = _float(next(it))
     except StopIteration:
         raise N3Error("a burst needs frames") from None
     registrar, merge, records = Registrar(reference), Merge(reference), []
-    for i, frame in enumerate(it, start=1):
-        frame = _float(frame)
+    for i, given in enumerate(it, start=1):
+        frame = _float(given)
         if frame.shape != reference.shape:
             raise N3Error(f"frame {i + 1} is {_size(frame)}, the first {_size(reference)}: a burst's frames are one size")
         H, matches = registrar.register(frame)
-        rec = _record(i, matches, None if H is None else merge.add(*warp(frame, H, reference.shape[:2])))
+        share = None
+        if H is not None:
+            warped, valid, variance = warp(frame, H, reference.shape[:2])
+            weights = merge.weights(warped, valid)
+            share = merge.add(warped, valid, variance, weights)
+            if on_merged is not None:
+                on_merged(given, H, weights)
+        rec = _record(i, matches, share)
         records.append(rec)
         if on_frame is not None:
             on_frame(i, rec)

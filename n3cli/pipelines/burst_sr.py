@@ -11,12 +11,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import N3Error
-from ..imaging.align import Registrar, warp
-from ..imaging.merge import Merge
 from ..imaging.superres import Frame, Reconstruction
 from ..tiling import blend_weights, plan_grid
 from .arrays import as_float_image
-from .burst import _float, _record, _size
+from .burst import _chain, merge_burst
 from .sr import output_size, sr_factor, upscale
 
 LAMBDA = 0.004
@@ -64,24 +62,13 @@ def upscale_burst(model: Any, frames: Iterable[np.ndarray], scale: float, tile: 
         raise N3Error("a burst needs frames") from None
     reference, restore = as_float_image(first)
     shape = reference.shape[:2]
-    registrar, merge, records = Registrar(reference), Merge(reference), []
     # frames are kept as they came (uint8 takes a quarter of float32's memory); windows convert their part
     kept = [Frame(first, np.eye(3), np.ones(shape, np.float32))]
-    for i, pixels in enumerate(it, start=1):
-        frame = _float(pixels)
-        if frame.shape != reference.shape:
-            raise N3Error(f"frame {i + 1} is {_size(frame)}, the first {_size(reference)}: a burst's frames are one size")
-        H, matches = registrar.register(frame)
-        share = None
-        if H is not None:
-            warped, valid, variance = warp(frame, H, shape)
-            w = merge.weights(warped, valid)
-            share = merge.add(warped, valid, variance, weights=w)
-            kept.append(Frame(pixels, H, _onto_frame(w, H, frame.shape[:2])))
-        records.append(_record(i, matches, share))
-        if on_frame is not None:
-            on_frame(i, records[-1])
-    merged, factor = merge.result()
+
+    def keep(pixels: np.ndarray, H: np.ndarray, weights: np.ndarray) -> None:
+        kept.append(Frame(pixels, H, _onto_frame(weights, H, pixels.shape[:2])))
+
+    merged, factor, records = merge_burst(_chain(reference, it), on_frame, keep)
     if prepare is not None:
         merged = prepare(reference, merged, factor)
     k = sr_factor(scale)
@@ -112,9 +99,9 @@ def refine(x0: np.ndarray, frames: list[Frame], scale: int, lam: float,
         wr = blend_weights(r, H, MARGIN, scale)
         for c in cols:
             wc = blend_weights(c, W, MARGIN, scale)
-            window = x0[r.start * scale: r.stop * scale, c.start * scale: c.stop * scale]
-            part = solver.solve(window, r.start, c.start)
-            out[r.start * scale: r.stop * scale, c.start * scale: c.stop * scale] += part * (wr[:, None] * wc[None, :])[:, :, None]
+            at = (slice(r.start * scale, r.stop * scale), slice(c.start * scale, c.stop * scale))
+            part = solver.solve(x0[at], r.start, c.start)
+            out[at] += part * (wr[:, None] * wc[None, :])[:, :, None]
             done += 1
             if on_window is not None:
                 on_window(done, total)
