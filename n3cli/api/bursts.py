@@ -39,18 +39,12 @@ def burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike, model:
     :func:`n3cli.api.denoise_file` writes a raw file. ``noise`` (a, b) and ``noise_profiles`` give
     one frame's noise as they do there (``sigma`` does not apply); ``"noise"`` is returned.
     """
-    from ..io.folders import same_file
     from ..io.images import check_depth, write_image
     from ..io.raw import is_raw_path
     from ..pipelines.burst import denoise_burst
     from .files import _compare_target
 
-    srcs = [Path(s) for s in srcs]
-    if not srcs:
-        raise N3Error("a burst needs photos")
-    for s in srcs:
-        if same_file(s, Path(dst)):
-            raise N3Error(f"{s}: output would overwrite an input; choose another -o")
+    srcs = _paths(srcs, dst)
     raws = [is_raw_path(s) for s in srcs]
     if any(raws) and not all(raws):
         odd = srcs[raws.index(not raws[0])]
@@ -102,7 +96,6 @@ def upscale_burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike
     result beside the first photo enlarged bicubically."""
     from dataclasses import replace
 
-    from ..io.folders import same_file
     from ..io.images import check_depth, write_image
     from ..io.raw import is_raw_path
     from ..pipelines.burst import denoise_merge
@@ -111,12 +104,8 @@ def upscale_burst_file(srcs: Sequence[str | os.PathLike], dst: str | os.PathLike
     from .files import _compare_target, _enlarged_alpha, _write_enlargement_compare
     from .loading import load_upscaler
 
-    srcs = [Path(s) for s in srcs]
-    if not srcs:
-        raise N3Error("a burst needs photos")
+    srcs = _paths(srcs, dst)
     for s in srcs:
-        if same_file(s, Path(dst)):
-            raise N3Error(f"{s}: output would overwrite an input; choose another -o")
         if is_raw_path(s):
             raise N3Error(f"{s}: upscale --burst takes photos; develop raw files first (or `n3 denoise --burst` them)")
     if denoiser is None and (strength != 1.0 or chroma_strength is not None):
@@ -203,6 +192,19 @@ def _naming(srcs: list[Path], on_frame):
             on_frame(i, rec)
 
     return said
+
+
+def _paths(srcs: Sequence[str | os.PathLike], dst) -> list[Path]:
+    """A burst's files as paths, refused when there are none or one of them is the output."""
+    from ..io.folders import same_file
+
+    paths = [Path(s) for s in srcs]
+    if not paths:
+        raise N3Error("a burst needs photos")
+    for s in paths:
+        if same_file(s, Path(dst)):
+            raise N3Error(f"{s}: output would overwrite an input; choose another -o")
+    return paths
 
 
 def _one_size(first, name, frames: Iterator[tuple]) -> Iterator:

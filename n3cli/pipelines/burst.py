@@ -4,7 +4,7 @@ each pixel was averaged: full strength where a moving thing left only the refere
 where every frame counted."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -72,11 +72,7 @@ def denoise_burst(model: Any, frames: Iterable[np.ndarray], sigma: float | None 
     (``gaussian``/``real``) if already read. Returns (the result in the first frame's type and
     shape, what was used: ``frames`` (given), ``merged`` (used, the first included), ``sigma``
     (one frame's level), ``sigma_merged`` (the median of the merge's), ``frame_records``)."""
-    it = iter(frames)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise N3Error("a burst needs frames") from None
+    first, it = first_frame(frames)
     reference, restore = as_float_image(first)
     merged, factor, records = merge_burst(_chain(reference, it), on_frame)
     out, used = denoise_merge(model, reference, merged, factor, sigma, tile, overlap, strength, on_tile, tta,
@@ -178,6 +174,15 @@ def _record(i: int, matches: int, share: float | None) -> dict:
 def _proxy(planes: np.ndarray) -> np.ndarray:
     """A raw frame's packed planes (h x w x 4) as one brightness channel registration can see."""
     return np.sqrt(np.clip(planes.mean(axis=2, keepdims=True), 0.0, None))
+
+
+def first_frame(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """(a burst's first frame, an iterator over the rest); N3Error for no frames at all."""
+    it = iter(frames)
+    try:
+        return next(it), it
+    except StopIteration:
+        raise N3Error("a burst needs frames") from None
 
 
 def _chain(first: np.ndarray, rest: Iterable[np.ndarray]):

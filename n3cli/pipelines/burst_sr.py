@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import N3Error
 from ..imaging.superres import Frame, Reconstruction
 from ..tiling import blend_weights, plan_grid
 from .arrays import as_float_image
-from .burst import _chain, merge_burst
+from .burst import _chain, first_frame, merge_burst
 from .sr import output_size, sr_factor, upscale
 
 LAMBDA = 0.004
@@ -55,11 +54,7 @@ def upscale_burst(model: Any, frames: Iterable[np.ndarray], scale: float, tile: 
     ``frame_records``)."""
     from ..imaging.estimate import estimate_sigma
 
-    it = iter(frames)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise N3Error("a burst needs frames") from None
+    first, it = first_frame(frames)
     reference, restore = as_float_image(first)
     shape = reference.shape[:2]
     # frames are kept as they came (uint8 takes a quarter of float32's memory); windows convert their part
